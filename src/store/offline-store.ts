@@ -1,0 +1,42 @@
+/** A client as the server's table holds it. `name` keeps the case it registered with. */
+export interface ClientRecord {
+  readonly name: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly online: boolean;
+  readonly token: string;
+}
+
+export type StoredMessageKind = "direct" | "channel";
+
+/** A message kept for a recipient that was offline; `receivedAt` is the server's clock, epoch ms UTC. */
+export interface StoredMessage {
+  readonly id: number;
+  readonly recipient: string;
+  readonly sender: string;
+  readonly kind: StoredMessageKind;
+  readonly text: string;
+  readonly receivedAt: number;
+}
+
+export type StoreChange =
+  | { readonly kind: "put-client"; readonly client: ClientRecord }
+  | { readonly kind: "put-message"; readonly message: StoredMessage }
+  | { readonly kind: "remove-messages"; readonly ids: readonly number[] };
+
+export interface StoreSnapshot {
+  readonly clients: readonly ClientRecord[];
+  /** Ordered by id, which is the order of receipt. */
+  readonly messages: readonly StoredMessage[];
+}
+
+/**
+ * The durable side of the server: the core keeps the whole state in memory and
+ * writes every change through here. `apply` returns only once the changes are committed,
+ * all of them or none, so an acknowledgement sent after it never outruns the disk.
+ */
+export interface OfflineStore {
+  load(): StoreSnapshot;
+  apply(changes: readonly StoreChange[]): void;
+  close(): void;
+}

@@ -1,0 +1,39 @@
+/**
+ * Every line a client user sees, in one place. The bracketed ones are SPEC.md's
+ * strings, to the letter; the terminal puts the `>>> ` in front of each.
+ */
+export const notices = {
+  welcome: "[Welcome, You are registered.]",
+  tableUpdated: "[Client table updated.]",
+  messageReceivedBy: (name: string) => `[Message received by ${name}.]`,
+  noAckSentToServer: (name: string) => `[No ACK from ${name}, message sent to server.]`,
+  offlineBye: "[You are Offline. Bye.]",
+  serverNotResponding: "[Server not responding]",
+  exiting: "[Exiting]",
+  clientExists: (name: string) => `[Client ${name} exists!!]`,
+  savedByServer: "[Messages received by the server and saved]",
+  youHaveMessages: "[You have messages]",
+  channelReceivedByServer: "[Message received by Server.]",
+  channelServerNotResponding: "[Server not responding.]",
+
+  directMessage: (sender: string, text: string) => `${sender}: ${text}`,
+  storedDirectMessage: (sender: string, timestamp: string, text: string) =>
+    `${sender}: ${timestamp} ${text}`,
+  storedChannelMessage: (sender: string, timestamp: string, text: string) =>
+    `Channel-Message ${sender}: ${timestamp} ${text}`,
+  channelMessage: (sender: string, text: string) => `[Channel_Message ${sender}: ${text}]`,
+
+  nameTaken: (name: string) => `[The name ${name} is in use by another online client.]`,
+  unknownRecipient: (name: string) => `[No client named ${name} in the table. Type list to see who is there.]`,
+  serverRefusedUnknownRecipient: (name: string) => `[The server has no client named ${name}.]`,
+  messageTooLong: (length: number, limit: number) =>
+    `[Message too long: ${length} characters, the limit is ${limit}.]`,
+  mailboxFull: (name: string) => `[The server holds too many messages for ${name}; not saved.]`,
+  notRegistered: "[You are offline. Type reg <name> to come back first.]",
+  alreadyRegistered: "[You are already registered.]",
+  notYourName: (own: string) => `[You are ${own}; you can only use your own name here.]`,
+  busy: (what: string) => `[Still waiting for the server on ${what}; try again in a moment.]`,
+  unknownCommand: (word: string) => `[Unknown command: ${word}. Type help for the list.]`,
+  usage: (line: string) => `[Usage: ${line}]`,
+  sessionExpired: "[The server no longer knows this session. Restart the client to register again.]",
+} as const;
