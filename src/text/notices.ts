@@ -24,16 +24,24 @@ export const notices = {
   channelMessage: (sender: string, text: string) => `[Channel_Message ${sender}: ${text}]`,
 
   nameTaken: (name: string) => `[The name ${name} is in use by another online client.]`,
-  unknownRecipient: (name: string) => `[No client named ${name} in the table. Type list to see who is there.]`,
+  unknownRecipient: (name: string) =>
+    `[No client named ${name} in the table. Type list to see who is there.]`,
   serverRefusedUnknownRecipient: (name: string) => `[The server has no client named ${name}.]`,
   messageTooLong: (length: number, limit: number) =>
     `[Message too long: ${length} characters, the limit is ${limit}.]`,
   mailboxFull: (name: string) => `[The server holds too many messages for ${name}; not saved.]`,
   notRegistered: "[You are offline. Type reg <name> to come back first.]",
   alreadyRegistered: "[You are already registered.]",
+  alreadyOffline: "[You are already offline. Type reg <name> to come back.]",
+  badName: (name: string) => `[The server refused the name ${name}.]`,
+  serverTooLong: (limit: number) => `[The server refused the message: over ${limit} characters.]`,
+  tableHeading: (count: number) => `[Client table: ${count} client${count === 1 ? "" : "s"}]`,
+  tableRow: (name: string, address: string, online: boolean) =>
+    `  ${name}  ${address}  ${online ? "online" : "offline"}`,
   notYourName: (own: string) => `[You are ${own}; you can only use your own name here.]`,
   busy: (what: string) => `[Still waiting for the server on ${what}; try again in a moment.]`,
   unknownCommand: (word: string) => `[Unknown command: ${word}. Type help for the list.]`,
   usage: (line: string) => `[Usage: ${line}]`,
-  sessionExpired: "[The server no longer knows this session. Restart the client to register again.]",
+  sessionExpired:
+    "[The server no longer knows this session. Restart the client to register again.]",
 } as const;

@@ -1,0 +1,83 @@
+import type { Address, Message, TableEntry } from "../protocol/messages.ts";
+import type { Command } from "./client-commands.ts";
+import { DedupWindow } from "./dedup-window.ts";
+import { timing } from "./timing.ts";
+
+export type ClientInput =
+  | { readonly kind: "start" }
+  | { readonly kind: "line"; readonly text: string }
+  | { readonly kind: "end-of-input" }
+  | { readonly kind: "datagram"; readonly from: Address; readonly bytes: Uint8Array }
+  | { readonly kind: "tick" };
+
+export type ClientEffect =
+  | { readonly kind: "send"; readonly to: Address; readonly message: Message }
+  | { readonly kind: "show"; readonly text: string }
+  | { readonly kind: "exit"; readonly code: number };
+
+/** registering: first registration; online; offline: after dereg, still running; exited. */
+export type ClientPhase = "registering" | "online" | "offline" | "exited";
+
+/** What a request waiting for an acknowledgement was for: decides what its answer or silence means. */
+export type ClientPurpose =
+  | { readonly kind: "register"; readonly first: boolean }
+  | { readonly kind: "deregister" }
+  | { readonly kind: "save"; readonly to: string; readonly text: string }
+  | { readonly kind: "channel" }
+  | { readonly kind: "chat"; readonly to: string; readonly text: string };
+
+export interface PendingRequest {
+  readonly id: number;
+  readonly to: Address;
+  readonly message: Message;
+  readonly purpose: ClientPurpose;
+  /** When to send again, earliest first; emptied as they pass. */
+  readonly resendAt: number[];
+  readonly giveUpAt: number;
+}
+
+export interface TableAssembly {
+  readonly version: number;
+  readonly parts: (TableEntry[] | undefined)[];
+}
+
+export interface ClientState {
+  readonly name: string;
+  readonly server: Address;
+  phase: ClientPhase;
+  token: string | undefined;
+  table: TableEntry[];
+  assembly: TableAssembly | undefined;
+  nextId: number;
+  readonly pending: Map<number, PendingRequest>;
+  /** Commands typed before the first registration finished, run once it has. */
+  readonly queued: Command[];
+  readonly seen: DedupWindow;
+  /** Input has ended: leave once nothing is outstanding. */
+  leaving: boolean;
+  droppedDatagrams: number;
+}
+
+export interface ClientDeps {
+  readonly name: string;
+  readonly server: Address;
+  /** A random start for this process's message ids, so a restarted client never reuses recent ones. */
+  readonly firstRequestId: number;
+}
+
+export function createClientState(deps: ClientDeps): ClientState {
+  return {
+    name: deps.name,
+    server: deps.server,
+    phase: "registering",
+    token: undefined,
+    table: [],
+    assembly: undefined,
+    nextId: deps.firstRequestId,
+    pending: new Map(),
+    queued: [],
+    seen: new DedupWindow(timing.dedupWindowMs, 10_000),
+    leaving: false,
+    droppedDatagrams: 0,
+  };
+}

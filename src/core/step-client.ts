@@ -1,0 +1,510 @@
+import { sameAddress } from "../protocol/address.ts";
+import { decodeMessage, textLength } from "../protocol/codec.ts";
+import {
+  type Address,
+  type ErrorCode,
+  MAX_TEXT_LENGTH,
+  type Message,
+  type TableEntry,
+} from "../protocol/messages.ts";
+import { nameKey } from "../protocol/names.ts";
+import { notices } from "../text/notices.ts";
+import { sanitiseForTerminal } from "../text/sanitise.ts";
+import { formatTimestamp } from "../text/timestamp.ts";
+import { type Command, helpLines, parseCommandLine } from "./client-commands.ts";
+import type {
+  ClientEffect,
+  ClientInput,
+  ClientPurpose,
+  ClientState,
+  PendingRequest,
+} from "./client-state.ts";
+import { timing } from "./timing.ts";
+
+type Step = { readonly state: ClientState; readonly now: number; readonly effects: ClientEffect[] };
+
+export function stepClient(state: ClientState, input: ClientInput, now: number): ClientEffect[] {
+  const step: Step = { state, now, effects: [] };
+  if (state.phase === "exited") return step.effects;
+  switch (input.kind) {
+    case "start":
+      register(step, true);
+      break;
+    case "line":
+      onLine(step, input.text);
+      break;
+    case "end-of-input":
+      state.leaving = true;
+      break;
+    case "datagram":
+      receive(step, input.from, input.bytes);
+      break;
+    case "tick":
+      advanceRequests(step);
+      break;
+    default:
+      return input satisfies never;
+  }
+  if (state.leaving && isIdle(state)) exit(step, 0);
+  return step.effects;
+}
+
+export function nextClientWakeAt(state: ClientState): number | undefined {
+  let earliest: number | undefined;
+  for (const request of state.pending.values()) {
+    const at = request.resendAt[0] ?? request.giveUpAt;
+    if (earliest === undefined || at < earliest) earliest = at;
+  }
+  return earliest;
+}
+
+function hasExited(state: ClientState): boolean {
+  return state.phase === "exited";
+}
+
+function isIdle(state: ClientState): boolean {
+  return state.phase !== "registering" && state.pending.size === 0 && state.queued.length === 0;
+}
+
+function show(step: Step, text: string): void {
+  step.effects.push({ kind: "show", text });
+}
+
+function exit(step: Step, code: number): void {
+  step.state.phase = "exited";
+  step.state.pending.clear();
+  step.effects.push({ kind: "exit", code });
+}
+
+function sendDatagram(step: Step, to: Address, message: Message): void {
+  step.effects.push({ kind: "send", to, message });
+}
+
+// Requests that wait for an acknowledgement ------------------------------------------------------
+
+function nextId(state: ClientState): number {
+  const id = state.nextId;
+  state.nextId = id >= Number.MAX_SAFE_INTEGER ? 0 : id + 1;
+  return id;
+}
+
+/** Requests to the server: one try and five retries, each waiting 500 ms (SPEC §4). */
+function serverSchedule(now: number): { resendAt: number[]; giveUpAt: number } {
+  const resendAt: number[] = [];
+  for (let retry = 1; retry <= timing.serverRequestRetries; retry++) {
+    resendAt.push(now + retry * timing.ackWaitMs);
+  }
+  return { resendAt, giveUpAt: now + (timing.serverRequestRetries + 1) * timing.ackWaitMs };
+}
+
+/** A direct message: a single 500 ms wait holding a few sends with the same id (SPEC §3). */
+function directSchedule(now: number): { resendAt: number[]; giveUpAt: number } {
+  const resendAt: number[] = [];
+  for (let send = 1; send < timing.directSends; send++) {
+    resendAt.push(now + send * timing.directResendEveryMs);
+  }
+  return { resendAt, giveUpAt: now + timing.ackWaitMs };
+}
+
+function startRequest(
+  step: Step,
+  to: Address,
+  purpose: ClientPurpose,
+  build: (id: number) => Message,
+): void {
+  const id = nextId(step.state);
+  const message = build(id);
+  const schedule = purpose.kind === "chat" ? directSchedule(step.now) : serverSchedule(step.now);
+  step.state.pending.set(id, { id, to, message, purpose, ...schedule });
+  sendDatagram(step, to, message);
+}
+
+function advanceRequests(step: Step): void {
+  for (const request of [...step.state.pending.values()]) {
+    if (hasExited(step.state)) return;
+    if (request.giveUpAt <= step.now) {
+      step.state.pending.delete(request.id);
+      requestUnanswered(step, request);
+      continue;
+    }
+    let due = false;
+    while (request.resendAt.length > 0 && (request.resendAt[0] ?? Infinity) <= step.now) {
+      request.resendAt.shift();
+      due = true;
+    }
+    if (due) sendDatagram(step, request.to, request.message);
+  }
+}
+
+function requestUnanswered(step: Step, request: PendingRequest): void {
+  const { purpose } = request;
+  switch (purpose.kind) {
+    case "register":
+      if (!purpose.first) {
+        show(step, notices.serverNotResponding);
+        return;
+      }
+      show(step, notices.serverNotResponding);
+      show(step, notices.exiting);
+      exit(step, 1);
+      return;
+    case "deregister":
+    case "save":
+      show(step, notices.serverNotResponding);
+      show(step, notices.exiting);
+      exit(step, 1);
+      return;
+    case "channel":
+      show(step, notices.channelServerNotResponding);
+      return;
+    case "chat":
+      show(step, notices.noAckSentToServer(purpose.to));
+      saveAtServer(step, purpose.to, purpose.text);
+      return;
+    default:
+      purpose satisfies never;
+  }
+}
+
+// Commands ---------------------------------------------------------------------------------------
+
+function onLine(step: Step, text: string): void {
+  const parsed = parseCommandLine(text);
+  switch (parsed.kind) {
+    case "empty":
+      return;
+    case "usage":
+      show(step, notices.usage(parsed.usage));
+      return;
+    case "unknown":
+      show(step, notices.unknownCommand(sanitiseForTerminal(parsed.word)));
+      return;
+    case "command":
+      if (step.state.phase === "registering" && !runsBeforeRegistration(parsed.command)) {
+        step.state.queued.push(parsed.command);
+        return;
+      }
+      run(step, parsed.command);
+      return;
+    default:
+      parsed satisfies never;
+  }
+}
+
+function runsBeforeRegistration(command: Command): boolean {
+  return command.kind === "help" || command.kind === "quit";
+}
+
+function run(step: Step, command: Command): void {
+  const { state } = step;
+  switch (command.kind) {
+    case "send":
+      if (requireOnline(step)) send(step, command.to, command.text);
+      return;
+    case "send-all":
+      if (requireOnline(step) && withinLimit(step, command.text)) {
+        startRequest(step, state.server, { kind: "channel" }, (id) => ({
+          type: "channel",
+          id,
+          token: state.token ?? "",
+          text: command.text,
+        }));
+      }
+      return;
+    case "dereg":
+      if (!isOwnName(step, command.name)) return;
+      if (state.phase === "offline") show(step, notices.alreadyOffline);
+      else if (isWaitingFor(state, "deregister")) show(step, notices.busy("dereg"));
+      else deregister(step);
+      return;
+    case "reg":
+      if (!isOwnName(step, command.name)) return;
+      if (state.phase === "online") show(step, notices.alreadyRegistered);
+      else if (isWaitingFor(state, "register")) show(step, notices.busy("reg"));
+      else register(step, false);
+      return;
+    case "list":
+      showTable(step);
+      return;
+    case "help":
+      for (const line of helpLines) show(step, line);
+      return;
+    case "quit":
+      exit(step, 0);
+      return;
+    default:
+      command satisfies never;
+  }
+}
+
+function requireOnline(step: Step): boolean {
+  if (step.state.phase === "online") return true;
+  show(step, notices.notRegistered);
+  return false;
+}
+
+function withinLimit(step: Step, text: string): boolean {
+  const length = textLength(text);
+  if (length <= MAX_TEXT_LENGTH) return true;
+  show(step, notices.messageTooLong(length, MAX_TEXT_LENGTH));
+  return false;
+}
+
+function isOwnName(step: Step, name: string): boolean {
+  if (nameKey(name) === nameKey(step.state.name)) return true;
+  show(step, notices.notYourName(step.state.name));
+  return false;
+}
+
+function isWaitingFor(state: ClientState, kind: ClientPurpose["kind"]): boolean {
+  for (const request of state.pending.values()) if (request.purpose.kind === kind) return true;
+  return false;
+}
+
+function findInTable(state: ClientState, name: string): TableEntry | undefined {
+  const key = nameKey(name);
+  return state.table.find((entry) => nameKey(entry.name) === key);
+}
+
+function send(step: Step, to: string, text: string): void {
+  const { state } = step;
+  if (!withinLimit(step, text)) return;
+  const recipient = findInTable(state, to);
+  if (!recipient) {
+    show(step, notices.unknownRecipient(sanitiseForTerminal(to)));
+    return;
+  }
+  if (!recipient.online) {
+    saveAtServer(step, recipient.name, text);
+    return;
+  }
+  startRequest(
+    step,
+    { ip: recipient.ip, port: recipient.port },
+    { kind: "chat", to: recipient.name, text },
+    (id) => ({ type: "chat", id, from: state.name, text }),
+  );
+}
+
+function saveAtServer(step: Step, to: string, text: string): void {
+  const { state } = step;
+  startRequest(step, state.server, { kind: "save", to, text }, (id) => ({
+    type: "save",
+    id,
+    token: state.token ?? "",
+    to,
+    text,
+  }));
+}
+
+function register(step: Step, first: boolean): void {
+  const { state } = step;
+  startRequest(step, state.server, { kind: "register", first }, (id) =>
+    state.token === undefined
+      ? { type: "register", id, name: state.name }
+      : { type: "register", id, name: state.name, token: state.token },
+  );
+}
+
+function deregister(step: Step): void {
+  const { state } = step;
+  startRequest(step, state.server, { kind: "deregister" }, (id) => ({
+    type: "deregister",
+    id,
+    token: state.token ?? "",
+  }));
+}
+
+function showTable(step: Step): void {
+  const { table } = step.state;
+  show(step, notices.tableHeading(table.length));
+  for (const entry of table) {
+    show(step, notices.tableRow(entry.name, `${entry.ip}:${entry.port}`, entry.online));
+  }
+}
+
+// Datagrams --------------------------------------------------------------------------------------
+
+function receive(step: Step, from: Address, bytes: Uint8Array): void {
+  const { state } = step;
+  const message = decodeMessage(bytes);
+  if (!message) {
+    state.droppedDatagrams++;
+    return;
+  }
+  const fromServer = sameAddress(from, state.server);
+  switch (message.type) {
+    case "ack":
+    case "registered":
+    case "error":
+      onAnswer(step, from, message);
+      return;
+    case "probe":
+    case "table":
+    case "stored":
+    case "channel-message":
+      if (!fromServer) {
+        state.droppedDatagrams++;
+        return;
+      }
+      sendDatagram(step, from, { type: "ack", id: message.id });
+      if (state.seen.seen(`server#${message.id}`, step.now)) return;
+      onServerRequest(step, message);
+      return;
+    case "chat":
+      onChat(step, from, message.id, message.from, message.text);
+      return;
+    case "register":
+    case "deregister":
+    case "save":
+    case "channel":
+      state.droppedDatagrams++;
+      return;
+    default:
+      message satisfies never;
+  }
+}
+
+function onServerRequest(
+  step: Step,
+  message: Extract<Message, { type: "probe" | "table" | "stored" | "channel-message" }>,
+): void {
+  switch (message.type) {
+    case "probe":
+      return;
+    case "table":
+      onTablePart(step, message.version, message.part, message.parts, message.clients);
+      return;
+    case "stored":
+      for (const stored of message.messages) {
+        const timestamp = formatTimestamp(stored.at);
+        const text = sanitiseForTerminal(stored.text);
+        show(
+          step,
+          stored.kind === "channel"
+            ? notices.storedChannelMessage(stored.sender, timestamp, text)
+            : notices.storedDirectMessage(stored.sender, timestamp, text),
+        );
+      }
+      return;
+    case "channel-message":
+      show(step, notices.channelMessage(message.from, sanitiseForTerminal(message.text)));
+      return;
+    default:
+      message satisfies never;
+  }
+}
+
+function onTablePart(
+  step: Step,
+  version: number,
+  part: number,
+  parts: number,
+  clients: TableEntry[],
+): void {
+  const { state } = step;
+  if (state.assembly?.version !== version || state.assembly.parts.length !== parts) {
+    state.assembly = { version, parts: new Array<TableEntry[] | undefined>(parts).fill(undefined) };
+  }
+  state.assembly.parts[part] = clients;
+  if (state.assembly.parts.some((received) => received === undefined)) return;
+  state.table = state.assembly.parts.flatMap((received) => received ?? []);
+  state.assembly = undefined;
+  show(step, notices.tableUpdated);
+}
+
+/** Direct messages count only from the address the table holds for the name they claim. */
+function onChat(step: Step, from: Address, id: number, sender: string, text: string): void {
+  const { state } = step;
+  const known = findInTable(state, sender);
+  if (state.phase !== "online" || !known || !sameAddress(known, from)) {
+    state.droppedDatagrams++;
+    return;
+  }
+  sendDatagram(step, from, { type: "ack", id });
+  if (state.seen.seen(`chat#${nameKey(sender)}#${id}`, step.now)) return;
+  show(step, notices.directMessage(known.name, sanitiseForTerminal(text)));
+}
+
+function onAnswer(
+  step: Step,
+  from: Address,
+  answer: Extract<Message, { type: "ack" | "registered" | "error" }>,
+): void {
+  const { state } = step;
+  const request = state.pending.get(answer.id);
+  if (!request || !sameAddress(request.to, from)) {
+    state.droppedDatagrams++;
+    return;
+  }
+  state.pending.delete(answer.id);
+  const { purpose } = request;
+  if (answer.type === "error") {
+    onRefusal(step, purpose, answer.code);
+    return;
+  }
+  switch (purpose.kind) {
+    case "register":
+      if (answer.type === "registered") registered(step, answer.token, answer.pending);
+      return;
+    case "deregister":
+      state.phase = "offline";
+      show(step, notices.offlineBye);
+      return;
+    case "save":
+      show(step, notices.savedByServer);
+      return;
+    case "channel":
+      show(step, notices.channelReceivedByServer);
+      return;
+    case "chat":
+      show(step, notices.messageReceivedBy(purpose.to));
+      return;
+    default:
+      purpose satisfies never;
+  }
+}
+
+function registered(step: Step, token: string, pending: number): void {
+  const { state } = step;
+  state.token = token;
+  state.phase = "online";
+  show(step, notices.welcome);
+  if (pending > 0) show(step, notices.youHaveMessages);
+  for (const command of state.queued.splice(0)) {
+    if (hasExited(state)) return;
+    run(step, command);
+  }
+}
+
+function onRefusal(step: Step, purpose: ClientPurpose, code: ErrorCode): void {
+  const { state } = step;
+  switch (code) {
+    case "name-taken":
+    case "bad-name":
+      show(
+        step,
+        code === "name-taken" ? notices.nameTaken(state.name) : notices.badName(state.name),
+      );
+      if (purpose.kind === "register" && purpose.first) exit(step, 1);
+      return;
+    case "recipient-online":
+      show(step, notices.clientExists(purpose.kind === "save" ? purpose.to : "?"));
+      return;
+    case "unknown-recipient":
+      show(step, notices.serverRefusedUnknownRecipient(purpose.kind === "save" ? purpose.to : "?"));
+      return;
+    case "too-long":
+      show(step, notices.serverTooLong(MAX_TEXT_LENGTH));
+      return;
+    case "mailbox-full":
+      show(step, notices.mailboxFull(purpose.kind === "save" ? purpose.to : "?"));
+      return;
+    case "unknown-session":
+      show(step, notices.sessionExpired);
+      if (purpose.kind === "deregister") state.phase = "offline";
+      return;
+    default:
+      code satisfies never;
+  }
+}

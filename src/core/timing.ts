@@ -1,0 +1,28 @@
+/** Every wait and retry count of the protocol, in one place (SPEC.md §3–§6). */
+export const timing = {
+  /** How long a sender waits for an acknowledgement. */
+  ackWaitMs: 500,
+  /** Retries after the first try, for register, dereg, save and send_all. */
+  serverRequestRetries: 5,
+  /** Inside one 500 ms wait a direct message is sent at 0, 150 and 300 ms. */
+  directResendEveryMs: 150,
+  directSends: 3,
+  /** Probes and channel deliveries are sent again halfway through their 500 ms wait. */
+  probeResendEveryMs: 250,
+  /** Table pushes and stored-message batches are retried like client requests. */
+  pushResendEveryMs: 500,
+  pushDeadlineMs: 3000,
+  /** A silent channel member that still answers probes gets the message again this many times. */
+  channelRounds: 3,
+  /** How long a receiver remembers a message id to recognise a retransmission. */
+  dedupWindowMs: 60_000,
+  /** How long the server keeps its answer to a request, to repeat it for a retransmission. */
+  replyCacheMs: 30_000,
+} as const;
+
+/** How many reliable datagrams the server has outstanding at once, so acks never overflow its receive buffer. */
+export const SERVER_SEND_WINDOW = 64;
+export const TABLE_PART_BYTES = 8_000;
+export const STORED_BATCH_BYTES = 8_000;
+/** Stored messages one recipient may have waiting. */
+export const MAILBOX_LIMIT = 1_000;

@@ -1,0 +1,99 @@
+import { resolve } from "node:path";
+import { createConsola } from "consola";
+import type { ServerOptions } from "../cli/options.ts";
+import type { ServerEffect } from "../core/server-effects.ts";
+import { createServerState, type ServerState } from "../core/server-state.ts";
+import { nextServerWakeAt, stepServer } from "../core/step-server.ts";
+import { encodeMessage } from "../protocol/codec.ts";
+import { TOKEN_LENGTH } from "../protocol/messages.ts";
+import { openSqliteStore } from "../store/sqlite-store.ts";
+import { randomHex, randomRequestId } from "./random.ts";
+import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
+import { WakeTimer } from "./wake-timer.ts";
+
+const consolaLevels = { quiet: 1, normal: 3, verbose: 4 } as const;
+
+/** Runs the server until SIGINT, SIGTERM or SIGHUP; resolves to the exit code. */
+export async function runServer(options: ServerOptions): Promise<number> {
+  const log = createConsola({ level: consolaLevels[options.logLevel], throttle: 0 });
+  const dataDir = resolve(options.dataDir);
+  const store = openSqliteStore(dataDir);
+  const state = createServerState(store.load(), {
+    newToken: () => randomHex(TOKEN_LENGTH / 2),
+    firstRequestId: randomRequestId(),
+  });
+
+  let endpoint: UdpEndpoint | undefined;
+  const timer = new WakeTimer(() => feed({ kind: "tick" }));
+
+  function carryOut(effects: readonly ServerEffect[]): void {
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "persist":
+          try {
+            store.apply(effect.changes);
+          } catch (error) {
+            // Nothing of this step may be sent: it could acknowledge what was not saved.
+            log.error(`could not write to the message store: ${String(error)}`);
+            return;
+          }
+          break;
+        case "send":
+          endpoint?.send(effect.to, encodeMessage(effect.message));
+          break;
+        case "log":
+          if (effect.level === "warn") log.warn(effect.text);
+          else if (effect.level === "debug") log.debug(effect.text);
+          else log.info(effect.text);
+          break;
+        default:
+          effect satisfies never;
+      }
+    }
+  }
+
+  function feed(input: Parameters<typeof stepServer>[1]): void {
+    const now = Date.now();
+    carryOut(stepServer(state, input, now));
+    timer.arm(nextServerWakeAt(state), now);
+  }
+
+  try {
+    endpoint = await openUdpEndpoint({
+      hostname: "0.0.0.0",
+      port: options.port,
+      onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
+      onProblem: (text) => log.debug(text),
+    });
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+
+  log.info(`chatapp server listening on UDP port ${endpoint.port}`);
+  log.info(`data directory: ${dataDir} (${describeState(state)})`);
+
+  return await new Promise<number>((done) => {
+    const stop = (signal: NodeJS.Signals) => {
+      for (const name of stopSignals) process.off(name, stop);
+      timer.cancel();
+      endpoint?.close();
+      store.close();
+      const { malformed, unauthenticated, unexpected } = state.drops;
+      log.debug(
+        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected`,
+      );
+      log.info(`server stopped (${signal})`);
+      done(0);
+    };
+    for (const name of stopSignals) process.on(name, stop);
+  });
+}
+
+const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+function describeState(state: ServerState): string {
+  let stored = 0;
+  for (const mailbox of state.mailboxes.values()) stored += mailbox.length;
+  return `${state.clients.size} known client(s), ${stored} stored message(s)`;
+}

@@ -1,0 +1,85 @@
+import type { Address } from "../protocol/messages.ts";
+import { MAX_DATAGRAM_BYTES } from "../protocol/messages.ts";
+import { PortInUseError } from "./errors.ts";
+
+export interface UdpEndpoint {
+  readonly port: number;
+  send(to: Address, bytes: Uint8Array): void;
+  close(): void;
+}
+
+export interface UdpEndpointOptions {
+  readonly port: number;
+  /** `0.0.0.0` for IPv4, `::` for dual-stack. */
+  readonly hostname: string;
+  readonly onDatagram: (from: Address, bytes: Uint8Array) => void;
+  readonly onProblem: (text: string) => void;
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === "object" && error !== null && "code" in error
+    ? String((error as { code: unknown }).code)
+    : undefined;
+}
+
+/**
+ * A Bun UDP socket hardened as BUN-NOTES.md describes: ICMP errors from peers that left
+ * are handled, never fatal; handlers never throw; a send poisoned by a stale
+ * ECONNREFUSED is made once more.
+ */
+export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpEndpoint> {
+  const { onDatagram, onProblem } = options;
+  let socket: Bun.udp.Socket<"buffer">;
+  try {
+    socket = await Bun.udpSocket({
+      hostname: options.hostname,
+      port: options.port,
+      socket: {
+        data(_socket, data, port, address, flags) {
+          try {
+            if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) return;
+            onDatagram({ ip: address, port }, new Uint8Array(data));
+          } catch (error) {
+            onProblem(`error while handling a datagram: ${String(error)}`);
+          }
+        },
+        // Bun calls this with the Error alone (the socket is `this`), despite the types.
+        error(...args: unknown[]) {
+          const error = args.find((arg) => arg instanceof Error);
+          const code = errorCode(error);
+          if (code !== "ECONNREFUSED") onProblem(`socket error: ${String(error ?? args[0])}`);
+        },
+      },
+    });
+  } catch (error) {
+    if (errorCode(error) === "EADDRINUSE") throw new PortInUseError(options.port);
+    throw error;
+  }
+
+  function sendOnce(to: Address, bytes: Uint8Array): void {
+    socket.send(bytes, to.port, to.ip);
+  }
+
+  return {
+    port: socket.port,
+    send(to, bytes) {
+      if (socket.closed) return;
+      try {
+        sendOnce(to, bytes);
+      } catch (error) {
+        if (errorCode(error) !== "ECONNREFUSED") {
+          onProblem(`could not send to ${to.ip}:${to.port}: ${String(error)}`);
+          return;
+        }
+        try {
+          sendOnce(to, bytes);
+        } catch (retryError) {
+          onProblem(`could not send to ${to.ip}:${to.port}: ${String(retryError)}`);
+        }
+      }
+    },
+    close() {
+      if (!socket.closed) socket.close();
+    },
+  };
+}

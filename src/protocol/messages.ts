@@ -1,0 +1,81 @@
+/** Wire protocol version 1: one JSON object per datagram. PROTOCOL.md documents it for humans. */
+export const PROTOCOL_VERSION = 1;
+
+/** Characters (code points) a chat message may hold. */
+export const MAX_TEXT_LENGTH = 4000;
+/** The largest datagram anyone sends or accepts; a 4,000-character message fits with room to spare. */
+export const MAX_DATAGRAM_BYTES = 32_768;
+export const MAX_NAME_LENGTH = 32;
+export const TOKEN_LENGTH = 32;
+
+export interface TableEntry {
+  readonly name: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly online: boolean;
+}
+
+export interface DeliveredMessage {
+  readonly sender: string;
+  readonly kind: "direct" | "channel";
+  readonly text: string;
+  /** The server's time of receipt, epoch milliseconds UTC. */
+  readonly at: number;
+}
+
+export type ErrorCode =
+  | "name-taken"
+  | "bad-name"
+  | "unknown-session"
+  | "unknown-recipient"
+  | "recipient-online"
+  | "too-long"
+  | "mailbox-full";
+
+/** Client to server. */
+export type RegisterMessage = { type: "register"; id: number; name: string; token?: string };
+export type DeregisterMessage = { type: "deregister"; id: number; token: string };
+export type SaveMessage = { type: "save"; id: number; token: string; to: string; text: string };
+export type ChannelMessage = { type: "channel"; id: number; token: string; text: string };
+
+/** Server to client. */
+export type RegisteredMessage = { type: "registered"; id: number; token: string; pending: number };
+export type ErrorMessage = { type: "error"; id: number; code: ErrorCode };
+export type ProbeMessage = { type: "probe"; id: number };
+export type TableMessage = {
+  type: "table";
+  id: number;
+  version: number;
+  part: number;
+  parts: number;
+  clients: TableEntry[];
+};
+export type StoredMessages = { type: "stored"; id: number; messages: DeliveredMessage[] };
+export type ChannelDelivery = { type: "channel-message"; id: number; from: string; text: string };
+
+/** Client to client. */
+export type ChatMessage = { type: "chat"; id: number; from: string; text: string };
+
+/** Anyone: acknowledges the request with the same id. */
+export type AckMessage = { type: "ack"; id: number };
+
+export type Message =
+  | RegisterMessage
+  | DeregisterMessage
+  | SaveMessage
+  | ChannelMessage
+  | RegisteredMessage
+  | ErrorMessage
+  | ProbeMessage
+  | TableMessage
+  | StoredMessages
+  | ChannelDelivery
+  | ChatMessage
+  | AckMessage;
+
+export type MessageType = Message["type"];
+
+export interface Address {
+  readonly ip: string;
+  readonly port: number;
+}

@@ -1,0 +1,348 @@
+import { Database, SQLiteError, type SQLQueryBindings, type Statement } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { StoreOpenError } from "../io/errors.ts";
+import { nameKey } from "../protocol/names.ts";
+import type {
+  ClientRecord,
+  OfflineStore,
+  StoreChange,
+  StoredMessage,
+  StoreSnapshot,
+} from "./offline-store.ts";
+import {
+  checkStoreChanges,
+  clientProblem,
+  copyClient,
+  copyMessage,
+  messageProblem,
+} from "./store-records.ts";
+
+export const DATABASE_FILE_NAME = "chatapp.sqlite";
+const SCHEMA_VERSION = 1;
+const BUSY_TIMEOUT_MS = 5_000;
+
+// STRICT tables refuse values of the wrong type instead of storing them.
+const SCHEMA_V1 = `
+  CREATE TABLE IF NOT EXISTS clients (
+    name_key TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    online INTEGER NOT NULL CHECK (online IN (0, 1)),
+    token TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('direct', 'channel')),
+    text TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+  ) STRICT;
+`;
+
+type Row = Record<string, unknown>;
+type ClientParams = [
+  { nameKey: string; name: string; ip: string; port: number; online: number; token: string },
+];
+type MessageParams = [
+  {
+    id: number;
+    recipient: string;
+    sender: string;
+    kind: string;
+    text: string;
+    receivedAt: number;
+  },
+];
+
+/** The server's durable store in one SQLite file, written in WAL mode with synchronous=FULL. */
+export class SqliteStore implements OfflineStore {
+  readonly #db: Database;
+  readonly #begin: Statement<Row, []>;
+  readonly #commit: Statement<Row, []>;
+  readonly #rollback: Statement<Row, []>;
+  readonly #putClient: Statement<Row, ClientParams>;
+  readonly #putMessage: Statement<Row, MessageParams>;
+  readonly #removeMessage: Statement<Row, [{ id: number }]>;
+  readonly #selectClients: Statement<Row, []>;
+  readonly #selectMessages: Statement<Row, []>;
+  readonly #statements: { finalize(): void }[] = [];
+  #closed = false;
+
+  /** Takes an open database whose schema is current; prefer openSqliteStore. */
+  constructor(db: Database) {
+    this.#db = db;
+    const prepare = <P extends SQLQueryBindings[]>(sql: string) => {
+      const statement = db.prepare<Row, P>(sql);
+      this.#statements.push(statement);
+      return statement;
+    };
+    try {
+      this.#begin = prepare<[]>("BEGIN IMMEDIATE");
+      this.#commit = prepare<[]>("COMMIT");
+      this.#rollback = prepare<[]>("ROLLBACK");
+      this.#putClient = prepare<ClientParams>(
+        `INSERT INTO clients (name_key, name, ip, port, online, token)
+         VALUES ($nameKey, $name, $ip, $port, $online, $token)
+         ON CONFLICT (name_key) DO UPDATE SET
+           name = excluded.name, ip = excluded.ip, port = excluded.port,
+           online = excluded.online, token = excluded.token`,
+      );
+      this.#putMessage = prepare<MessageParams>(
+        `INSERT INTO messages (id, recipient, sender, kind, text, received_at)
+         VALUES ($id, $recipient, $sender, $kind, $text, $receivedAt)`,
+      );
+      // One id per execution: any number of ids, no limit on bound variables.
+      this.#removeMessage = prepare<[{ id: number }]>("DELETE FROM messages WHERE id = $id");
+      this.#selectClients = prepare<[]>(
+        "SELECT name_key, name, ip, port, online, token FROM clients ORDER BY name_key",
+      );
+      this.#selectMessages = prepare<[]>(
+        "SELECT id, recipient, sender, kind, text, received_at FROM messages ORDER BY id",
+      );
+    } catch (error) {
+      this.#finalizeAll();
+      throw error;
+    }
+  }
+
+  load(): StoreSnapshot {
+    this.#assertOpen();
+    const clients: ClientRecord[] = [];
+    for (const row of this.#selectClients.all()) {
+      const client = clientFromRow(row);
+      if (client !== undefined) clients.push(client);
+    }
+    const messages: StoredMessage[] = [];
+    for (const row of this.#selectMessages.all()) {
+      const message = messageFromRow(row);
+      if (message !== undefined) messages.push(message);
+    }
+    return { clients, messages };
+  }
+
+  apply(changes: readonly StoreChange[]): void {
+    this.#assertOpen();
+    checkStoreChanges(changes);
+    if (changes.length === 0) return;
+    this.#begin.run();
+    try {
+      for (const change of changes) this.#write(change);
+      this.#commit.run();
+    } catch (error) {
+      // A failed COMMIT may already have rolled back on its own.
+      if (this.#db.inTransaction) {
+        try {
+          this.#rollback.run();
+        } catch {
+          // The original error says more than the rollback's.
+        }
+      }
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#finalizeAll();
+    // Unfinalized statements would keep the connection, and its -wal/-shm files, alive.
+    this.#db.close(true);
+  }
+
+  #write(change: StoreChange): void {
+    switch (change.kind) {
+      case "put-client": {
+        const client = copyClient(change.client);
+        this.#putClient.run({
+          nameKey: nameKey(client.name),
+          name: client.name,
+          ip: client.ip,
+          port: client.port,
+          online: client.online ? 1 : 0,
+          token: client.token,
+        });
+        return;
+      }
+      case "put-message":
+        this.#putMessage.run(copyMessage(change.message));
+        return;
+      case "remove-messages":
+        for (const id of change.ids) this.#removeMessage.run({ id });
+        return;
+      default:
+        change satisfies never;
+    }
+  }
+
+  #finalizeAll(): void {
+    for (const statement of this.#statements) statement.finalize();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error("The message store is closed.");
+  }
+}
+
+/** Opens (creating if needed) `<dataDir>/chatapp.sqlite`; throws StoreOpenError with a reason a user can act on. */
+export function openSqliteStore(dataDir: string): OfflineStore {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    throw new StoreOpenError(dataDir, directoryProblem(error));
+  }
+  const path = join(dataDir, DATABASE_FILE_NAME);
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, readwrite: true, strict: true });
+  } catch (error) {
+    throw new StoreOpenError(path, databaseProblem(error));
+  }
+  try {
+    prepareDatabase(db);
+    return new SqliteStore(db);
+  } catch (error) {
+    try {
+      db.close(true);
+    } catch {
+      // The reason it could not be opened matters more.
+    }
+    if (error instanceof StoreOpenError) throw error;
+    throw new StoreOpenError(path, databaseProblem(error));
+  }
+}
+
+function prepareDatabase(db: Database): void {
+  db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  // Where WAL is impossible (no shared memory) SQLite keeps its rollback journal, still durable with synchronous=FULL.
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = FULL");
+  // IMMEDIATE: two servers starting on the same directory must not both create the schema.
+  db.run("BEGIN IMMEDIATE");
+  try {
+    const version = pragmaValue(db, "user_version");
+    if (version === 0) db.run(SCHEMA_V1);
+    else if (version !== SCHEMA_VERSION) {
+      throw new StoreOpenError(
+        db.filename,
+        `the database has schema version ${String(version)}, and this chatapp knows only version ${SCHEMA_VERSION}`,
+      );
+    }
+    // Written even when unchanged: SQLite opens a read-only file read-only without a word, and this write finds out now.
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    db.run("COMMIT");
+  } catch (error) {
+    if (db.inTransaction) {
+      try {
+        db.run("ROLLBACK");
+      } catch {
+        // The original error says more than the rollback's.
+      }
+    }
+    throw error;
+  }
+  const damage = structuralProblems(db);
+  if (damage.length > 0) {
+    const summary = damage
+      .flatMap((finding) => finding.split("\n"))
+      .filter((line) => !line.startsWith("***"))
+      .slice(0, 3)
+      .join("; ");
+    throw new StoreOpenError(
+      db.filename,
+      `the database is damaged (${summary}); move it away to start with an empty store`,
+    );
+  }
+}
+
+/** quick_check's findings, minus failed CHECK constraints: load() skips such rows, so they need not stop the server. */
+function structuralProblems(db: Database): string[] {
+  const statement = db.prepare<Row, []>("PRAGMA quick_check");
+  try {
+    return statement
+      .values()
+      .map((row) => String(row[0]))
+      .filter((finding) => finding !== "ok" && !finding.startsWith("CHECK constraint failed"));
+  } finally {
+    statement.finalize();
+  }
+}
+
+function pragmaValue(db: Database, name: string): unknown {
+  const statement = db.prepare<Row, []>(`PRAGMA ${name}`);
+  try {
+    return Object.values(statement.get() ?? {})[0];
+  } finally {
+    statement.finalize();
+  }
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
+  return typeof error.code === "string" ? error.code : undefined;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function directoryProblem(error: unknown): string {
+  switch (errorCode(error)) {
+    case "EEXIST":
+      return "it is a file, not a directory";
+    case "ENOTDIR":
+      return "a part of the path is a file, not a directory";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied while creating the directory";
+    case "EROFS":
+      return "the file system is read-only";
+    case "ENOSPC":
+      return "the disk is full";
+    default:
+      return errorMessage(error);
+  }
+}
+
+function databaseProblem(error: unknown): string {
+  const code = error instanceof SQLiteError ? error.code : errorCode(error);
+  switch (code?.replace(/^(SQLITE_[A-Z]+)_.*$/, "$1")) {
+    case "SQLITE_NOTADB":
+      return "the file is not a SQLite database (it may be damaged); move it away to start with an empty store";
+    case "SQLITE_CORRUPT":
+      return "the database is damaged; move it away to start with an empty store";
+    case "SQLITE_CANTOPEN":
+      return "the file cannot be opened; check that the path is not a directory and that the directory is writable";
+    case "SQLITE_READONLY":
+    case "SQLITE_PERM":
+    case "SQLITE_AUTH":
+      return "the database cannot be written; check the permissions of the file and its directory";
+    case "SQLITE_BUSY":
+    case "SQLITE_LOCKED":
+      return "another process keeps the database locked";
+    case "SQLITE_FULL":
+      return "the disk is full";
+    case "SQLITE_IOERR":
+      return `an I/O error occurred (${errorMessage(error)})`;
+    default:
+      return errorMessage(error);
+  }
+}
+
+function clientFromRow(row: Row): ClientRecord | undefined {
+  const { name_key, name, ip, port, online, token } = row;
+  if (online !== 0 && online !== 1) return undefined;
+  const client = { name, ip, port, online: online === 1, token } as ClientRecord;
+  if (clientProblem(client) !== undefined || name_key !== nameKey(client.name)) {
+    return undefined;
+  }
+  return client;
+}
+
+function messageFromRow(row: Row): StoredMessage | undefined {
+  const { id, recipient, sender, kind, text, received_at } = row;
+  const message = { id, recipient, sender, kind, text, receivedAt: received_at } as StoredMessage;
+  return messageProblem(message) === undefined ? message : undefined;
+}

@@ -1,0 +1,246 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createMemoryStore } from "../../src/store/memory-store.ts";
+import type {
+  ClientRecord,
+  OfflineStore,
+  StoreChange,
+  StoredMessage,
+} from "../../src/store/offline-store.ts";
+import { openSqliteStore } from "../../src/store/sqlite-store.ts";
+import { InvalidStoreChangeError } from "../../src/store/store-records.ts";
+
+interface StoreFixture {
+  open(): OfflineStore;
+  cleanup(): void;
+}
+
+const fixtures: Record<string, () => StoreFixture> = {
+  memory: () => ({ open: () => createMemoryStore(), cleanup: () => {} }),
+  sqlite: () => {
+    const dir = mkdtempSync(join(tmpdir(), "chatapp-store-"));
+    return {
+      open: () => openSqliteStore(dir),
+      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  },
+};
+
+function client(name: string, overrides: Partial<ClientRecord> = {}): ClientRecord {
+  return {
+    name,
+    ip: "127.0.0.1",
+    port: 40_000,
+    online: true,
+    token: `token-${name}`,
+    ...overrides,
+  };
+}
+
+function message(id: number, overrides: Partial<StoredMessage> = {}): StoredMessage {
+  return {
+    id,
+    recipient: "bob",
+    sender: "alice",
+    kind: "direct",
+    text: `message ${id}`,
+    receivedAt: 1_700_000_000_000 + id,
+    ...overrides,
+  };
+}
+
+const putClient = (record: ClientRecord): StoreChange => ({ kind: "put-client", client: record });
+const putMessage = (record: StoredMessage): StoreChange => ({
+  kind: "put-message",
+  message: record,
+});
+const removeMessages = (ids: number[]): StoreChange => ({ kind: "remove-messages", ids });
+const ids = (store: OfflineStore): number[] => store.load().messages.map((m) => m.id);
+
+describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
+  let fixture: StoreFixture;
+  let store: OfflineStore;
+
+  beforeEach(() => {
+    const makeFixture = fixtures[kind];
+    if (makeFixture === undefined) throw new Error(`no fixture ${kind}`);
+    fixture = makeFixture();
+    store = fixture.open();
+  });
+
+  afterEach(() => {
+    store.close();
+    fixture.cleanup();
+  });
+
+  test("a new store loads empty", () => {
+    expect(store.load()).toEqual({ clients: [], messages: [] });
+  });
+
+  test("an empty batch changes nothing", () => {
+    store.apply([putMessage(message(1))]);
+    store.apply([]);
+    expect(ids(store)).toEqual([1]);
+  });
+
+  test("put-client stores every field and upserts by name", () => {
+    store.apply([putClient(client("bob", { online: false, port: 1024, token: "" }))]);
+    store.apply([putClient(client("Alice"))]);
+    store.apply([putClient(client("bob", { online: true, port: 65_535, ip: "::1", token: "t2" }))]);
+    expect(store.load().clients).toEqual([
+      client("Alice"),
+      { name: "bob", ip: "::1", port: 65_535, online: true, token: "t2" },
+    ]);
+  });
+
+  test("names are case-insensitive: a later spelling replaces the earlier record", () => {
+    store.apply([putClient(client("Alice", { port: 5000 })), putClient(client("Émile"))]);
+    store.apply([putClient(client("alice", { port: 6000, online: false }))]);
+    store.apply([putClient(client("éMILE", { token: "new" }))]);
+    expect(store.load().clients).toEqual([
+      client("alice", { port: 6000, online: false }),
+      client("éMILE", { token: "new" }),
+    ]);
+  });
+
+  test("messages come back ordered by id, whatever the order they were put in", () => {
+    store.apply([putMessage(message(50)), putMessage(message(3))]);
+    store.apply([putMessage(message(7, { kind: "channel", recipient: "carol" }))]);
+    store.apply([putMessage(message(1))]);
+    const { messages } = store.load();
+    expect(messages.map((m) => m.id)).toEqual([1, 3, 7, 50]);
+    expect(messages[2]).toEqual(message(7, { kind: "channel", recipient: "carol" }));
+  });
+
+  test("remove-messages removes exactly the given ids and ignores unknown ones", () => {
+    store.apply([1, 2, 3, 4, 5].map((id) => putMessage(message(id))));
+    store.apply([removeMessages([2, 4, 99])]);
+    expect(ids(store)).toEqual([1, 3, 5]);
+    store.apply([removeMessages([])]);
+    expect(ids(store)).toEqual([1, 3, 5]);
+  });
+
+  test("remove-messages handles more ids than SQLite binds in one statement", () => {
+    const count = 40_000;
+    const all = Array.from({ length: count }, (_, i) => i + 1);
+    store.apply(all.map((id) => putMessage(message(id))));
+    store.apply([removeMessages(all.filter((id) => id !== 12_345))]);
+    expect(ids(store)).toEqual([12_345]);
+  });
+
+  test("a message id can be removed and reused within one batch", () => {
+    store.apply([putMessage(message(1))]);
+    store.apply([removeMessages([1]), putMessage(message(1, { text: "again" }))]);
+    expect(store.load().messages).toEqual([message(1, { text: "again" })]);
+  });
+
+  test("a batch whose last change reuses a stored id leaves nothing behind", () => {
+    store.apply([putClient(client("alice")), putMessage(message(1))]);
+    const before = store.load();
+    expect(() =>
+      store.apply([
+        putClient(client("carol")),
+        putClient(client("ALICE", { online: false })),
+        removeMessages([1]),
+        putMessage(message(2)),
+        putMessage(message(2)),
+      ]),
+    ).toThrow();
+    expect(store.load()).toEqual(before);
+    expect(() =>
+      store.apply([putClient(client("dave")), putMessage(message(3)), putMessage(message(1))]),
+    ).toThrow();
+    expect(store.load()).toEqual(before);
+    store.apply([putMessage(message(3))]);
+    expect(ids(store)).toEqual([1, 3]);
+  });
+
+  test.each([
+    ["a fractional id", putMessage(message(1.5))],
+    ["a NaN id", putMessage(message(Number.NaN))],
+    ["an unknown kind", putMessage({ ...message(9), kind: "group" } as unknown as StoredMessage)],
+    ["a missing text", putMessage({ ...message(9), text: undefined } as unknown as StoredMessage)],
+    ["a fractional receivedAt", putMessage(message(9, { receivedAt: 1.25 }))],
+    ["an empty client name", putClient(client(""))],
+    ["a port out of range", putClient(client("x", { port: 70_000 }))],
+    ["a non-integer id to remove", removeMessages([1, Number.POSITIVE_INFINITY])],
+    ["an unknown change", { kind: "drop-everything" } as unknown as StoreChange],
+  ])("a batch with %s is refused before anything is written", (_, bad) => {
+    store.apply([putMessage(message(1))]);
+    expect(() => store.apply([putClient(client("zed")), putMessage(message(2)), bad])).toThrow(
+      InvalidStoreChangeError,
+    );
+    expect(store.load()).toEqual({ clients: [], messages: [message(1)] });
+  });
+
+  test("text with any Unicode round-trips exactly", () => {
+    const long = "Ωמ😀\u0000".repeat(1000);
+    const texts = [
+      "emoji 👩‍👩‍👧‍👦 🏳️‍🌈 flags 🇫🇷 and skin tones 👍🏽",
+      "RTL: مرحبا بالعالم — שלום עולם \u202eevil\u202c \u2067isolate\u2069",
+      "NUL\u0000in\u0000the\u0000middle",
+      "escapes \u001b[31mred\u001b[0m \u001b]0;title\u0007 \u009b1m C1 \r\n\t\b\f\v",
+      "combining e\u0301 vs é, ZWJ \u200d, BOM \ufeff, noncharacter \uffff, astral 𝕏",
+      "",
+      "   leading and trailing spaces   ",
+      long,
+    ];
+    expect(long.length).toBe(5000);
+    store.apply(
+      texts.map((text, i) =>
+        putMessage(message(i + 1, { text, sender: "Zoë 😀", recipient: "سارا" })),
+      ),
+    );
+    store.apply([putClient(client("Zoë 😀\u0000", { token: "tok\u001b" }))]);
+    const { clients, messages } = store.load();
+    expect(messages.map((m) => m.text)).toEqual(texts);
+    expect(messages.every((m) => m.sender === "Zoë 😀" && m.recipient === "سارا")).toBe(true);
+    expect(clients).toEqual([client("Zoë 😀\u0000", { token: "tok\u001b" })]);
+  });
+
+  test("a text of exactly 4000 characters round-trips", () => {
+    const text = "a😀ب".repeat(1000);
+    expect(text.length).toBe(4000);
+    store.apply([putMessage(message(1, { text }))]);
+    expect(store.load().messages[0]?.text).toBe(text);
+  });
+
+  test("a lone surrogate comes back as U+FFFD, as UTF-8 storage has it", () => {
+    store.apply([putMessage(message(1, { text: "cut \ud83d" }))]);
+    expect(store.load().messages[0]?.text).toBe("cut \ufffd");
+  });
+
+  test("load returns copies that do not alias the store", () => {
+    const record = { ...client("alice") };
+    store.apply([putClient(record), putMessage(message(1))]);
+    (record as { port: number }).port = 1;
+    const first = store.load();
+    (first.messages as StoredMessage[]).pop();
+    (first.clients[0] as { online: boolean }).online = false;
+    expect(store.load()).toEqual({ clients: [client("alice")], messages: [message(1)] });
+  });
+
+  test("a closed store refuses to work", () => {
+    store.close();
+    expect(() => store.apply([putMessage(message(1))])).toThrow("closed");
+    expect(() => store.load()).toThrow("closed");
+    store.close();
+  });
+});
+
+describe("createMemoryStore", () => {
+  test("starts from an initial snapshot and keeps its own copy of it", () => {
+    const initial = { clients: [client("bob")], messages: [message(2), message(1)] };
+    const store = createMemoryStore(initial);
+    initial.messages.pop();
+    expect(store.load()).toEqual({ clients: [client("bob")], messages: [message(1), message(2)] });
+  });
+
+  test("refuses an initial snapshot with duplicate message ids", () => {
+    expect(() => createMemoryStore({ clients: [], messages: [message(1), message(1)] })).toThrow(
+      InvalidStoreChangeError,
+    );
+  });
+});
