@@ -8,7 +8,10 @@ export class PortInUseError extends Error {
 
 /** The data directory or its database could not be opened. */
 export class StoreOpenError extends Error {
-  constructor(readonly path: string, reason: string) {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
     super(`Cannot open the message store at ${path}: ${reason}`);
     this.name = "StoreOpenError";
   }

@@ -1,0 +1,353 @@
+import { describe, expect, test } from "bun:test";
+import {
+  checkName,
+  DEFAULT_DATA_DIR,
+  parseClientArgs,
+  parsePort,
+  parseServerArgs,
+  parseServerIp,
+} from "../../src/cli/parse-args.ts";
+import { routeArgv } from "../../src/cli/route-argv.ts";
+import { USAGE_ANY, USAGE_CLIENT, USAGE_SERVER } from "../../src/cli/usage.ts";
+import { UsageError } from "../../src/cli/usage-error.ts";
+import { NAME_RULE } from "../../src/protocol/names.ts";
+
+function refusal(run: () => unknown): UsageError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof UsageError) return error;
+    throw error;
+  }
+  throw new Error("expected a UsageError, got none");
+}
+
+function expectRefused(run: () => unknown, message: string, usage: string): void {
+  const error = refusal(run);
+  expect(error.message).toBe(message);
+  expect(error.usage).toBe(usage);
+}
+
+const client =
+  (...args: string[]) =>
+  () =>
+    parseClientArgs(args);
+const server =
+  (...args: string[]) =>
+  () =>
+    parseServerArgs(args);
+
+describe("parseServerArgs", () => {
+  test("a port alone gives the defaults", () => {
+    expect(parseServerArgs(["5000"])).toEqual({
+      port: 5000,
+      dataDir: DEFAULT_DATA_DIR,
+      logLevel: "normal",
+    });
+    expect(DEFAULT_DATA_DIR).toBe("./chatapp-data");
+  });
+
+  test("options before or after the port, with = or a separate value", () => {
+    expect(parseServerArgs(["--data-dir", "/tmp/d", "5000", "--quiet"])).toEqual({
+      port: 5000,
+      dataDir: "/tmp/d",
+      logLevel: "quiet",
+    });
+    expect(parseServerArgs(["65535", "--data-dir=rel/dir", "--verbose"])).toEqual({
+      port: 65535,
+      dataDir: "rel/dir",
+      logLevel: "verbose",
+    });
+    expect(parseServerArgs(["1024", "--quiet", "--quiet"]).logLevel).toBe("quiet");
+  });
+
+  test("-- ends the options", () => {
+    expect(parseServerArgs(["--", "5000"]).port).toBe(5000);
+  });
+
+  test("refusals", () => {
+    const cases: [string[], string][] = [
+      [[], "missing argument <port>"],
+      [["--quiet"], "missing argument <port>"],
+      [["5000", "6000"], 'unexpected argument "6000" (server mode takes 1 argument, got 2)'],
+      [["80"], 'port must be an integer from 1024 to 65535, got "80"'],
+      [["1023"], 'port must be an integer from 1024 to 65535, got "1023"'],
+      [["65536"], 'port must be an integer from 1024 to 65535, got "65536"'],
+      [["-5"], 'port must be an integer from 1024 to 65535, got "-5"'],
+      [["5000.5"], 'port must be an integer from 1024 to 65535, got "5000.5"'],
+      [["0x1400"], 'port must be an integer from 1024 to 65535, got "0x1400"'],
+      [["abc"], 'port must be an integer from 1024 to 65535, got "abc"'],
+      [[""], 'port must be an integer from 1024 to 65535, got ""'],
+      [
+        ["5000", "--foo"],
+        'unknown option "--foo" (server options: --data-dir, --quiet, --verbose)',
+      ],
+      [["5000", "-q"], 'unknown option "-q" (server options: --data-dir, --quiet, --verbose)'],
+      [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
+      [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],
+      [["5000", "--data-dir"], "--data-dir needs a directory, as in --data-dir ./chatapp-data"],
+      [
+        ["5000", "--data-dir", "--quiet"],
+        "--data-dir needs a directory, as in --data-dir ./chatapp-data",
+      ],
+      [["5000", "--data-dir="], "--data-dir must not be empty"],
+      [["5000", "--data-dir", "a", "--data-dir", "b"], "--data-dir is given twice"],
+    ];
+    for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
+  });
+});
+
+describe("parseClientArgs", () => {
+  test("good arguments", () => {
+    expect(parseClientArgs(["alice", "127.0.0.1", "5000", "5001"])).toEqual({
+      name: "alice",
+      serverIp: "127.0.0.1",
+      serverPort: 5000,
+      clientPort: 5001,
+    });
+    expect(parseClientArgs(["Bob.B-2_x", "localhost", "1024", "65535"])).toEqual({
+      name: "Bob.B-2_x",
+      serverIp: "127.0.0.1",
+      serverPort: 1024,
+      clientPort: 65535,
+    });
+    expect(parseClientArgs(["c", "::1", "5000", "5001"]).serverIp).toBe("::1");
+  });
+
+  test("wrong number of arguments", () => {
+    expectRefused(
+      client(),
+      "missing argument <name> (client mode takes 4 arguments, got 0)",
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob"),
+      "missing argument <server-ip> (client mode takes 4 arguments, got 1)",
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob", "127.0.0.1"),
+      "missing argument <server-port> (client mode takes 4 arguments, got 2)",
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob", "127.0.0.1", "5000"),
+      "missing argument <client-port> (client mode takes 4 arguments, got 3)",
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob", "127.0.0.1", "5000", "5001", "hello"),
+      'unexpected argument "hello" (client mode takes 4 arguments, got 5)',
+      USAGE_CLIENT,
+    );
+  });
+
+  test("options are refused", () => {
+    expectRefused(
+      client("bob", "127.0.0.1", "5000", "5001", "--verbose"),
+      'unknown option "--verbose" (client mode takes no options)',
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("-bob", "127.0.0.1", "5000", "5001"),
+      'unknown option "-bob" (client mode takes no options)',
+      USAGE_CLIENT,
+    );
+  });
+
+  test("each port is named in its message", () => {
+    expectRefused(
+      client("bob", "127.0.0.1", "80", "5001"),
+      'server-port must be an integer from 1024 to 65535, got "80"',
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob", "127.0.0.1", "5000", "80"),
+      'client-port must be an integer from 1024 to 65535, got "80"',
+      USAGE_CLIENT,
+    );
+  });
+
+  test("the name is checked before the address and the ports", () => {
+    expectRefused(
+      client("", "nowhere", "1", "2"),
+      `name "" is not allowed: it is empty; a name is ${NAME_RULE}`,
+      USAGE_CLIENT,
+    );
+  });
+});
+
+describe("parsePort", () => {
+  test("the bounds are inclusive and leading zeros are plain decimal", () => {
+    expect(parsePort("port", "1024", USAGE_SERVER)).toBe(1024);
+    expect(parsePort("port", "65535", USAGE_SERVER)).toBe(65535);
+    expect(parsePort("port", "05000", USAGE_SERVER)).toBe(5000);
+  });
+
+  test("no whitespace, signs or exponents", () => {
+    for (const text of [" 5000", "5000 ", "+5000", "5e3", "999999"]) {
+      expectRefused(
+        () => parsePort("client-port", text, USAGE_CLIENT),
+        `client-port must be an integer from 1024 to 65535, got "${text}"`,
+        USAGE_CLIENT,
+      );
+    }
+  });
+});
+
+describe("parseServerIp", () => {
+  test("IP literals and localhost", () => {
+    expect(parseServerIp("127.0.0.1")).toBe("127.0.0.1");
+    expect(parseServerIp("192.168.1.20")).toBe("192.168.1.20");
+    expect(parseServerIp("10.0.0.255")).toBe("10.0.0.255");
+    expect(parseServerIp("localhost")).toBe("127.0.0.1");
+    expect(parseServerIp("LocalHost")).toBe("127.0.0.1");
+    expect(parseServerIp("::1")).toBe("::1");
+    expect(parseServerIp("[::1]")).toBe("::1");
+    expect(parseServerIp("FE80::1")).toBe("fe80::1");
+    expect(parseServerIp("::ffff:127.0.0.1")).toBe("::ffff:127.0.0.1");
+  });
+
+  test("refusals say why", () => {
+    const cases: [string, string][] = [
+      ["", "server-ip must not be empty"],
+      [
+        "1.2.3",
+        'server-ip "1.2.3" is not a valid IPv4 address: it needs four numbers from 0 to 255 separated by dots',
+      ],
+      [
+        "1.2.3.4.5",
+        'server-ip "1.2.3.4.5" is not a valid IPv4 address: it needs four numbers from 0 to 255 separated by dots',
+      ],
+      [
+        "1..3.4",
+        'server-ip "1..3.4" is not a valid IPv4 address: it needs four numbers from 0 to 255 separated by dots',
+      ],
+      ["1.2.3.256", 'server-ip "1.2.3.256" is not a valid IPv4 address: 256 is greater than 255'],
+      ["127.0.0.01", 'server-ip "127.0.0.01" is not a valid IPv4 address: "01" has a leading zero'],
+      [
+        "0.0.0.0",
+        'server-ip "0.0.0.0" is not a destination address; for a server on this machine use 127.0.0.1',
+      ],
+      [
+        "255.255.255.255",
+        'server-ip "255.255.255.255" is the broadcast address; give the address of the machine the server runs on',
+      ],
+      [
+        "224.0.0.1",
+        'server-ip "224.0.0.1" is a multicast address; give the address of the machine the server runs on',
+      ],
+      [
+        "240.1.2.3",
+        'server-ip "240.1.2.3" is a reserved address; give the address of the machine the server runs on',
+      ],
+      ["1:2", 'server-ip "1:2" is not a valid IPv6 address'],
+      ["::", 'server-ip "::" is the unspecified address; for a server on this machine use ::1'],
+      [
+        "ff02::1",
+        'server-ip "ff02::1" is a multicast address; give the address of the machine the server runs on',
+      ],
+      [
+        "example.com",
+        'server-ip must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got "example.com" (host names other than localhost are not looked up)',
+      ],
+      [
+        "my host",
+        'server-ip must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got "my host"',
+      ],
+    ];
+    for (const [text, message] of cases) {
+      expectRefused(() => parseServerIp(text), message, USAGE_CLIENT);
+    }
+  });
+});
+
+describe("checkName", () => {
+  test("accepted names", () => {
+    for (const name of ["a", "Z", "7", "alice", "bob.smith", "x_y-z", "a".repeat(32)]) {
+      expect(checkName(name)).toBe(name);
+    }
+  });
+
+  test("refusals say why", () => {
+    const cases: [string, string][] = [
+      ["", "it is empty"],
+      ["a".repeat(33), "it has 33 characters"],
+      ["_bob", 'it starts with "_"'],
+      [".bob", 'it starts with "."'],
+      ["bob smith", 'it contains " "'],
+      ["josé", 'it contains "é"'],
+      ["bob!", 'it contains "!"'],
+    ];
+    for (const [name, why] of cases) {
+      expectRefused(
+        () => checkName(name),
+        `name "${name}" is not allowed: ${why}; a name is ${NAME_RULE}`,
+        USAGE_CLIENT,
+      );
+    }
+  });
+
+  test("control characters are shown escaped, never sent to the terminal", () => {
+    const message = refusal(() => checkName("bob\u001b[31m")).message;
+    expect(message).toBe(
+      `name "bob\\x1B[31m" is not allowed: it contains "\\x1B"; a name is ${NAME_RULE}`,
+    );
+    expect(message).not.toContain("\u001b");
+  });
+
+  test("a huge argument is cut short in the message", () => {
+    const message = refusal(() => checkName("x".repeat(10_000))).message;
+    expect(message).toStartWith(
+      `name "${"x".repeat(60)}…" is not allowed: it has 10000 characters`,
+    );
+  });
+});
+
+describe("routeArgv", () => {
+  test("-s and -c become citty subcommands", () => {
+    expect(routeArgv(["-s", "5000"])).toEqual({ kind: "command", rawArgs: ["server", "5000"] });
+    expect(routeArgv(["-c", "a", "b"])).toEqual({ kind: "command", rawArgs: ["client", "a", "b"] });
+    expect(routeArgv(["server", "5000"])).toEqual({ kind: "command", rawArgs: ["server", "5000"] });
+    expect(routeArgv(["client"])).toEqual({ kind: "command", rawArgs: ["client"] });
+  });
+
+  test("help anywhere goes to citty, even after a bad first argument", () => {
+    expect(routeArgv(["--help"])).toEqual({ kind: "command", rawArgs: ["--help"] });
+    expect(routeArgv(["-s", "--help"])).toEqual({ kind: "command", rawArgs: ["server", "--help"] });
+    expect(routeArgv(["-c", "bob", "-h"])).toEqual({
+      kind: "command",
+      rawArgs: ["client", "bob", "-h"],
+    });
+    expect(routeArgv(["what", "--help"])).toEqual({ kind: "command", rawArgs: ["what", "--help"] });
+  });
+
+  test("version", () => {
+    expect(routeArgv(["--version"])).toEqual({ kind: "version" });
+    expect(routeArgv(["-v"])).toEqual({ kind: "version" });
+    expect(routeArgv(["-s", "--version"])).toEqual({ kind: "version" });
+  });
+
+  test("refusals", () => {
+    expectRefused(
+      () => routeArgv([]),
+      "no mode given: use -s to run a server or -c to run a client",
+      USAGE_ANY,
+    );
+    expectRefused(
+      () => routeArgv(["chat"]),
+      'unknown mode "chat": the first argument must be -s (server) or -c (client)',
+      USAGE_ANY,
+    );
+    expectRefused(
+      () => routeArgv(["--server", "5000"]),
+      'unknown option "--server": the first argument must be -s (server) or -c (client)',
+      USAGE_ANY,
+    );
+    expectRefused(
+      () => routeArgv(["__proto__"]),
+      'unknown mode "__proto__": the first argument must be -s (server) or -c (client)',
+      USAGE_ANY,
+    );
+  });
+});
