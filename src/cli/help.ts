@@ -1,3 +1,4 @@
+import { FAULT_SPEC_SYNTAX } from "../io/fault-injection.ts";
 import { NAME_RULE } from "../protocol/names.ts";
 import { DEFAULT_DATA_DIR, PORT_MAX, PORT_MIN } from "./parse-args.ts";
 import { USAGE_CLIENT, USAGE_SERVER } from "./usage.ts";
@@ -5,10 +6,13 @@ import { USAGE_CLIENT, USAGE_SERVER } from "./usage.ts";
 const portRule = `an integer from ${PORT_MIN} to ${PORT_MAX}`;
 const ipRule = "an IPv4 address such as 127.0.0.1, an IPv6 address, or localhost";
 
+const simulateLine = `  --simulate FAULTS  inject faults into this side's UDP traffic for experiments: ${FAULT_SPEC_SYNTAX}`;
+
 const serverOptions = [
   `  --data-dir DIR   where the client table and stored messages are kept (default ${DEFAULT_DATA_DIR})`,
   "  --quiet          log only warnings and errors",
   "  --verbose        log debugging detail as well (dropped datagrams, socket problems)",
+  simulateLine,
 ];
 
 export function rootHelp(versionLine: string): string {
@@ -57,5 +61,6 @@ export function clientHelp(): string {
     `  <server-ip>    the server's address: ${ipRule}`,
     `  <server-port>  the server's UDP port, ${portRule}`,
     `  <client-port>  the UDP port this client listens on, ${portRule}`,
+    simulateLine,
   ].join("\n");
 }

@@ -1,9 +1,12 @@
+import type { FaultSpec } from "../io/fault-injection.ts";
+
 export type LogLevel = "quiet" | "normal" | "verbose";
 
 export interface ServerOptions {
   readonly port: number;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
+  readonly simulate?: FaultSpec;
 }
 
 export interface ClientOptions {
@@ -12,4 +15,5 @@ export interface ClientOptions {
   readonly serverIp: string;
   readonly serverPort: number;
   readonly clientPort: number;
+  readonly simulate?: FaultSpec;
 }

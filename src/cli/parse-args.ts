@@ -1,4 +1,5 @@
 import { isIPv6 } from "node:net";
+import { type FaultSpec, FaultSpecError, parseFaultSpec } from "../io/fault-injection.ts";
 import { MAX_NAME_LENGTH } from "../protocol/messages.ts";
 import { isValidName, NAME_RULE } from "../protocol/names.ts";
 import type { ClientOptions, LogLevel, ServerOptions } from "./options.ts";
@@ -19,6 +20,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
   }
   const positionals: string[] = [];
   let dataDir: string | undefined;
+  let simulate: FaultSpec | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -49,6 +51,12 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         dataDir = value;
         break;
       }
+      case "--simulate": {
+        if (simulate !== undefined) refuse("--simulate is given twice");
+        const value = inlineValue ?? args[++i];
+        simulate = parseSimulate(value, USAGE_SERVER);
+        break;
+      }
       case "--quiet":
       case "--verbose":
         if (inlineValue !== undefined) refuse(`${flag} takes no value, got ${quoteArg(arg)}`);
@@ -56,7 +64,9 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         else verbose = true;
         break;
       default:
-        refuse(`unknown option ${quoteArg(arg)} (server options: --data-dir, --quiet, --verbose)`);
+        refuse(
+          `unknown option ${quoteArg(arg)} (server options: --data-dir, --quiet, --verbose, --simulate)`,
+        );
     }
   }
 
@@ -73,12 +83,14 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
     port: parsePort("port", portText, USAGE_SERVER),
     dataDir: dataDir ?? DEFAULT_DATA_DIR,
     logLevel,
+    ...(simulate ? { simulate } : {}),
   };
 }
 
 /** Validates what follows `-c`: `<name> <server-ip> <server-port> <client-port>`. */
 export function parseClientArgs(args: readonly string[]): ClientOptions {
   const positionals: string[] = [];
+  let simulate: FaultSpec | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
     if (arg === "--") {
@@ -86,10 +98,16 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
       break;
     }
     if (isOption(arg)) {
-      throw new UsageError(
-        `unknown option ${quoteArg(arg)} (client mode takes no options)`,
-        USAGE_CLIENT,
-      );
+      const { flag, inlineValue } = splitOption(arg);
+      if (flag !== "--simulate") {
+        throw new UsageError(
+          `unknown option ${quoteArg(arg)} (client option: --simulate)`,
+          USAGE_CLIENT,
+        );
+      }
+      if (simulate !== undefined) throw new UsageError("--simulate is given twice", USAGE_CLIENT);
+      simulate = parseSimulate(inlineValue ?? args[++i], USAGE_CLIENT);
+      continue;
     }
     positionals.push(arg);
   }
@@ -118,7 +136,21 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     serverIp: parseServerIp(serverIp),
     serverPort: parsePort("server-port", serverPort, USAGE_CLIENT),
     clientPort: parsePort("client-port", clientPort, USAGE_CLIENT),
+    ...(simulate ? { simulate } : {}),
   };
+}
+
+/** Without `seed=`, runs are repeatable with seed 1. */
+function parseSimulate(value: string | undefined, usage: string): FaultSpec {
+  if (value === undefined || isOption(value)) {
+    throw new UsageError("--simulate needs faults, as in --simulate loss=0.2,dup=0.1", usage);
+  }
+  try {
+    return parseFaultSpec(value, 1);
+  } catch (error) {
+    if (error instanceof FaultSpecError) throw new UsageError(error.message, usage);
+    throw error;
+  }
 }
 
 /** `label` names the argument in the message: `port`, `server-port` or `client-port`. */

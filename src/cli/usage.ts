@@ -1,5 +1,7 @@
 /** The short usage lines shown after every refusal. */
 export const USAGE_ANY =
   "Usage: chatapp -s <port> | chatapp -c <name> <server-ip> <server-port> <client-port>";
-export const USAGE_SERVER = "Usage: chatapp -s <port> [--data-dir DIR] [--quiet | --verbose]";
-export const USAGE_CLIENT = "Usage: chatapp -c <name> <server-ip> <server-port> <client-port>";
+export const USAGE_SERVER =
+  "Usage: chatapp -s <port> [--data-dir DIR] [--quiet | --verbose] [--simulate FAULTS]";
+export const USAGE_CLIENT =
+  "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [--simulate FAULTS]";

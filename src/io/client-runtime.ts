@@ -2,6 +2,7 @@ import type { ClientOptions } from "../cli/options.ts";
 import { type ClientEffect, type ClientInput, createClientState } from "../core/client-state.ts";
 import { nextClientWakeAt, stepClient } from "../core/step-client.ts";
 import { encodeMessage } from "../protocol/codec.ts";
+import { describeFaultSpec } from "./fault-injection.ts";
 import { randomRequestId } from "./random.ts";
 import { openTerminal, type Terminal } from "./terminal.ts";
 import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
@@ -63,6 +64,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     port: options.clientPort,
     onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
     onProblem: () => {},
+    ...(options.simulate ? { simulate: options.simulate } : {}),
   });
 
   terminal = openTerminal({
@@ -72,6 +74,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
       else void end(0);
     },
   });
+  if (options.simulate) terminal.show(`[${describeFaultSpec(options.simulate)}]`);
   terminal.startPrompting();
   feed({ kind: "start" });
   return await finished;

@@ -7,6 +7,7 @@ import { nextServerWakeAt, stepServer } from "../core/step-server.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
+import { describeFaultSpec } from "./fault-injection.ts";
 import { randomHex, randomRequestId } from "./random.ts";
 import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
 import { WakeTimer } from "./wake-timer.ts";
@@ -64,6 +65,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
       port: options.port,
       onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
       onProblem: (text) => log.debug(text),
+      ...(options.simulate ? { simulate: options.simulate } : {}),
     });
   } catch (error) {
     store.close();
@@ -71,6 +73,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   }
 
   log.info(`chatapp server listening on UDP port ${endpoint.port}`);
+  if (options.simulate) log.warn(describeFaultSpec(options.simulate));
   log.info(`data directory: ${dataDir} (${describeState(state)})`);
 
   return await new Promise<number>((done) => {

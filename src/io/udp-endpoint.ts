@@ -1,6 +1,7 @@
 import type { Address } from "../protocol/messages.ts";
 import { MAX_DATAGRAM_BYTES } from "../protocol/messages.ts";
 import { PortInUseError } from "./errors.ts";
+import { type FaultSpec, faultyPassage } from "./fault-injection.ts";
 
 export interface UdpEndpoint {
   readonly port: number;
@@ -14,6 +15,8 @@ export interface UdpEndpointOptions {
   readonly hostname: string;
   readonly onDatagram: (from: Address, bytes: Uint8Array) => void;
   readonly onProblem: (text: string) => void;
+  /** Faults injected into both directions, for experiments (`--simulate`). */
+  readonly simulate?: FaultSpec;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -28,7 +31,14 @@ function errorCode(error: unknown): string | undefined {
  * ECONNREFUSED is made once more.
  */
 export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpEndpoint> {
-  const { onDatagram, onProblem } = options;
+  const { onProblem } = options;
+  const incoming = options.simulate ? faultyPassage(options.simulate) : undefined;
+  const outgoing = options.simulate
+    ? faultyPassage({ ...options.simulate, seed: options.simulate.seed + 1 })
+    : undefined;
+  const onDatagram = incoming
+    ? (from: Address, bytes: Uint8Array) => incoming(() => options.onDatagram(from, bytes))
+    : options.onDatagram;
   let socket: Bun.udp.Socket<"buffer">;
   try {
     socket = await Bun.udpSocket({
@@ -60,24 +70,26 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
     socket.send(bytes, to.port, to.ip);
   }
 
-  return {
-    port: socket.port,
-    send(to, bytes) {
-      if (socket.closed) return;
+  function sendHardened(to: Address, bytes: Uint8Array): void {
+    if (socket.closed) return;
+    try {
+      sendOnce(to, bytes);
+    } catch (error) {
+      if (errorCode(error) !== "ECONNREFUSED") {
+        onProblem(`could not send to ${to.ip}:${to.port}: ${String(error)}`);
+        return;
+      }
       try {
         sendOnce(to, bytes);
-      } catch (error) {
-        if (errorCode(error) !== "ECONNREFUSED") {
-          onProblem(`could not send to ${to.ip}:${to.port}: ${String(error)}`);
-          return;
-        }
-        try {
-          sendOnce(to, bytes);
-        } catch (retryError) {
-          onProblem(`could not send to ${to.ip}:${to.port}: ${String(retryError)}`);
-        }
+      } catch (retryError) {
+        onProblem(`could not send to ${to.ip}:${to.port}: ${String(retryError)}`);
       }
-    },
+    }
+  }
+
+  return {
+    port: socket.port,
+    send: outgoing ? (to, bytes) => outgoing(() => sendHardened(to, bytes)) : sendHardened,
     close() {
       if (!socket.closed) socket.close();
     },

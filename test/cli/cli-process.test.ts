@@ -99,12 +99,12 @@ for (const [label, command] of programs) {
       const serverHelp = await run(command, ["-s", "--help"]);
       expect(serverHelp.exitCode).toBe(0);
       expect(serverHelp.stdout).toStartWith(
-        "Usage: chatapp -s <port> [--data-dir DIR] [--quiet | --verbose]\n",
+        "Usage: chatapp -s <port> [--data-dir DIR] [--quiet | --verbose] [--simulate FAULTS]\n",
       );
       const clientHelp = await run(command, ["-c", "-h"]);
       expect(clientHelp.exitCode).toBe(0);
       expect(clientHelp.stdout).toStartWith(
-        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port>\n",
+        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [--simulate FAULTS]\n",
       );
     });
 

@@ -80,9 +80,12 @@ describe("parseServerArgs", () => {
       [[""], 'port must be an integer from 1024 to 65535, got ""'],
       [
         ["5000", "--foo"],
-        'unknown option "--foo" (server options: --data-dir, --quiet, --verbose)',
+        'unknown option "--foo" (server options: --data-dir, --quiet, --verbose, --simulate)',
       ],
-      [["5000", "-q"], 'unknown option "-q" (server options: --data-dir, --quiet, --verbose)'],
+      [
+        ["5000", "-q"],
+        'unknown option "-q" (server options: --data-dir, --quiet, --verbose, --simulate)',
+      ],
       [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
       [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],
       [["5000", "--data-dir"], "--data-dir needs a directory, as in --data-dir ./chatapp-data"],
@@ -145,12 +148,12 @@ describe("parseClientArgs", () => {
   test("options are refused", () => {
     expectRefused(
       client("bob", "127.0.0.1", "5000", "5001", "--verbose"),
-      'unknown option "--verbose" (client mode takes no options)',
+      'unknown option "--verbose" (client option: --simulate)',
       USAGE_CLIENT,
     );
     expectRefused(
       client("-bob", "127.0.0.1", "5000", "5001"),
-      'unknown option "-bob" (client mode takes no options)',
+      'unknown option "-bob" (client option: --simulate)',
       USAGE_CLIENT,
     );
   });
@@ -348,6 +351,59 @@ describe("routeArgv", () => {
       () => routeArgv(["__proto__"]),
       'unknown mode "__proto__": the first argument must be -s (server) or -c (client)',
       USAGE_ANY,
+    );
+  });
+});
+
+describe("--simulate", () => {
+  test("both modes take a fault spec; seed 1 unless given", () => {
+    expect(
+      parseServerArgs(["5000", "--simulate", "loss=0.2,dup=0.1,delay=0-300,seed=7"]).simulate,
+    ).toEqual({
+      loss: 0.2,
+      duplication: 0.1,
+      delayMinMs: 0,
+      delayMaxMs: 300,
+      seed: 7,
+    });
+    expect(
+      parseClientArgs(["x", "127.0.0.1", "5000", "6001", "--simulate=loss=0.3"]).simulate,
+    ).toEqual({
+      loss: 0.3,
+      duplication: 0,
+      delayMinMs: 0,
+      delayMaxMs: 0,
+      seed: 1,
+    });
+    expect(parseServerArgs(["5000"]).simulate).toBeUndefined();
+  });
+
+  test("bad specs are refused with the reason and the syntax", () => {
+    const syntax = "expected loss=P,dup=P,delay=MIN-MAX,seed=N (P from 0 to 1, delays in ms)";
+    expectRefused(
+      server("5000", "--simulate", "loss=2"),
+      `--simulate loss must be a number from 0 to 1, got "2"; ${syntax}`,
+      USAGE_SERVER,
+    );
+    expectRefused(
+      client("x", "127.0.0.1", "5000", "6001", "--simulate", "jitter=3"),
+      `--simulate unknown fault "jitter"; ${syntax}`,
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      server("5000", "--simulate", "delay=300-10"),
+      `--simulate delay range "300-10" runs backwards; ${syntax}`,
+      USAGE_SERVER,
+    );
+    expectRefused(
+      server("5000", "--simulate"),
+      "--simulate needs faults, as in --simulate loss=0.2,dup=0.1",
+      USAGE_SERVER,
+    );
+    expectRefused(
+      server("5000", "--simulate", "loss=0.1", "--simulate", "loss=0.2"),
+      "--simulate is given twice",
+      USAGE_SERVER,
     );
   });
 });

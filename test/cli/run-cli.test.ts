@@ -59,7 +59,7 @@ describe("runCli in-process", () => {
     expect(await runCli(["-c", "alice", "127.0.0.1", "5000", "80"], h.deps)).toBe(2);
     expect(h.err).toEqual([
       'chatapp: client-port must be an integer from 1024 to 65535, got "80"\n' +
-        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port>",
+        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [--simulate FAULTS]",
     ]);
     expect(h.clients).toEqual([]);
     expect(h.out).toEqual([]);
