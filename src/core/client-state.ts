@@ -29,7 +29,8 @@ export type ClientPurpose =
 export interface PendingRequest {
   readonly id: number;
   readonly to: Address;
-  readonly message: Message;
+  /** Replaced once, when a challenge adds its cookie to a registration. */
+  message: Message;
   readonly purpose: ClientPurpose;
   /** When to send again, earliest first; emptied as they pass. */
   readonly resendAt: number[];
@@ -46,12 +47,16 @@ export interface ClientState {
   readonly server: Address;
   phase: ClientPhase;
   token: string | undefined;
+  /** The server's last registration cookie, reused by `reg` while it is still good. */
+  cookie: string | undefined;
   table: TableEntry[];
   assembly: TableAssembly | undefined;
   nextId: number;
   readonly pending: Map<number, PendingRequest>;
   /** Commands typed before the first registration finished, run once it has. */
   readonly queued: Command[];
+  /** Set while queued commands wait for the first table after registering; they run by this time at the latest. */
+  queuedUntil: number | undefined;
   readonly seen: DedupWindow;
   /** Input has ended: leave once nothing is outstanding. */
   leaving: boolean;
@@ -71,11 +76,13 @@ export function createClientState(deps: ClientDeps): ClientState {
     server: deps.server,
     phase: "registering",
     token: undefined,
+    cookie: undefined,
     table: [],
     assembly: undefined,
     nextId: deps.firstRequestId,
     pending: new Map(),
     queued: [],
+    queuedUntil: undefined,
     seen: new DedupWindow(timing.dedupWindowMs, 10_000),
     leaving: false,
     droppedDatagrams: 0,

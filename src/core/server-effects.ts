@@ -21,6 +21,7 @@ export interface DropCounts {
   malformed: number;
   unauthenticated: number;
   unexpected: number;
+  rateLimited: number;
 }
 
 export interface ServerDeps {
@@ -28,4 +29,10 @@ export interface ServerDeps {
   newToken(): string;
   /** A random starting point for the server's own request ids, so a restarted server never reuses them. */
   firstRequestId: number;
+  /**
+   * The registration cookie for an address in one period of time (COOKIE_LENGTH lowercase
+   * hex): unguessable without the server's secret, so echoing it proves the sender
+   * receives at that address.
+   */
+  cookieFor(address: Address, period: number): string;
 }

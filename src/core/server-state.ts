@@ -87,6 +87,13 @@ export interface ServerState {
   readonly storedDeliveries: Set<string>;
   readonly replies: Map<string, CachedReply>;
   readonly drops: DropCounts;
+  /** Per source address: datagrams it may still send now (a token bucket). */
+  readonly rates: Map<string, RateBucket>;
+}
+
+export interface RateBucket {
+  allowance: number;
+  updatedAt: number;
 }
 
 export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): ServerState {
@@ -119,6 +126,7 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     tablePushes: new Map(),
     storedDeliveries: new Set(),
     replies: new Map(),
-    drops: { malformed: 0, unauthenticated: 0, unexpected: 0 },
+    drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0 },
+    rates: new Map(),
   };
 }

@@ -41,6 +41,7 @@ export function stepClient(state: ClientState, input: ClientInput, now: number):
       break;
     case "tick":
       advanceRequests(step);
+      if (state.queuedUntil !== undefined && state.queuedUntil <= now) runQueued(step);
       break;
     default:
       return input satisfies never;
@@ -55,6 +56,9 @@ export function nextClientWakeAt(state: ClientState): number | undefined {
     const at = request.resendAt[0] ?? request.giveUpAt;
     if (earliest === undefined || at < earliest) earliest = at;
   }
+  if (state.queuedUntil !== undefined && (earliest === undefined || state.queuedUntil < earliest)) {
+    earliest = state.queuedUntil;
+  }
   return earliest;
 }
 
@@ -63,7 +67,12 @@ function hasExited(state: ClientState): boolean {
 }
 
 function isIdle(state: ClientState): boolean {
-  return state.phase !== "registering" && state.pending.size === 0 && state.queued.length === 0;
+  return (
+    state.phase !== "registering" &&
+    state.pending.size === 0 &&
+    state.queued.length === 0 &&
+    state.queuedUntil === undefined
+  );
 }
 
 function show(step: Step, text: string): void {
@@ -180,7 +189,7 @@ function onLine(step: Step, text: string): void {
       show(step, notices.unknownCommand(sanitiseForTerminal(parsed.word)));
       return;
     case "command":
-      if (step.state.phase === "registering" && !runsBeforeRegistration(parsed.command)) {
+      if (isStillStarting(step.state)) {
         step.state.queued.push(parsed.command);
         return;
       }
@@ -191,8 +200,9 @@ function onLine(step: Step, text: string): void {
   }
 }
 
-function runsBeforeRegistration(command: Command): boolean {
-  return command.kind === "help" || command.kind === "quit";
+/** Until registered and holding the first table, commands wait, in order: `send y` needs to know y. */
+function isStillStarting(state: ClientState): boolean {
+  return state.phase === "registering" || state.queuedUntil !== undefined;
 }
 
 function run(step: Step, command: Command): void {
@@ -299,11 +309,13 @@ function saveAtServer(step: Step, to: string, text: string): void {
 
 function register(step: Step, first: boolean): void {
   const { state } = step;
-  startRequest(step, state.server, { kind: "register", first }, (id) =>
-    state.token === undefined
-      ? { type: "register", id, name: state.name }
-      : { type: "register", id, name: state.name, token: state.token },
-  );
+  startRequest(step, state.server, { kind: "register", first }, (id) => ({
+    type: "register",
+    id,
+    name: state.name,
+    ...(state.token === undefined ? {} : { token: state.token }),
+    ...(state.cookie === undefined ? {} : { cookie: state.cookie }),
+  }));
 }
 
 function deregister(step: Step): void {
@@ -338,6 +350,9 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
     case "registered":
     case "error":
       onAnswer(step, from, message);
+      return;
+    case "challenge":
+      onChallenge(step, from, message.id, message.cookie);
       return;
     case "probe":
     case "table":
@@ -411,6 +426,7 @@ function onTablePart(
   state.table = state.assembly.parts.flatMap((received) => received ?? []);
   state.assembly = undefined;
   show(step, notices.tableUpdated);
+  if (state.queuedUntil !== undefined) runQueued(step);
 }
 
 /** Direct messages count only from the address the table holds for the name they claim. */
@@ -465,12 +481,35 @@ function onAnswer(
   }
 }
 
+/** The server wants proof that we receive at our address: the same register, with its cookie. */
+function onChallenge(step: Step, from: Address, id: number, cookie: string): void {
+  const request = step.state.pending.get(id);
+  if (request?.message.type !== "register" || !sameAddress(request.to, from)) {
+    step.state.droppedDatagrams++;
+    return;
+  }
+  step.state.cookie = cookie;
+  request.message = { ...request.message, cookie };
+  sendDatagram(step, request.to, request.message);
+}
+
 function registered(step: Step, token: string, pending: number): void {
   const { state } = step;
   state.token = token;
   state.phase = "online";
   show(step, notices.welcome);
   if (pending > 0) show(step, notices.youHaveMessages);
+  if (state.queued.length > 0 && state.table.length === 0) {
+    // Give the first table push its full retry time; run the commands without it after that.
+    state.queuedUntil = step.now + timing.pushDeadlineMs;
+    return;
+  }
+  runQueued(step);
+}
+
+function runQueued(step: Step): void {
+  const { state } = step;
+  state.queuedUntil = undefined;
   for (const command of state.queued.splice(0)) {
     if (hasExited(state)) return;
     run(step, command);

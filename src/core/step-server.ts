@@ -23,7 +23,14 @@ import type {
   ServerPurpose,
   ServerState,
 } from "./server-state.ts";
-import { MAILBOX_LIMIT, STORED_BATCH_BYTES, TABLE_PART_BYTES, timing } from "./timing.ts";
+import {
+  MAILBOX_LIMIT,
+  SOURCE_BURST,
+  SOURCE_RATE_PER_SECOND,
+  STORED_BATCH_BYTES,
+  TABLE_PART_BYTES,
+  timing,
+} from "./timing.ts";
 
 const probePolicy: RetryPolicy = {
   resendEveryMs: timing.probeResendEveryMs,
@@ -97,6 +104,10 @@ export function tableEntries(state: ServerState): TableEntry[] {
 }
 
 function receive(step: Step, from: Address, bytes: Uint8Array): void {
+  if (!withinRateLimit(step.state, addressKey(from), step.now)) {
+    step.state.drops.rateLimited++;
+    return;
+  }
   const message = decodeMessage(bytes);
   if (!message) {
     step.state.drops.malformed++;
@@ -113,6 +124,7 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
       onAck(step, from, message.id);
       return;
     case "registered":
+    case "challenge":
     case "error":
     case "probe":
     case "table":
@@ -130,6 +142,10 @@ type ClientRequest = RegisterMessage | DeregisterMessage | SaveMessage | Channel
 
 /** A retransmitted request gets the answer the first one got, and is never acted on twice. */
 function answerRequest(step: Step, from: Address, request: ClientRequest): void {
+  if (request.type === "register" && !hasValidCookie(step, from, request.cookie)) {
+    step.send(from, { type: "challenge", id: request.id, cookie: currentCookie(step, from) });
+    return;
+  }
   const replyKey = `${addressKey(from)}#${request.id}`;
   const cached = step.state.replies.get(replyKey);
   if (cached) {
@@ -156,6 +172,45 @@ function answerRequest(step: Step, from: Address, request: ClientRequest): void 
     default:
       request satisfies never;
   }
+}
+
+/** A flood from one address is dropped before it costs more than a map lookup. */
+function withinRateLimit(state: ServerState, source: string, now: number): boolean {
+  let bucket = state.rates.get(source);
+  if (!bucket) {
+    if (state.rates.size >= 100_000) forgetIdleSources(state, now);
+    bucket = { allowance: SOURCE_BURST, updatedAt: now };
+    state.rates.set(source, bucket);
+  }
+  const refill = ((now - bucket.updatedAt) * SOURCE_RATE_PER_SECOND) / 1000;
+  bucket.allowance = Math.min(SOURCE_BURST, bucket.allowance + Math.max(0, refill));
+  bucket.updatedAt = now;
+  if (bucket.allowance < 1) return false;
+  bucket.allowance -= 1;
+  return true;
+}
+
+function forgetIdleSources(state: ServerState, now: number): void {
+  const fullAfterMs = (SOURCE_BURST * 1000) / SOURCE_RATE_PER_SECOND;
+  for (const [source, bucket] of state.rates) {
+    if (now - bucket.updatedAt >= fullAfterMs) state.rates.delete(source);
+  }
+}
+
+function cookiePeriod(now: number): number {
+  return Math.floor(now / timing.cookiePeriodMs);
+}
+
+function currentCookie(step: Step, from: Address): string {
+  return step.state.deps.cookieFor(from, cookiePeriod(step.now));
+}
+
+/** Registration by challenge: nothing bigger than a challenge goes to an address until it proves it receives there. */
+function hasValidCookie(step: Step, from: Address, cookie: string | undefined): boolean {
+  if (cookie === undefined) return false;
+  const period = cookiePeriod(step.now);
+  const { cookieFor } = step.state.deps;
+  return cookie === cookieFor(from, period) || cookie === cookieFor(from, period - 1);
 }
 
 function reply(step: Step, to: Address, message: Message): void {

@@ -18,6 +18,8 @@ export const timing = {
   dedupWindowMs: 60_000,
   /** How long the server keeps its answer to a request, to repeat it for a retransmission. */
   replyCacheMs: 30_000,
+  /** A registration cookie is good for the period it was made in and the next. */
+  cookiePeriodMs: 60_000,
 } as const;
 
 /** How many reliable datagrams the server has outstanding at once, so acks never overflow its receive buffer. */
@@ -26,3 +28,7 @@ export const TABLE_PART_BYTES = 8_000;
 export const STORED_BATCH_BYTES = 8_000;
 /** Stored messages one recipient may have waiting. */
 export const MAILBOX_LIMIT = 1_000;
+
+/** Datagrams per second one source address may send the server, and the burst it may save up. */
+export const SOURCE_RATE_PER_SECOND = 200;
+export const SOURCE_BURST = 400;

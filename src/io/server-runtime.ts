@@ -8,7 +8,7 @@ import { encodeMessage } from "../protocol/codec.ts";
 import { TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
-import { randomHex, randomRequestId } from "./random.ts";
+import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
 import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
 import { WakeTimer } from "./wake-timer.ts";
 
@@ -22,6 +22,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const state = createServerState(store.load(), {
     newToken: () => randomHex(TOKEN_LENGTH / 2),
     firstRequestId: randomRequestId(),
+    cookieFor: cookieMaker(randomHex(32)),
   });
 
   let endpoint: UdpEndpoint | undefined;
@@ -82,9 +83,9 @@ export async function runServer(options: ServerOptions): Promise<number> {
       timer.cancel();
       endpoint?.close();
       store.close();
-      const { malformed, unauthenticated, unexpected } = state.drops;
+      const { malformed, unauthenticated, unexpected, rateLimited } = state.drops;
       log.debug(
-        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected`,
+        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected, ${rateLimited} over the rate limit`,
       );
       log.info(`server stopped (${signal})`);
       done(0);

@@ -1,4 +1,5 @@
 import {
+  COOKIE_LENGTH,
   type DeliveredMessage,
   type ErrorCode,
   MAX_DATAGRAM_BYTES,
@@ -6,6 +7,7 @@ import {
   MAX_TEXT_LENGTH,
   type Message,
   PROTOCOL_VERSION,
+  type RegisterMessage,
   type TableEntry,
   TOKEN_LENGTH,
 } from "./messages.ts";
@@ -44,8 +46,12 @@ function isName(value: unknown): value is string {
   return typeof value === "string" && value.length <= MAX_NAME_LENGTH && isValidName(value);
 }
 
+function isHex(value: unknown, length: number): value is string {
+  return typeof value === "string" && value.length === length && /^[0-9a-f]+$/.test(value);
+}
+
 function isToken(value: unknown): value is string {
-  return typeof value === "string" && value.length === TOKEN_LENGTH && /^[0-9a-f]+$/.test(value);
+  return isHex(value, TOKEN_LENGTH);
 }
 
 export function textLength(text: string): number {
@@ -101,10 +107,23 @@ function decodeFields(f: Fields): Message | undefined {
   if (!isId(id)) return undefined;
   switch (f.type) {
     case "register": {
-      if (!isName(f.name)) return undefined;
-      if (f.token === undefined) return { type: "register", id, name: f.name };
-      return isToken(f.token) ? { type: "register", id, name: f.name, token: f.token } : undefined;
+      const { name, token, cookie } = f;
+      if (!isName(name)) return undefined;
+      const message: RegisterMessage = { type: "register", id, name };
+      if (token !== undefined) {
+        if (!isToken(token)) return undefined;
+        message.token = token;
+      }
+      if (cookie !== undefined) {
+        if (!isHex(cookie, COOKIE_LENGTH)) return undefined;
+        message.cookie = cookie;
+      }
+      return message;
     }
+    case "challenge":
+      return isHex(f.cookie, COOKIE_LENGTH)
+        ? { type: "challenge", id, cookie: f.cookie }
+        : undefined;
     case "deregister":
       return isToken(f.token) ? { type: "deregister", id, token: f.token } : undefined;
     case "save":

@@ -7,6 +7,7 @@ export const MAX_TEXT_LENGTH = 4000;
 export const MAX_DATAGRAM_BYTES = 32_768;
 export const MAX_NAME_LENGTH = 32;
 export const TOKEN_LENGTH = 32;
+export const COOKIE_LENGTH = 32;
 
 export interface TableEntry {
   readonly name: string;
@@ -33,13 +34,21 @@ export type ErrorCode =
   | "mailbox-full";
 
 /** Client to server. */
-export type RegisterMessage = { type: "register"; id: number; name: string; token?: string };
+export type RegisterMessage = {
+  type: "register";
+  id: number;
+  name: string;
+  token?: string;
+  cookie?: string;
+};
 export type DeregisterMessage = { type: "deregister"; id: number; token: string };
 export type SaveMessage = { type: "save"; id: number; token: string; to: string; text: string };
 export type ChannelMessage = { type: "channel"; id: number; token: string; text: string };
 
 /** Server to client. */
 export type RegisteredMessage = { type: "registered"; id: number; token: string; pending: number };
+/** Asks a would-be client to prove it receives at its address before the server sends it more. */
+export type ChallengeMessage = { type: "challenge"; id: number; cookie: string };
 export type ErrorMessage = { type: "error"; id: number; code: ErrorCode };
 export type ProbeMessage = { type: "probe"; id: number };
 export type TableMessage = {
@@ -65,6 +74,7 @@ export type Message =
   | SaveMessage
   | ChannelMessage
   | RegisteredMessage
+  | ChallengeMessage
   | ErrorMessage
   | ProbeMessage
   | TableMessage
