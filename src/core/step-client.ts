@@ -362,6 +362,12 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
         state.droppedDatagrams++;
         return;
       }
+      if ((message.type === "table" || message.type === "stored") && state.phase !== "online") {
+        // It overtook our `registered`: unacknowledged, it comes again once we have it, so
+        // `[You have messages]` and the welcome come first (SPEC §5).
+        state.droppedDatagrams++;
+        return;
+      }
       sendDatagram(step, from, { type: "ack", id: message.id });
       if (state.seen.seen(`server#${message.id}`, step.now)) return;
       onServerRequest(step, message);
@@ -449,7 +455,7 @@ function onAnswer(
 ): void {
   const { state } = step;
   const request = state.pending.get(answer.id);
-  if (!request || !sameAddress(request.to, from)) {
+  if (!request || !sameAddress(request.to, from) || !isAnswerTo(request.purpose, answer.type)) {
     state.droppedDatagrams++;
     return;
   }
@@ -478,6 +484,18 @@ function onAnswer(
       return;
     default:
       purpose satisfies never;
+  }
+}
+
+/** What can answer each request: anything else with its id leaves it waiting. */
+function isAnswerTo(purpose: ClientPurpose, type: "ack" | "registered" | "error"): boolean {
+  switch (purpose.kind) {
+    case "register":
+      return type !== "ack";
+    case "chat":
+      return type === "ack";
+    default:
+      return type !== "registered";
   }
 }
 

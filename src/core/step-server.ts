@@ -385,7 +385,12 @@ function resumeAfterProbe(
         );
         replyError(step, waiter.from, waiter.requestId, "name-taken");
       } else {
-        acceptRegistration(step, waiter.from, waiter.requestId, waiter.name, undefined);
+        // Decided afresh: an earlier waiter on this probe may hold the name by now.
+        onRegister(step, waiter.from, {
+          type: "register",
+          id: waiter.requestId,
+          name: waiter.name,
+        });
       }
       return;
     case "save": {
@@ -714,6 +719,12 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
     case "stored": {
       state.storedDeliveries.delete(purpose.clientKey);
       const client = state.clients.get(purpose.clientKey);
+      if (client?.online && !sameAddress(client, request.to)) {
+        // A new registration took the name meanwhile and was promised these messages.
+        state.storedDeliveries.add(client.key);
+        sendNextStoredBatch(step, client);
+        return;
+      }
       step.log(
         "warn",
         `${client?.name ?? purpose.clientKey} did not acknowledge stored messages; they stay stored`,

@@ -1,0 +1,478 @@
+import { describe, expect, test } from "bun:test";
+import { seededRandom } from "../../src/io/seeded-random.ts";
+import { decodeMessage, encodeMessage, textLength } from "../../src/protocol/codec.ts";
+import {
+  type ErrorCode,
+  MAX_DATAGRAM_BYTES,
+  MAX_TEXT_LENGTH,
+  type Message,
+  type MessageType,
+} from "../../src/protocol/messages.ts";
+import { isValidName } from "../../src/protocol/names.ts";
+
+const token = "0123456789abcdef0123456789abcdef";
+const cookie = "fedcba9876543210fedcba9876543210";
+const errorCodes = {
+  "name-taken": true,
+  "bad-name": true,
+  "unknown-session": true,
+  "unknown-recipient": true,
+  "recipient-online": true,
+  "too-long": true,
+  "mailbox-full": true,
+} satisfies Record<ErrorCode, true>;
+
+const valid: Message[] = [
+  { type: "register", id: 0, name: "alice" },
+  { type: "register", id: 1, name: "Bob.b-1_", token },
+  { type: "register", id: 2, name: "c", token, cookie },
+  { type: "register", id: 3, name: "d".repeat(32), cookie },
+  { type: "deregister", id: 4, token },
+  { type: "save", id: 5, token, to: "bob", text: "see you at 5" },
+  { type: "channel", id: 6, token, text: "  spaces  inside and around  " },
+  { type: "registered", id: 7, token, pending: 0 },
+  { type: "registered", id: 8, token, pending: 1000 },
+  { type: "challenge", id: 9, cookie },
+  ...Object.keys(errorCodes).map(
+    (code, index): Message => ({ type: "error", id: 10 + index, code: code as ErrorCode }),
+  ),
+  { type: "probe", id: 20 },
+  {
+    type: "table",
+    id: 21,
+    version: 3,
+    part: 1,
+    parts: 2,
+    clients: [
+      { name: "alice", ip: "127.0.0.1", port: 6001, online: true },
+      { name: "bob", ip: "::1", port: 65_535, online: false },
+    ],
+  },
+  { type: "table", id: 22, version: 0, part: 0, parts: 1, clients: [] },
+  {
+    type: "stored",
+    id: 23,
+    messages: [
+      { sender: "alice", kind: "direct", text: "hi", at: 1_741_944_413_000 },
+      { sender: "carol", kind: "channel", text: "all: 🎉", at: 0 },
+    ],
+  },
+  { type: "channel-message", id: 24, from: "alice", text: "Grüße, 世界 👋🏽" },
+  { type: "chat", id: Number.MAX_SAFE_INTEGER, from: "alice", text: "x".repeat(MAX_TEXT_LENGTH) },
+  { type: "chat", id: 25, from: "a", text: "😀".repeat(MAX_TEXT_LENGTH) },
+  {
+    type: "chat",
+    id: 26,
+    from: "a",
+    text: '\u0000\u001b[2J\u202e\ud800 \\ " control and lone surrogate',
+  },
+  { type: "ack", id: 27 },
+];
+
+/** Forces a sample of every message type: a new type fails to compile until it is added. */
+const everyType = {
+  register: true,
+  deregister: true,
+  save: true,
+  channel: true,
+  registered: true,
+  challenge: true,
+  error: true,
+  probe: true,
+  table: true,
+  stored: true,
+  "channel-message": true,
+  chat: true,
+  ack: true,
+} satisfies Record<MessageType, true>;
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const json = (value: unknown) => bytes(JSON.stringify(value));
+
+describe("round trip", () => {
+  test("the samples hold every message type and every error code", () => {
+    const types: string[] = [...new Set(valid.map((m) => m.type))];
+    expect(types.sort()).toEqual(Object.keys(everyType).sort());
+    const codes: string[] = [
+      ...new Set(valid.flatMap((m) => (m.type === "error" ? [m.code] : []))),
+    ];
+    expect(codes.sort()).toEqual(Object.keys(errorCodes).sort());
+  });
+
+  for (const message of valid) {
+    test(`${message.type} #${message.id}`, () => {
+      const encoded = encodeMessage(message);
+      expect(encoded.byteLength).toBeLessThanOrEqual(MAX_DATAGRAM_BYTES);
+      expect(decodeMessage(encoded)).toEqual(message);
+      expect(JSON.parse(new TextDecoder().decode(encoded)).v).toBe(1);
+    });
+  }
+
+  test("the largest text of the widest characters still fits one datagram", () => {
+    // JSON escapes a control character or lone surrogate as six bytes: the worst case.
+    for (const unit of ["\u0001", "\ud800", "😀", '"']) {
+      const message: Message = {
+        type: "save",
+        id: Number.MAX_SAFE_INTEGER,
+        token,
+        to: "x".repeat(32),
+        text: unit.repeat(MAX_TEXT_LENGTH),
+      };
+      const encoded = encodeMessage(message);
+      expect(encoded.byteLength).toBeLessThanOrEqual(MAX_DATAGRAM_BYTES);
+      expect(decodeMessage(encoded)).toEqual(message);
+    }
+  });
+
+  test("fields the receiver does not know are dropped, not passed on", () => {
+    const decoded = decodeMessage(json({ v: 1, type: "ack", id: 3, extra: { deep: [1] }, token }));
+    expect(decoded).toEqual({ type: "ack", id: 3 });
+  });
+});
+
+describe("malformed datagrams are undefined and never throw", () => {
+  const register = { v: 1, type: "register", id: 1, name: "alice" };
+  const cases: [string, Uint8Array][] = [
+    ["empty", new Uint8Array()],
+    ["not JSON", bytes("hello")],
+    ["truncated JSON", bytes('{"v":1,"type":"ack","id":1')],
+    ["JSON null", bytes("null")],
+    ["JSON number", bytes("1")],
+    ["JSON string", bytes('"ack"')],
+    ["JSON array", json([register])],
+    ["array of fields", json(["v", 1, "type", "ack", "id", 1])],
+    ["no version", json({ type: "ack", id: 1 })],
+    ["version 2", json({ v: 2, type: "ack", id: 1 })],
+    ["version as a string", json({ v: "1", type: "ack", id: 1 })],
+    ["version 1.0000001", bytes('{"v":1.0000001,"type":"ack","id":1}')],
+    ["unknown type", json({ v: 1, type: "hello", id: 1 })],
+    ["type of another case", json({ v: 1, type: "ACK", id: 1 })],
+    ["prototype type", json({ v: 1, type: "toString", id: 1 })],
+    ["no id", json({ v: 1, type: "ack" })],
+    ["negative id", json({ v: 1, type: "ack", id: -1 })],
+    ["fractional id", json({ v: 1, type: "ack", id: 1.5 })],
+    ["id above 2^53-1", json({ v: 1, type: "ack", id: 2 ** 53 })],
+    ["huge id", bytes('{"v":1,"type":"ack","id":1e400}')],
+    ["id as a string", json({ v: 1, type: "ack", id: "1" })],
+    ["id as null", json({ v: 1, type: "ack", id: null })],
+    ["id as an array", json({ v: 1, type: "ack", id: [1] })],
+    [
+      "invalid UTF-8",
+      new Uint8Array([
+        ...bytes('{"v":1,"type":"chat","id":1,"from":"a","text":"'),
+        0xff,
+        0xfe,
+        ...bytes('"}'),
+      ]),
+    ],
+    [
+      "overlong UTF-8",
+      new Uint8Array([
+        ...bytes('{"v":1,"type":"chat","id":1,"from":"a","text":"'),
+        0xc0,
+        0xaf,
+        ...bytes('"}'),
+      ]),
+    ],
+    [
+      "UTF-16",
+      new Uint8Array([0xff, 0xfe, ...[...'{"v":1}'].flatMap((c) => [c.charCodeAt(0), 0])]),
+    ],
+    ["40 KB datagram", json({ v: 1, type: "chat", id: 1, from: "a", text: "x".repeat(40_000) })],
+    ["just over the size limit", new Uint8Array(MAX_DATAGRAM_BYTES + 1).fill(0x20)],
+    ["deep nesting", bytes(`${"[".repeat(16_000)}${"]".repeat(16_000)}`)],
+    [
+      "nested junk in a field",
+      json({ v: 1, type: "chat", id: 1, from: { a: [{ b: {} }] }, text: "t" }),
+    ],
+    ["register without a name", json({ v: 1, type: "register", id: 1 })],
+    ["register with a bad token", json({ ...register, token: "abc" })],
+    ["register with an upper-case token", json({ ...register, token: token.toUpperCase() })],
+    ["register with a null cookie", json({ ...register, cookie: null })],
+    ["register with a short cookie", json({ ...register, cookie: cookie.slice(1) })],
+    ["deregister without a token", json({ v: 1, type: "deregister", id: 1 })],
+    ["save without text", json({ v: 1, type: "save", id: 1, token, to: "bob" })],
+    ["save with empty text", json({ v: 1, type: "save", id: 1, token, to: "bob", text: "" })],
+    ["save with text as a number", json({ v: 1, type: "save", id: 1, token, to: "bob", text: 5 })],
+    [
+      "save with 4001 characters",
+      json({ v: 1, type: "save", id: 1, token, to: "bob", text: "x".repeat(4001) }),
+    ],
+    [
+      "chat with 4001 emoji",
+      json({ v: 1, type: "chat", id: 1, from: "a", text: "😀".repeat(4001) }),
+    ],
+    ["channel without a token", json({ v: 1, type: "channel", id: 1, text: "hi" })],
+    [
+      "registered with a negative pending",
+      json({ v: 1, type: "registered", id: 1, token, pending: -1 }),
+    ],
+    ["registered without a token", json({ v: 1, type: "registered", id: 1, pending: 0 })],
+    ["challenge without a cookie", json({ v: 1, type: "challenge", id: 1 })],
+    ["error with an unknown code", json({ v: 1, type: "error", id: 1, code: "oops" })],
+    ["error with a prototype code", json({ v: 1, type: "error", id: 1, code: "constructor" })],
+    ["error without a code", json({ v: 1, type: "error", id: 1 })],
+    ["table without clients", json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 1 })],
+    [
+      "table with part = parts",
+      json({ v: 1, type: "table", id: 1, version: 1, part: 1, parts: 1, clients: [] }),
+    ],
+    [
+      "table with zero parts",
+      json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 0, clients: [] }),
+    ],
+    [
+      "table with a bad entry",
+      json({
+        v: 1,
+        type: "table",
+        id: 1,
+        version: 1,
+        part: 0,
+        parts: 1,
+        clients: [{ name: "a", ip: "1.2.3.4", port: 0, online: true }],
+      }),
+    ],
+    [
+      "table with a null entry",
+      json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: [null] }),
+    ],
+    [
+      "table with an online string",
+      json({
+        v: 1,
+        type: "table",
+        id: 1,
+        version: 1,
+        part: 0,
+        parts: 1,
+        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: "yes" }],
+      }),
+    ],
+    [
+      "table with clients as an object",
+      json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: {} }),
+    ],
+    ["stored with no messages", json({ v: 1, type: "stored", id: 1, messages: [] })],
+    [
+      "stored with an unknown kind",
+      json({
+        v: 1,
+        type: "stored",
+        id: 1,
+        messages: [{ sender: "a", kind: "group", text: "t", at: 0 }],
+      }),
+    ],
+    [
+      "stored with a negative time",
+      json({
+        v: 1,
+        type: "stored",
+        id: 1,
+        messages: [{ sender: "a", kind: "direct", text: "t", at: -5 }],
+      }),
+    ],
+    [
+      "channel-message from a bad name",
+      json({ v: 1, type: "channel-message", id: 1, from: "-x", text: "t" }),
+    ],
+  ];
+  for (const badName of [
+    "",
+    "-abc",
+    ".abc",
+    "_abc",
+    "a b",
+    "a/b",
+    "ä",
+    "a\n",
+    "x".repeat(33),
+    "a\u0000",
+  ]) {
+    cases.push([
+      `chat from the name ${JSON.stringify(badName)}`,
+      json({ v: 1, type: "chat", id: 1, from: badName, text: "t" }),
+    ]);
+    cases.push([`register as ${JSON.stringify(badName)}`, json({ ...register, name: badName })]);
+  }
+
+  for (const [name, datagram] of cases) {
+    test(name, () => {
+      expect(decodeMessage(datagram)).toBeUndefined();
+    });
+  }
+
+  test("names that follow the rules are accepted", () => {
+    for (const name of ["a", "A", "0", "a.b-c_d", "x".repeat(32), "Z9"]) {
+      expect(isValidName(name)).toBe(true);
+      expect(decodeMessage(json({ ...register, name }))).toEqual({ type: "register", id: 1, name });
+    }
+  });
+});
+
+/** Everything a decoded message promises its receiver. */
+function expectWellFormed(message: Message): void {
+  expect(Number.isSafeInteger(message.id) && message.id >= 0).toBe(true);
+  const texts: string[] = [];
+  const names: string[] = [];
+  switch (message.type) {
+    case "register":
+      names.push(message.name);
+      break;
+    case "save":
+      names.push(message.to);
+      texts.push(message.text);
+      break;
+    case "channel":
+      texts.push(message.text);
+      break;
+    case "chat":
+    case "channel-message":
+      names.push(message.from);
+      texts.push(message.text);
+      break;
+    case "table":
+      names.push(...message.clients.map((c) => c.name));
+      expect(message.part).toBeLessThan(message.parts);
+      break;
+    case "stored":
+      names.push(...message.messages.map((m) => m.sender));
+      texts.push(...message.messages.map((m) => m.text));
+      break;
+    default:
+      break;
+  }
+  for (const name of names) expect(isValidName(name)).toBe(true);
+  for (const text of texts) {
+    expect(text.length).toBeGreaterThan(0);
+    expect(textLength(text)).toBeLessThanOrEqual(MAX_TEXT_LENGTH);
+  }
+  // What was accepted survives another trip unchanged.
+  expect(decodeMessage(encodeMessage(message))).toEqual(message);
+}
+
+describe("fuzzing with a seeded generator", () => {
+  test("3,000 random byte strings", () => {
+    const random = seededRandom(2024);
+    let accepted = 0;
+    for (let round = 0; round < 3000; round++) {
+      const length = Math.floor(random() * (round % 10 === 0 ? 40_000 : 200));
+      const datagram = new Uint8Array(length);
+      for (let index = 0; index < length; index++) datagram[index] = Math.floor(random() * 256);
+      const decoded = decodeMessage(datagram);
+      if (decoded) {
+        accepted++;
+        expectWellFormed(decoded);
+      }
+    }
+    expect(accepted).toBe(0);
+  });
+
+  test("3,000 random JSON-ish strings built from protocol tokens", () => {
+    const random = seededRandom(7);
+    const pieces = [
+      '{"v":1',
+      ',"type":"ack"',
+      ',"id":',
+      "1",
+      "-1",
+      "1e308",
+      '"x"',
+      "}",
+      "[",
+      "]",
+      ",",
+      ":",
+      "null",
+      "true",
+      '"chat"',
+      ',"from":"a"',
+      ',"text":"hi"',
+      "{",
+      '"',
+    ];
+    const pick = () => pieces[Math.floor(random() * pieces.length)] ?? "";
+    let accepted = 0;
+    for (let round = 0; round < 3000; round++) {
+      let text = "";
+      const count = 1 + Math.floor(random() * 12);
+      for (let index = 0; index < count; index++) text += pick();
+      const decoded = decodeMessage(bytes(text));
+      if (decoded) {
+        accepted++;
+        expectWellFormed(decoded);
+      }
+    }
+    // Some fragments do form valid acks; they must still be well formed (checked above).
+    expect(accepted).toBeLessThan(3000);
+  });
+
+  test("byte-level mutations of every valid message", () => {
+    const random = seededRandom(99);
+    let accepted = 0;
+    let tried = 0;
+    for (const message of valid) {
+      const original = encodeMessage(message);
+      for (let round = 0; round < 150; round++) {
+        const mutated = [...original];
+        const edits = 1 + Math.floor(random() * 4);
+        for (let edit = 0; edit < edits; edit++) {
+          const at = Math.floor(random() * (mutated.length + 1));
+          const byte = Math.floor(random() * 256);
+          const how = random();
+          if (how < 0.4) mutated[at] = byte;
+          else if (how < 0.6) mutated.splice(at, 0, byte);
+          else if (how < 0.8) mutated.splice(at, 1);
+          else mutated.length = at;
+        }
+        tried++;
+        const decoded = decodeMessage(new Uint8Array(mutated));
+        if (decoded) {
+          accepted++;
+          expectWellFormed(decoded);
+        }
+      }
+    }
+    expect(tried).toBe(valid.length * 150);
+    expect(accepted).toBeLessThan(tried);
+  });
+
+  test("field-level mutations: every field of every message swapped for junk", () => {
+    const random = seededRandom(31337);
+    const junk: unknown[] = [
+      null,
+      true,
+      -1,
+      1.5,
+      2 ** 53,
+      Number.MAX_VALUE,
+      "",
+      "x".repeat(5000),
+      "A",
+      [],
+      [1, 2],
+      {},
+      { nested: { deeper: [null, { x: 1 }] } },
+      "\u0000",
+      "zz".repeat(16),
+    ];
+    for (const message of valid) {
+      const fields = JSON.parse(new TextDecoder().decode(encodeMessage(message))) as Record<
+        string,
+        unknown
+      >;
+      for (const key of Object.keys(fields)) {
+        for (let round = 0; round < 20; round++) {
+          const value = junk[Math.floor(random() * junk.length)];
+          const decoded = decodeMessage(json({ ...fields, [key]: value }));
+          if (decoded) expectWellFormed(decoded);
+        }
+        const { [key]: _removed, ...without } = fields;
+        const decoded = decodeMessage(json(without));
+        const optional = message.type === "register" && (key === "token" || key === "cookie");
+        if (optional) expect(decoded).toBeDefined();
+        else expect(decoded).toBeUndefined();
+      }
+    }
+  });
+});

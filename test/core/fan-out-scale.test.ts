@@ -1,0 +1,72 @@
+import { describe, expect, test } from "bun:test";
+import { SERVER_SEND_WINDOW } from "../../src/core/timing.ts";
+import { SimulatedNetwork } from "../helpers/simulated-network.ts";
+
+const MEMBERS = 1_000;
+const names = Array.from({ length: MEMBERS }, (_, index) => `m${String(index).padStart(4, "0")}`);
+
+/** Follows the server's own requests on the wire: sent (first time) until the server gets their ack. */
+function watchServerRequests(network: SimulatedNetwork) {
+  const windowed = new Set<number>();
+  const probes = new Set<number>();
+  const peak = { windowed: 0, probes: 0 };
+  network.serverSteps.push((record) => {
+    if (record.received?.type === "ack") {
+      windowed.delete(record.received.id);
+      probes.delete(record.received.id);
+    }
+    for (const effect of record.effects) {
+      if (effect.kind !== "send") continue;
+      const { type, id } = effect.message;
+      if (type === "table" || type === "channel-message") windowed.add(id);
+      if (type === "probe") probes.add(id);
+    }
+    peak.windowed = Math.max(peak.windowed, windowed.size);
+    peak.probes = Math.max(peak.probes, probes.size);
+  });
+  return peak;
+}
+
+describe(`fan-out to ${MEMBERS} members`, () => {
+  for (const loss of [0, 0.01]) {
+    test(`a channel message reaches every member once, within the send window (loss ${loss})`, () => {
+      const network = new SimulatedNetwork({ seed: 1000 + loss * 100 });
+      const members = network.addRegisteredClients(names);
+      network.setFaults({ loss, duplication: 0.02, delayMinMs: 1, delayMaxMs: 40 });
+      const peak = watchServerRequests(network);
+      const [sender, ...others] = members;
+      if (!sender) throw new Error("no members");
+      sender.type("send_all hello, everyone");
+      network.settle();
+      expect(sender.shown()).toEqual(["[Message received by Server.]"]);
+      for (const member of others)
+        expect(member.shown()).toEqual(["[Channel_Message m0000: hello, everyone]"]);
+      expect(network.sentBy("server", "channel-message").length).toBeGreaterThanOrEqual(
+        MEMBERS - 1,
+      );
+      expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
+      expect(peak.probes).toBeLessThanOrEqual(MEMBERS * loss);
+      expect([...network.server.clients.values()].filter((c) => !c.online)).toEqual([]);
+      expect(network.store.load().messages).toEqual([]);
+    });
+  }
+
+  test("a table push to every member goes out in parts, within the send window", () => {
+    const network = new SimulatedNetwork({ seed: 7 });
+    const members = network.addRegisteredClients(names);
+    network.setFaults({ delayMinMs: 1, delayMaxMs: 40 });
+    const peak = watchServerRequests(network);
+    const newcomer = network.addClient("newcomer");
+    network.settle();
+    expect(newcomer.shown()).toEqual(["[Welcome, You are registered.]", "[Client table updated.]"]);
+    expect(newcomer.state.table).toHaveLength(MEMBERS + 1);
+    for (const member of members) {
+      expect(member.shown()).toEqual(["[Client table updated.]"]);
+      expect(member.state.table).toHaveLength(MEMBERS + 1);
+    }
+    const parts = network.sentBy("server", "table")[0]?.message;
+    expect(parts?.type === "table" && parts.parts).toBeGreaterThan(1);
+    expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
+    expect(peak.probes).toBe(0);
+  });
+});

@@ -1,0 +1,222 @@
+import { describe, expect, test } from "bun:test";
+import { SOURCE_BURST } from "../../src/core/timing.ts";
+import type { Message } from "../../src/protocol/messages.ts";
+import { LOOPBACK, registeredNetwork, SERVER_ADDRESS } from "../helpers/simulated-network.ts";
+
+const forgedToken = "00000000000000000000000000000000";
+
+describe("sessions and addresses", () => {
+  test("a direct message from an address the table does not hold for its sender is ignored", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const y = network.client("y");
+    const mark = y.shown().length;
+    const sentMark = network.sent.length;
+    network.inject({ ip: LOOPBACK, port: 7777 }, y.address, {
+      type: "chat",
+      id: 1,
+      from: "x",
+      text: "I am x",
+    });
+    network.inject({ ip: "10.0.0.1", port: network.client("x").address.port }, y.address, {
+      type: "chat",
+      id: 2,
+      from: "x",
+      text: "me too",
+    });
+    // The server's address is not x's either.
+    network.inject(SERVER_ADDRESS, y.address, { type: "chat", id: 3, from: "x", text: "and me" });
+    network.settle();
+    expect(y.shownSince(mark)).toEqual([]);
+    expect(network.sent.slice(sentMark)).toEqual([]);
+    expect(y.state.droppedDatagrams).toBe(3);
+  });
+
+  test("a chat from a name that is not in the table is ignored", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const y = network.client("y");
+    const mark = y.shown().length;
+    network.inject(network.client("x").address, y.address, {
+      type: "chat",
+      id: 1,
+      from: "mallory",
+      text: "hi",
+    });
+    network.settle();
+    expect(y.shownSince(mark)).toEqual([]);
+  });
+
+  test("server messages from another address are ignored", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const y = network.client("y");
+    const from = network.client("x").address;
+    const mark = y.shown().length;
+    const table = y.state.table;
+    const forged: Message[] = [
+      { type: "channel-message", id: 1, from: "x", text: "fake post" },
+      { type: "stored", id: 2, messages: [{ sender: "x", kind: "direct", text: "fake", at: 0 }] },
+      { type: "table", id: 3, version: 99, part: 0, parts: 1, clients: [] },
+      { type: "probe", id: 4 },
+    ];
+    for (const message of forged) network.inject(from, y.address, message);
+    network.settle();
+    expect(y.shownSince(mark)).toEqual([]);
+    expect(y.state.table).toBe(table);
+  });
+
+  test("an ack from the wrong address does not confirm a direct message", () => {
+    const network = registeredNetwork(["x", "y", "z"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.kill();
+    const mark = x.shown().length;
+    x.type("send y hello");
+    const chat = network.sentBy("x", "chat")[0];
+    expect(chat).toBeDefined();
+    network.inject(network.client("z").address, x.address, {
+      type: "ack",
+      id: chat?.message.id ?? -1,
+    });
+    network.advance(500);
+    expect(x.shownSince(mark)).toEqual(["[No ACK from y, message sent to server.]"]);
+  });
+
+  test("forged deregister, save and channel with a wrong token change nothing", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    const marks = [x.shown().length, y.shown().length];
+    const persisted = network.persisted.length;
+    const sentMark = network.sent.length;
+    const forged: Message[] = [
+      { type: "deregister", id: 1, token: forgedToken },
+      { type: "save", id: 2, token: forgedToken, to: "y", text: "forged" },
+      { type: "channel", id: 3, token: forgedToken, text: "forged" },
+      // y's own token is y's secret; x's address does not make it x's.
+      { type: "deregister", id: 4, token: forgedToken.replace(/0/g, "f") },
+    ];
+    for (const message of forged) network.inject(x.address, SERVER_ADDRESS, message);
+    network.settle();
+    expect(network.persisted.length).toBe(persisted);
+    expect(network.server.clients.get("x")?.online).toBe(true);
+    expect(network.server.mailboxes.size).toBe(0);
+    expect(network.server.drops.unauthenticated).toBe(4);
+    const answers = network.sent.slice(sentMark);
+    expect(answers.map((d) => [d.to, d.message])).toEqual(
+      [1, 2, 3, 4].map((id) => ["x", { type: "error", id, code: "unknown-session" }]),
+    );
+    // x had none of those ids outstanding: it shows nothing and stays online.
+    expect(x.shownSince(marks[0] ?? 0)).toEqual([]);
+    expect(y.shownSince(marks[1] ?? 0)).toEqual([]);
+    expect(x.state.phase).toBe("online");
+  });
+
+  test("a retransmitted save is answered each time and stored once", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.type("dereg y");
+    network.settle();
+    const save: Message = {
+      type: "save",
+      id: 77,
+      token: x.state.token ?? "",
+      to: "y",
+      text: "once",
+    };
+    const sentMark = network.sent.length;
+    for (let copy = 0; copy < 3; copy++) network.inject(x.address, SERVER_ADDRESS, save);
+    network.settle();
+    expect(network.store.load().messages).toMatchObject([
+      { recipient: "y", sender: "x", text: "once" },
+    ]);
+    expect(network.sent.slice(sentMark).map((d) => d.message)).toEqual([
+      { type: "ack", id: 77 },
+      { type: "ack", id: 77 },
+      { type: "ack", id: 77 },
+    ]);
+  });
+
+  test("a retransmitted channel post is answered each time and fanned out once", () => {
+    const network = registeredNetwork(["x", "y", "z"]);
+    const x = network.client("x");
+    const marks = ["y", "z"].map((name) => network.client(name).shown().length);
+    const post: Message = { type: "channel", id: 78, token: x.state.token ?? "", text: "once" };
+    for (let copy = 0; copy < 3; copy++) network.inject(x.address, SERVER_ADDRESS, post);
+    network.settle();
+    expect(network.sentBy("server", "channel-message").map((d) => d.to)).toEqual(["y", "z"]);
+    expect(network.sentBy("server", "ack").filter((d) => d.message.id === 78)).toHaveLength(3);
+    expect(network.client("y").shownSince(marks[0] ?? 0)).toEqual(["[Channel_Message x: once]"]);
+    expect(network.client("z").shownSince(marks[1] ?? 0)).toEqual(["[Channel_Message x: once]"]);
+  });
+
+  test("a save retransmitted while the server is still probing gets one answer when the probe ends", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.kill();
+    const save: Message = {
+      type: "save",
+      id: 79,
+      token: x.state.token ?? "",
+      to: "y",
+      text: "once",
+    };
+    const sentMark = network.sent.length;
+    network.inject(x.address, SERVER_ADDRESS, save);
+    network.advance(300);
+    network.inject(x.address, SERVER_ADDRESS, save);
+    network.settle();
+    const acks = network.sent
+      .slice(sentMark)
+      .filter((d) => d.to === "x" && d.message.type === "ack");
+    expect(acks).toHaveLength(1);
+    expect(network.store.load().messages).toHaveLength(1);
+  });
+
+  test("junk sent to the server or a client is dropped and counted", () => {
+    const network = registeredNetwork(["x"]);
+    const x = network.client("x");
+    const mark = x.shown().length;
+    const sentMark = network.sent.length;
+    const junk = [new Uint8Array([0xff]), new TextEncoder().encode('{"v":1,"type":"nope","id":1}')];
+    for (const bytes of junk) {
+      network.inject({ ip: LOOPBACK, port: 9 }, SERVER_ADDRESS, bytes);
+      network.inject({ ip: LOOPBACK, port: 9 }, x.address, bytes);
+    }
+    network.settle();
+    expect(network.server.drops.malformed).toBe(2);
+    expect(x.state.droppedDatagrams).toBe(2);
+    expect(network.sent.slice(sentMark)).toEqual([]);
+    expect(x.shownSince(mark)).toEqual([]);
+  });
+
+  test("a register without the cookie gets only a small challenge (no amplification)", () => {
+    const network = registeredNetwork(["x"]);
+    const sentMark = network.sent.length;
+    network.inject({ ip: "203.0.113.9", port: 4444 }, SERVER_ADDRESS, {
+      type: "register",
+      id: 5,
+      name: "victim",
+    });
+    network.settle();
+    const answers = network.sent.slice(sentMark);
+    expect(answers.map((d) => d.message.type)).toEqual(["challenge"]);
+    expect(network.server.clients.has("victim")).toBe(false);
+  });
+
+  test("a flood from one address is cut at its burst; other clients are not affected", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const flooder = { ip: "198.51.100.7", port: 9999 };
+    for (let index = 0; index < SOURCE_BURST + 600; index++) {
+      network.inject(flooder, SERVER_ADDRESS, new Uint8Array([0x7b]));
+    }
+    network.settle();
+    expect(network.server.drops.malformed).toBe(SOURCE_BURST);
+    expect(network.server.drops.rateLimited).toBe(600);
+    const x = network.client("x");
+    x.type("send_all still fine");
+    network.settle();
+    expect(x.shown().at(-1)).toBe("[Message received by Server.]");
+    // The bucket refills at its rate.
+    network.advance(1_000);
+    network.inject(flooder, SERVER_ADDRESS, new Uint8Array([0x7b]));
+    network.settle();
+    expect(network.server.drops.malformed).toBe(SOURCE_BURST + 1);
+  });
+});

@@ -1,0 +1,631 @@
+/**
+ * A deterministic in-memory world for the pure cores: one server (persisting to a
+ * memory store, so it can crash and come back from what was committed) and any
+ * number of clients, joined by a simulated UDP network with seeded loss,
+ * duplication and delay. Time is a fake clock that moves only when a test says so;
+ * every wake-up and delivery then happens at its exact millisecond, in order.
+ *
+ * Datagrams travel as bytes (`encodeMessage` / `decodeMessage`), as in the real shell.
+ */
+import {
+  type ClientEffect,
+  type ClientInput,
+  type ClientState,
+  createClientState,
+  type PendingRequest,
+} from "../../src/core/client-state.ts";
+import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
+import { createServerState, type ServerState } from "../../src/core/server-state.ts";
+import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
+import { nextServerWakeAt, stepServer, tableEntries } from "../../src/core/step-server.ts";
+import { seededRandom } from "../../src/io/seeded-random.ts";
+import { addressKey } from "../../src/protocol/address.ts";
+import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
+import {
+  type Address,
+  COOKIE_LENGTH,
+  type Message,
+  TOKEN_LENGTH,
+} from "../../src/protocol/messages.ts";
+import { createMemoryStore } from "../../src/store/memory-store.ts";
+import type { OfflineStore, StoreChange } from "../../src/store/offline-store.ts";
+
+export { seededRandom };
+
+/** 2025-03-14T09:26:53Z: a fixed start, so stored-message timestamps are predictable. */
+export const START_TIME = Date.UTC(2025, 2, 14, 9, 26, 53);
+export const LOOPBACK = "127.0.0.1";
+export const SERVER_ADDRESS: Address = { ip: LOOPBACK, port: 5000 };
+export const FIRST_CLIENT_PORT = 6001;
+export const SERVER_LABEL = "server";
+
+/** Faults of one direction of a link. A delay range reorders datagrams. */
+export interface LinkFaults {
+  readonly loss: number;
+  readonly duplication: number;
+  readonly delayMinMs: number;
+  readonly delayMaxMs: number;
+}
+
+export const NO_FAULTS: LinkFaults = { loss: 0, duplication: 0, delayMinMs: 0, delayMaxMs: 0 };
+
+/** Which direction faults apply to: labels of the sending and receiving nodes; omitted means any. */
+export interface LinkSelector {
+  readonly from?: string;
+  readonly to?: string;
+}
+
+export interface SentDatagram {
+  readonly at: number;
+  readonly from: string;
+  /** The label of the node at the destination address when it was sent, or `ip:port`. */
+  readonly to: string;
+  readonly toAddress: Address;
+  readonly message: Message;
+}
+
+export interface ShownLine {
+  readonly at: number;
+  readonly text: string;
+}
+
+export interface ClientStepRecord {
+  readonly at: number;
+  readonly label: string;
+  readonly input: ClientInput["kind"];
+  /** Requests that were outstanding before the step and are not after it. */
+  readonly finished: readonly PendingRequest[];
+  readonly effects: readonly ClientEffect[];
+}
+
+export interface ServerStepRecord {
+  readonly at: number;
+  readonly input: ServerInput["kind"];
+  /** The datagram the step was for, decoded, if it was one and could be. */
+  readonly received: Message | undefined;
+  readonly effects: readonly ServerEffect[];
+}
+
+export interface NetworkOptions {
+  readonly seed?: number;
+  /** Start without a server, as if none listened at its address. */
+  readonly withoutServer?: boolean;
+}
+
+interface Delivery {
+  readonly kind: "delivery";
+  readonly at: number;
+  readonly seq: number;
+  readonly from: Address;
+  readonly to: Address;
+  readonly bytes: Uint8Array;
+}
+
+interface Wake {
+  readonly kind: "wake";
+  readonly at: number;
+  readonly seq: number;
+  readonly node: WakeTarget;
+  readonly generation: number;
+}
+
+type SimEvent = Delivery | Wake;
+
+interface WakeTarget {
+  armedFor: number | undefined;
+  generation: number;
+}
+
+/** A binary min-heap on (at, seq): same-time events keep the order they were scheduled in. */
+class EventQueue {
+  private readonly heap: SimEvent[] = [];
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(event: SimEvent): void {
+    const heap = this.heap;
+    heap.push(event);
+    let index = heap.length - 1;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      const above = heap[parent];
+      if (!above || !before(event, above)) break;
+      heap[index] = above;
+      heap[parent] = event;
+      index = parent;
+    }
+  }
+
+  peek(): SimEvent | undefined {
+    return this.heap[0];
+  }
+
+  pop(): SimEvent | undefined {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (top === undefined || last === undefined || heap.length === 0) return top;
+    heap[0] = last;
+    let index = 0;
+    for (;;) {
+      const left = index * 2 + 1;
+      const right = left + 1;
+      let smallest = index;
+      const leftEvent = heap[left];
+      const rightEvent = heap[right];
+      const smallestEvent = () => heap[smallest] as SimEvent;
+      if (leftEvent && before(leftEvent, smallestEvent())) smallest = left;
+      if (rightEvent && before(rightEvent, smallestEvent())) smallest = right;
+      if (smallest === index) break;
+      heap[index] = smallestEvent();
+      heap[smallest] = last;
+      index = smallest;
+    }
+    return top;
+  }
+}
+
+function before(a: SimEvent, b: SimEvent): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+/** A wake-up that was re-armed or cancelled since it was scheduled. */
+function isStale(event: SimEvent): boolean {
+  return (
+    event.kind === "wake" &&
+    (event.node.generation !== event.generation || event.node.armedFor !== event.at)
+  );
+}
+
+/** FNV-1a, 32 bits: enough to make distinct, repeatable cookies in a test. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < text.length; index++) {
+    hash ^= text.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash >>> 0;
+}
+
+function hex(length: number, word: (index: number) => number): string {
+  let text = "";
+  for (let index = 0; text.length < length; index++) {
+    text += word(index).toString(16).padStart(8, "0");
+  }
+  return text.slice(0, length);
+}
+
+class SimServer implements WakeTarget {
+  armedFor: number | undefined;
+  generation = 0;
+
+  constructor(readonly state: ServerState) {}
+}
+
+/** One client process: what its user typed, saw, and how it ended. */
+export class SimClient implements WakeTarget {
+  armedFor: number | undefined;
+  generation = 0;
+  readonly lines: ShownLine[] = [];
+  exitCode: number | undefined;
+  /** Died silently (ctrl+c, closed terminal): receives and answers nothing from now on. */
+  dead = false;
+
+  constructor(
+    private readonly network: SimulatedNetwork,
+    readonly label: string,
+    readonly address: Address,
+    readonly state: ClientState,
+  ) {}
+
+  get name(): string {
+    return this.state.name;
+  }
+
+  get running(): boolean {
+    return !this.dead && this.exitCode === undefined;
+  }
+
+  type(line: string): this {
+    this.network.feedClient(this, { kind: "line", text: line });
+    return this;
+  }
+
+  endInput(): this {
+    this.network.feedClient(this, { kind: "end-of-input" });
+    return this;
+  }
+
+  kill(): void {
+    this.dead = true;
+    this.generation++;
+    this.armedFor = undefined;
+  }
+
+  shown(): string[] {
+    return this.lines.map((line) => line.text);
+  }
+
+  /** Lines shown from index `from` on: `const mark = x.shown().length; ...; x.shownSince(mark)`. */
+  shownSince(from: number): string[] {
+    return this.shown().slice(from);
+  }
+}
+
+export class SimulatedNetwork {
+  now = START_TIME;
+  readonly store: OfflineStore = createMemoryStore();
+  readonly sent: SentDatagram[] = [];
+  readonly serverLogs: string[] = [];
+  /** Every batch of changes the server committed, in order. */
+  readonly persisted: (readonly StoreChange[])[] = [];
+  readonly clientSteps: ((record: ClientStepRecord) => void)[] = [];
+  readonly serverSteps: ((record: ServerStepRecord) => void)[] = [];
+  dropped = 0;
+  delivered = 0;
+
+  private readonly faultRandom: () => number;
+  private readonly idRandom: () => number;
+  private readonly queue = new EventQueue();
+  private seq = 0;
+  private serverNode: SimServer | undefined;
+  private serverStarts = 0;
+  private readonly clients = new Map<string, SimClient>();
+  private readonly started: SimClient[] = [];
+  /** The latest client process at each address. */
+  private readonly byAddress = new Map<string, SimClient>();
+  private readonly faults = new Map<string, LinkFaults>();
+  private readonly dropRules = new Set<(datagram: SentDatagram) => boolean>();
+  private nextPort = FIRST_CLIENT_PORT;
+
+  constructor(options: NetworkOptions = {}) {
+    const seed = options.seed ?? 1;
+    this.faultRandom = seededRandom(seed);
+    this.idRandom = seededRandom(seed ^ 0x5eed_cafe);
+    if (!options.withoutServer) this.startServer();
+  }
+
+  // The server ---------------------------------------------------------------------------------
+
+  get serverRunning(): boolean {
+    return this.serverNode !== undefined;
+  }
+
+  get server(): ServerState {
+    if (!this.serverNode) throw new Error("the server is not running");
+    return this.serverNode.state;
+  }
+
+  /** Starts a server process from what the store holds, with a fresh secret and request ids. */
+  startServer(): void {
+    if (this.serverNode) throw new Error("the server is already running");
+    this.serverStarts++;
+    const secret = `secret-${this.serverStarts}-${Math.floor(this.idRandom() * 2 ** 32)}`;
+    const state = createServerState(this.store.load(), {
+      newToken: () => hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
+      firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+      cookieFor: (address, period) =>
+        hex(COOKIE_LENGTH, (index) => fnv1a(`${secret}|${addressKey(address)}|${period}|${index}`)),
+    });
+    this.serverNode = new SimServer(state);
+  }
+
+  /** The server process dies: everything in memory is gone, the store keeps what was committed. */
+  crashServer(): void {
+    if (!this.serverNode) return;
+    this.serverNode.generation++;
+    this.serverNode = undefined;
+  }
+
+  restartServer(): void {
+    this.crashServer();
+    this.startServer();
+  }
+
+  // Clients ------------------------------------------------------------------------------------
+
+  /** Starts a client process (it registers at once, as `chatapp -c` does). */
+  addClient(name: string, options: { label?: string; port?: number } = {}): SimClient {
+    const label = options.label ?? name;
+    const previous = this.clients.get(label);
+    if (previous?.running) throw new Error(`client ${label} is still running`);
+    const port = options.port ?? previous?.address.port ?? this.nextPort++;
+    const address: Address = { ip: LOOPBACK, port };
+    const other = this.byAddress.get(addressKey(address));
+    if (other?.running) throw new Error(`port ${port} is in use by ${other.label}`);
+    const state = createClientState({
+      name,
+      server: SERVER_ADDRESS,
+      firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+    });
+    const client = new SimClient(this, label, address, state);
+    this.clients.set(label, client);
+    this.byAddress.set(addressKey(address), client);
+    this.started.push(client);
+    this.feedClient(client, { kind: "start" });
+    return client;
+  }
+
+  /**
+   * Many clients that are already registered, online and hold the full table, as if
+   * they had joined long ago: written to the store, which the server restarts from.
+   */
+  addRegisteredClients(names: readonly string[]): SimClient[] {
+    const records = names.map((name) => ({
+      name,
+      ip: LOOPBACK,
+      port: this.nextPort++,
+      online: true,
+      token: hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
+    }));
+    this.store.apply(records.map((client): StoreChange => ({ kind: "put-client", client })));
+    this.restartServer();
+    const table = tableEntries(this.server);
+    return records.map((record) => {
+      const state = createClientState({
+        name: record.name,
+        server: SERVER_ADDRESS,
+        firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+      });
+      state.phase = "online";
+      state.token = record.token;
+      state.table = table;
+      const client = new SimClient(this, record.name, { ip: record.ip, port: record.port }, state);
+      this.clients.set(record.name, client);
+      this.byAddress.set(addressKey(client.address), client);
+      this.started.push(client);
+      return client;
+    });
+  }
+
+  client(label: string): SimClient {
+    const client = this.clients.get(label);
+    if (!client) throw new Error(`no client ${label}`);
+    return client;
+  }
+
+  /** What the user of the client `label` (its latest process) has seen, in order. */
+  shown(label: string): string[] {
+    return this.client(label).shown();
+  }
+
+  /** Every line shown by every process that ran under this chat name, in order of start. */
+  shownToName(name: string): string[] {
+    return this.processes(name).flatMap((process) => process.shown());
+  }
+
+  /** Every client process that ran under this chat name, in order of start. */
+  processes(name: string): SimClient[] {
+    return this.started.filter((process) => process.name === name);
+  }
+
+  // Faults -------------------------------------------------------------------------------------
+
+  setFaults(faults: Partial<LinkFaults>, link: LinkSelector = {}): void {
+    this.faults.set(`${link.from ?? "*"}>${link.to ?? "*"}`, { ...NO_FAULTS, ...faults });
+  }
+
+  clearFaults(): void {
+    this.faults.clear();
+    this.dropRules.clear();
+  }
+
+  /** Loses every datagram that `rule` picks until the returned function is called. */
+  drop(rule: (datagram: SentDatagram) => boolean): () => void {
+    this.dropRules.add(rule);
+    return () => this.dropRules.delete(rule);
+  }
+
+  private faultsFor(from: string, to: string): LinkFaults {
+    return (
+      this.faults.get(`${from}>${to}`) ??
+      this.faults.get(`${from}>*`) ??
+      this.faults.get(`*>${to}`) ??
+      this.faults.get("*>*") ??
+      NO_FAULTS
+    );
+  }
+
+  // Time ---------------------------------------------------------------------------------------
+
+  /** Moves the clock `ms` forward, carrying out every delivery and wake-up due on the way. */
+  advance(ms: number): void {
+    if (ms < 0) throw new Error(`cannot go back in time (${ms} ms)`);
+    const until = this.now + ms;
+    let events = 0;
+    for (;;) {
+      const next = this.queue.peek();
+      if (!next || next.at > until) break;
+      this.queue.pop();
+      if (++events > 5_000_000) throw new Error("the simulation does not settle: a wake-up loop?");
+      this.now = next.at;
+      this.handle(next);
+    }
+    this.now = until;
+  }
+
+  /** Runs until nothing is left to deliver or wake up for; returns how long that took. */
+  settle(limitMs = 600_000): number {
+    const start = this.now;
+    for (;;) {
+      const next = this.queue.peek();
+      if (!next) return this.now - start;
+      if (isStale(next)) {
+        this.queue.pop();
+        continue;
+      }
+      if (next.at - start > limitMs) throw new Error(`still busy after ${limitMs} ms`);
+      this.advance(next.at - this.now);
+    }
+  }
+
+  // Datagrams ----------------------------------------------------------------------------------
+
+  /** Puts a datagram on the wire from any address, without faults: forgeries, junk, replays. */
+  inject(from: Address, to: Address, content: Message | Uint8Array): void {
+    const bytes = content instanceof Uint8Array ? content : encodeMessage(content);
+    this.queue.push({ kind: "delivery", at: this.now, seq: this.seq++, from, to, bytes });
+  }
+
+  /** Datagrams sent by `from` (a label), optionally of one message type. */
+  sentBy(from: string, type?: Message["type"]): SentDatagram[] {
+    return this.sent.filter(
+      (d) => d.from === from && (type === undefined || d.message.type === type),
+    );
+  }
+
+  labelAt(address: Address): string {
+    const key = addressKey(address);
+    if (key === addressKey(SERVER_ADDRESS)) return SERVER_LABEL;
+    return this.byAddress.get(key)?.label ?? `${address.ip}:${address.port}`;
+  }
+
+  private transmit(fromLabel: string, from: Address, to: Address, message: Message): void {
+    const bytes = encodeMessage(message);
+    const toLabel = this.labelAt(to);
+    const decoded = decodeMessage(bytes);
+    if (!decoded) {
+      throw new Error(`${fromLabel} sent a message it cannot decode: ${JSON.stringify(message)}`);
+    }
+    const record: SentDatagram = {
+      at: this.now,
+      from: fromLabel,
+      to: toLabel,
+      toAddress: to,
+      message: decoded,
+    };
+    this.sent.push(record);
+    for (const rule of this.dropRules) {
+      if (rule(record)) {
+        this.dropped++;
+        return;
+      }
+    }
+    const faults = this.faultsFor(fromLabel, toLabel);
+    const copies = this.faultRandom() < faults.duplication ? 2 : 1;
+    for (let copy = 0; copy < copies; copy++) {
+      if (this.faultRandom() < faults.loss) {
+        this.dropped++;
+        continue;
+      }
+      const span = faults.delayMaxMs - faults.delayMinMs;
+      const delay = faults.delayMinMs + Math.floor(this.faultRandom() * (span + 1));
+      this.queue.push({ kind: "delivery", at: this.now + delay, seq: this.seq++, from, to, bytes });
+    }
+  }
+
+  private handle(event: SimEvent): void {
+    if (event.kind === "wake") {
+      if (isStale(event)) return;
+      const node = event.node;
+      node.armedFor = undefined;
+      if (node instanceof SimServer) this.feedServer({ kind: "tick" });
+      else if (node instanceof SimClient) this.feedClient(node, { kind: "tick" });
+      return;
+    }
+    const to = addressKey(event.to);
+    if (to === addressKey(SERVER_ADDRESS)) {
+      if (!this.serverNode) {
+        this.dropped++;
+        return;
+      }
+      this.delivered++;
+      this.feedServer({ kind: "datagram", from: event.from, bytes: event.bytes });
+      return;
+    }
+    const client = this.byAddress.get(to);
+    if (!client?.running) {
+      this.dropped++;
+      return;
+    }
+    this.delivered++;
+    this.feedClient(client, { kind: "datagram", from: event.from, bytes: event.bytes });
+  }
+
+  private arm(node: WakeTarget, at: number | undefined): void {
+    if (at === node.armedFor) return;
+    node.generation++;
+    node.armedFor = at;
+    if (at === undefined) return;
+    // As the real timer does, a time already past fires at once (and a core that keeps
+    // asking for a past time loops, which `advance` reports).
+    const due = Math.max(at, this.now);
+    node.armedFor = due;
+    this.queue.push({ kind: "wake", at: due, seq: this.seq++, node, generation: node.generation });
+  }
+
+  private feedServer(input: ServerInput): void {
+    const node = this.serverNode;
+    if (!node) return;
+    const effects = stepServer(node.state, input, this.now);
+    if (this.serverSteps.length > 0) {
+      const received = input.kind === "datagram" ? decodeMessage(input.bytes) : undefined;
+      const record: ServerStepRecord = { at: this.now, input: input.kind, received, effects };
+      for (const observe of this.serverSteps) observe(record);
+    }
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "persist":
+          // A store failure here is a core bug (a duplicate id, a bad record): let the test see it.
+          this.store.apply(effect.changes);
+          this.persisted.push(effect.changes);
+          break;
+        case "send":
+          this.transmit(SERVER_LABEL, SERVER_ADDRESS, effect.to, effect.message);
+          break;
+        case "log":
+          this.serverLogs.push(effect.text);
+          break;
+        default:
+          effect satisfies never;
+      }
+    }
+    this.arm(node, nextServerWakeAt(node.state));
+  }
+
+  /** @internal used by SimClient */
+  feedClient(client: SimClient, input: ClientInput): void {
+    if (!client.running) return;
+    const before = [...client.state.pending.values()];
+    const effects = stepClient(client.state, input, this.now);
+    const finished = before.filter((request) => client.state.pending.get(request.id) !== request);
+    const record: ClientStepRecord = {
+      at: this.now,
+      label: client.label,
+      input: input.kind,
+      finished,
+      effects,
+    };
+    for (const observe of this.clientSteps) observe(record);
+    for (const effect of effects) {
+      if (effect.kind === "exit") {
+        client.exitCode = effect.code;
+        client.generation++;
+        client.armedFor = undefined;
+        return;
+      }
+      if (effect.kind === "show") client.lines.push({ at: this.now, text: effect.text });
+      else this.transmit(client.label, client.address, effect.to, effect.message);
+    }
+    this.arm(client, nextClientWakeAt(client.state));
+  }
+}
+
+/** A network whose clients `names` have registered (no faults) and hold the full table. */
+export function registeredNetwork(
+  names: readonly string[],
+  options: NetworkOptions = {},
+): SimulatedNetwork {
+  const network = new SimulatedNetwork(options);
+  for (const name of names) network.addClient(name);
+  network.settle();
+  for (const name of names) {
+    const client = network.client(name);
+    if (client.state.phase !== "online" || client.state.table.length !== names.length) {
+      throw new Error(`${name} did not register: ${client.shown().join(" / ")}`);
+    }
+  }
+  return network;
+}
