@@ -57,7 +57,10 @@ export interface ClientState {
   readonly queued: Command[];
   /** Set while queued commands wait for the first table after registering; they run by this time at the latest. */
   queuedUntil: number | undefined;
+  /** Ids of server requests already handled: a retransmission is acknowledged again, nothing more. */
   readonly seen: DedupWindow;
+  /** Messages already shown, by sender and the sender's id, however long ago (bounded in number). */
+  readonly shown: DedupWindow;
   /** Input has ended: leave once nothing is outstanding. */
   leaving: boolean;
   droppedDatagrams: number;
@@ -84,6 +87,7 @@ export function createClientState(deps: ClientDeps): ClientState {
     queued: [],
     queuedUntil: undefined,
     seen: new DedupWindow(timing.dedupWindowMs, 10_000),
+    shown: new DedupWindow(timing.shownMemoryMs, 100_000),
     leaving: false,
     droppedDatagrams: 0,
   };

@@ -18,6 +18,8 @@ export interface ChannelPost {
   readonly sender: string;
   readonly text: string;
   readonly receivedAt: number;
+  /** The id of the sender's `channel` request: every copy of the post carries it. */
+  readonly ref: number;
 }
 
 /** Why the server sent a request of its own; decides what an ack or a silence means. */
@@ -44,9 +46,7 @@ export type ProbeWaiter =
       readonly kind: "save";
       readonly from: Address;
       readonly requestId: number;
-      readonly senderKey: string;
-      readonly text: string;
-      readonly receivedAt: number;
+      readonly save: Omit<StoredMessage, "id" | "recipient">;
     }
   | {
       readonly kind: "channel";

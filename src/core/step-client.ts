@@ -168,7 +168,7 @@ function requestUnanswered(step: Step, request: PendingRequest): void {
       return;
     case "chat":
       show(step, notices.noAckSentToServer(purpose.to));
-      saveAtServer(step, purpose.to, purpose.text);
+      saveAtServer(step, purpose.to, purpose.text, request.id);
       return;
     default:
       purpose satisfies never;
@@ -296,7 +296,8 @@ function send(step: Step, to: string, text: string): void {
   );
 }
 
-function saveAtServer(step: Step, to: string, text: string): void {
+/** `ref` is the id of the direct try that came first, if one did: the message keeps one name. */
+function saveAtServer(step: Step, to: string, text: string, ref?: number): void {
   const { state } = step;
   startRequest(step, state.server, { kind: "save", to, text }, (id) => ({
     type: "save",
@@ -304,7 +305,16 @@ function saveAtServer(step: Step, to: string, text: string): void {
     token: state.token ?? "",
     to,
     text,
+    ref: ref ?? id,
   }));
+}
+
+/**
+ * A message is named by its sender and the sender's id for it, whichever way a copy
+ * comes (direct, channel, stored); a name already shown is not shown again.
+ */
+function isFirstCopy(step: Step, sender: string, ref: number): boolean {
+  return !step.state.shown.seen(`${nameKey(sender)}#${ref}`, step.now);
 }
 
 function register(step: Step, first: boolean): void {
@@ -398,6 +408,7 @@ function onServerRequest(
       return;
     case "stored":
       for (const stored of message.messages) {
+        if (!isFirstCopy(step, stored.sender, stored.ref)) continue;
         const timestamp = formatTimestamp(stored.at);
         const text = sanitiseForTerminal(stored.text);
         show(
@@ -409,6 +420,7 @@ function onServerRequest(
       }
       return;
     case "channel-message":
+      if (!isFirstCopy(step, message.from, message.ref)) return;
       show(step, notices.channelMessage(message.from, sanitiseForTerminal(message.text)));
       return;
     default:
@@ -444,7 +456,7 @@ function onChat(step: Step, from: Address, id: number, sender: string, text: str
     return;
   }
   sendDatagram(step, from, { type: "ack", id });
-  if (state.seen.seen(`chat#${nameKey(sender)}#${id}`, step.now)) return;
+  if (!isFirstCopy(step, sender, id)) return;
   show(step, notices.directMessage(known.name, sanitiseForTerminal(text)));
 }
 

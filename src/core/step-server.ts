@@ -394,20 +394,12 @@ function resumeAfterProbe(
       }
       return;
     case "save": {
-      const sender = step.state.clients.get(waiter.senderKey);
+      const sender = step.state.clients.get(nameKey(waiter.save.sender));
       if (alive) {
         reply(step, waiter.from, { type: "error", id: waiter.requestId, code: "recipient-online" });
         if (sender) pushTable(step, sender);
       } else {
-        storeAndAcknowledge(
-          step,
-          waiter.from,
-          waiter.requestId,
-          client,
-          waiter.senderKey,
-          waiter.text,
-          waiter.receivedAt,
-        );
+        storeAndAcknowledge(step, waiter.from, waiter.requestId, client, waiter.save);
       }
       return;
     }
@@ -444,18 +436,18 @@ function onSave(step: Step, from: Address, request: SaveMessage): void {
     replyError(step, from, request.id, "too-long");
     return;
   }
+  const save: Omit<StoredMessage, "id" | "recipient"> = {
+    sender: sender.name,
+    kind: "direct",
+    text: request.text,
+    receivedAt: step.now,
+    ref: request.ref ?? request.id,
+  };
   if (recipient.online) {
-    probe(step, recipient, {
-      kind: "save",
-      from,
-      requestId: request.id,
-      senderKey: sender.key,
-      text: request.text,
-      receivedAt: step.now,
-    });
+    probe(step, recipient, { kind: "save", from, requestId: request.id, save });
     return;
   }
-  storeAndAcknowledge(step, from, request.id, recipient, sender.key, request.text, step.now);
+  storeAndAcknowledge(step, from, request.id, recipient, save);
 }
 
 function storeAndAcknowledge(
@@ -463,17 +455,13 @@ function storeAndAcknowledge(
   from: Address,
   requestId: number,
   recipient: ServerClient,
-  senderKey: string,
-  text: string,
-  receivedAt: number,
+  save: Omit<StoredMessage, "id" | "recipient">,
 ): void {
-  const sender = step.state.clients.get(senderKey);
-  const senderName = sender?.name ?? senderKey;
-  if (!storeMessage(step, recipient, { sender: senderName, kind: "direct", text, receivedAt })) {
+  if (!storeMessage(step, recipient, save)) {
     replyError(step, from, requestId, "mailbox-full");
     return;
   }
-  step.log("info", `saved a message from ${senderName} for ${recipient.name}`);
+  step.log("info", `saved a message from ${save.sender} for ${recipient.name}`);
   reply(step, from, { type: "ack", id: requestId });
 }
 
@@ -484,6 +472,10 @@ function storeMessage(
 ): boolean {
   const { state } = step;
   const mailbox = state.mailboxes.get(recipient.key) ?? [];
+  const senderKey = nameKey(message.sender);
+  if (mailbox.some((kept) => kept.ref === message.ref && nameKey(kept.sender) === senderKey)) {
+    return true; // a copy of one already kept, as when a save is retried across a restart
+  }
   if (mailbox.length >= MAILBOX_LIMIT) {
     step.log(
       "warn",
@@ -515,6 +507,7 @@ function sendNextStoredBatch(step: Step, client: ServerClient): void {
       kind: stored.kind,
       text: stored.text,
       at: stored.receivedAt,
+      ref: stored.ref,
     };
     const size = JSON.stringify(delivered).length * 3;
     if (batch.length > 0 && bytes + size > STORED_BATCH_BYTES) break;
@@ -558,7 +551,12 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
     replyError(step, from, request.id, "too-long");
     return;
   }
-  const post: ChannelPost = { sender: sender.name, text: request.text, receivedAt: step.now };
+  const post: ChannelPost = {
+    sender: sender.name,
+    text: request.text,
+    receivedAt: step.now,
+    ref: request.id,
+  };
   let live = 0;
   let stored = 0;
   for (const member of step.state.clients.values()) {
@@ -578,7 +576,8 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
 }
 
 function channelStored(post: ChannelPost): Omit<StoredMessage, "id" | "recipient"> {
-  return { sender: post.sender, kind: "channel", text: post.text, receivedAt: post.receivedAt };
+  const { sender, text, receivedAt, ref } = post;
+  return { sender, kind: "channel", text, receivedAt, ref };
 }
 
 function deliverChannelPost(
@@ -595,6 +594,7 @@ function deliverChannelPost(
     id,
     from: post.sender,
     text: post.text,
+    ref: post.ref,
   };
   step.state.outbound.add(
     id,

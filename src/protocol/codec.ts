@@ -82,10 +82,10 @@ function decodeTableEntry(value: unknown): TableEntry | undefined {
 
 function decodeDelivered(value: unknown): DeliveredMessage | undefined {
   if (typeof value !== "object" || value === null) return undefined;
-  const { sender, kind, text, at } = value as Fields;
-  if (!isName(sender) || !isText(text) || !isId(at)) return undefined;
+  const { sender, kind, text, at, ref } = value as Fields;
+  if (!isName(sender) || !isText(text) || !isId(at) || !isId(ref)) return undefined;
   if (kind !== "direct" && kind !== "channel") return undefined;
-  return { sender, kind, text, at };
+  return { sender, kind, text, at, ref };
 }
 
 function decodeList<T>(
@@ -126,10 +126,12 @@ function decodeFields(f: Fields): Message | undefined {
         : undefined;
     case "deregister":
       return isToken(f.token) ? { type: "deregister", id, token: f.token } : undefined;
-    case "save":
-      return isToken(f.token) && isName(f.to) && isText(f.text)
-        ? { type: "save", id, token: f.token, to: f.to, text: f.text }
-        : undefined;
+    case "save": {
+      const { token, to, text, ref } = f;
+      if (!isToken(token) || !isName(to) || !isText(text)) return undefined;
+      if (ref === undefined) return { type: "save", id, token, to, text };
+      return isId(ref) ? { type: "save", id, token, to, text, ref } : undefined;
+    }
     case "channel":
       return isToken(f.token) && isText(f.text)
         ? { type: "channel", id, token: f.token, text: f.text }
@@ -156,8 +158,8 @@ function decodeFields(f: Fields): Message | undefined {
       return messages && messages.length > 0 ? { type: "stored", id, messages } : undefined;
     }
     case "channel-message":
-      return isName(f.from) && isText(f.text)
-        ? { type: "channel-message", id, from: f.from, text: f.text }
+      return isName(f.from) && isText(f.text) && isId(f.ref)
+        ? { type: "channel-message", id, from: f.from, text: f.text, ref: f.ref }
         : undefined;
     case "chat":
       return isName(f.from) && isText(f.text)

@@ -22,6 +22,8 @@ export interface DeliveredMessage {
   readonly text: string;
   /** The server's time of receipt, epoch milliseconds UTC. */
   readonly at: number;
+  /** The sender's id for the message (see `ref` below). */
+  readonly ref: number;
 }
 
 export type ErrorCode =
@@ -42,7 +44,19 @@ export type RegisterMessage = {
   cookie?: string;
 };
 export type DeregisterMessage = { type: "deregister"; id: number; token: string };
-export type SaveMessage = { type: "save"; id: number; token: string; to: string; text: string };
+/**
+ * `ref` is the id the sender first gave the message (the `chat` id when a direct try
+ * came first; this request's own id when it did not). The sender's name and `ref`
+ * name one message however many copies travel, so none is stored or shown twice.
+ */
+export type SaveMessage = {
+  type: "save";
+  id: number;
+  token: string;
+  to: string;
+  text: string;
+  ref?: number;
+};
 export type ChannelMessage = { type: "channel"; id: number; token: string; text: string };
 
 /** Server to client. */
@@ -60,7 +74,14 @@ export type TableMessage = {
   clients: TableEntry[];
 };
 export type StoredMessages = { type: "stored"; id: number; messages: DeliveredMessage[] };
-export type ChannelDelivery = { type: "channel-message"; id: number; from: string; text: string };
+/** `ref` is the id of the sender's `channel` request. */
+export type ChannelDelivery = {
+  type: "channel-message";
+  id: number;
+  from: string;
+  text: string;
+  ref: number;
+};
 
 /** Client to client. */
 export type ChatMessage = { type: "chat"; id: number; from: string; text: string };

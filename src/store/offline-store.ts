@@ -9,7 +9,11 @@ export interface ClientRecord {
 
 export type StoredMessageKind = "direct" | "channel";
 
-/** A message kept for a recipient that was offline; `receivedAt` is the server's clock, epoch ms UTC. */
+/**
+ * A message kept for a recipient that was offline; `receivedAt` is the server's clock,
+ * epoch ms UTC. `ref` is the id the sender gave the message: with the sender's name it
+ * names the message wherever a copy of it travels, so no copy is shown twice.
+ */
 export interface StoredMessage {
   readonly id: number;
   readonly recipient: string;
@@ -17,6 +21,7 @@ export interface StoredMessage {
   readonly kind: StoredMessageKind;
   readonly text: string;
   readonly receivedAt: number;
+  readonly ref: number;
 }
 
 export type StoreChange =

@@ -38,7 +38,8 @@ const SCHEMA_V1 = `
     sender TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('direct', 'channel')),
     text TEXT NOT NULL,
-    received_at INTEGER NOT NULL
+    received_at INTEGER NOT NULL,
+    ref INTEGER NOT NULL
   ) STRICT;
 `;
 
@@ -54,6 +55,7 @@ type MessageParams = [
     kind: string;
     text: string;
     receivedAt: number;
+    ref: number;
   },
 ];
 
@@ -91,8 +93,8 @@ export class SqliteStore implements OfflineStore {
            online = excluded.online, token = excluded.token`,
       );
       this.#putMessage = prepare<MessageParams>(
-        `INSERT INTO messages (id, recipient, sender, kind, text, received_at)
-         VALUES ($id, $recipient, $sender, $kind, $text, $receivedAt)`,
+        `INSERT INTO messages (id, recipient, sender, kind, text, received_at, ref)
+         VALUES ($id, $recipient, $sender, $kind, $text, $receivedAt, $ref)`,
       );
       // One id per execution: any number of ids, no limit on bound variables.
       this.#removeMessage = prepare<[{ id: number }]>("DELETE FROM messages WHERE id = $id");
@@ -100,7 +102,7 @@ export class SqliteStore implements OfflineStore {
         "SELECT name_key, name, ip, port, online, token FROM clients ORDER BY name_key",
       );
       this.#selectMessages = prepare<[]>(
-        "SELECT id, recipient, sender, kind, text, received_at FROM messages ORDER BY id",
+        "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
       );
     } catch (error) {
       this.#finalizeAll();
@@ -342,7 +344,15 @@ function clientFromRow(row: Row): ClientRecord | undefined {
 }
 
 function messageFromRow(row: Row): StoredMessage | undefined {
-  const { id, recipient, sender, kind, text, received_at } = row;
-  const message = { id, recipient, sender, kind, text, receivedAt: received_at } as StoredMessage;
+  const { id, recipient, sender, kind, text, received_at, ref } = row;
+  const message = {
+    id,
+    recipient,
+    sender,
+    kind,
+    text,
+    receivedAt: received_at,
+    ref,
+  } as StoredMessage;
   return messageProblem(message) === undefined ? message : undefined;
 }

@@ -50,6 +50,9 @@ export function messageProblem(message: StoredMessage): string | undefined {
   if (!Number.isSafeInteger(message.receivedAt)) {
     return `${at} has receivedAt ${String(message.receivedAt)}, expected epoch milliseconds`;
   }
+  if (!Number.isSafeInteger(message.ref) || message.ref < 0) {
+    return `${at} has ref ${String(message.ref)}, expected the sender's message id`;
+  }
   return undefined;
 }
 
@@ -100,5 +103,6 @@ export function copyMessage(message: StoredMessage): StoredMessage {
     kind: message.kind,
     text: message.text.toWellFormed(),
     receivedAt: message.receivedAt,
+    ref: message.ref,
   };
 }

@@ -73,7 +73,7 @@ describe("channel", () => {
     ]);
   });
 
-  test("a member that died silently: resent at 250, probed at 500 and 750, stored and marked offline at 1000", () => {
+  test("a member that died silently: resent every 100 ms, probed from 500 ms, stored and marked offline at 1000", () => {
     const network = registeredNetwork(["x", "y", "z"]);
     const [x, y, z] = [network.client("x"), network.client("y"), network.client("z")];
     y.kill();
@@ -87,9 +87,15 @@ describe("channel", () => {
     const toY = network.sent.slice(sentMark).filter((d) => d.to === "y");
     expect(toY.map((d) => `${d.message.type}@${d.at - start}`)).toEqual([
       "channel-message@0",
-      "channel-message@250",
+      "channel-message@100",
+      "channel-message@200",
+      "channel-message@300",
+      "channel-message@400",
       "probe@500",
-      "probe@750",
+      "probe@600",
+      "probe@700",
+      "probe@800",
+      "probe@900",
     ]);
     expect(network.store.load().messages).toEqual([]);
     network.advance(1);
@@ -117,7 +123,9 @@ describe("channel", () => {
     network.settle();
     heal();
     const deliveries = network.sentBy("server", "channel-message");
-    expect(deliveries).toHaveLength(timing.channelRounds * 2);
+    expect(deliveries).toHaveLength(
+      timing.channelRounds * (timing.ackWaitMs / timing.probeResendEveryMs),
+    );
     expect(new Set(deliveries.map((d) => d.message.id)).size).toBe(1);
     // Shown once however often it came.
     expect(y.shownSince(mark)).toEqual(["[Channel_Message x: hello?]"]);

@@ -53,11 +53,11 @@ const valid: Message[] = [
     type: "stored",
     id: 23,
     messages: [
-      { sender: "alice", kind: "direct", text: "hi", at: 1_741_944_413_000 },
-      { sender: "carol", kind: "channel", text: "all: 🎉", at: 0 },
+      { sender: "alice", kind: "direct", text: "hi", at: 1_741_944_413_000, ref: 7 },
+      { sender: "carol", kind: "channel", text: "all: 🎉", at: 0, ref: 0 },
     ],
   },
-  { type: "channel-message", id: 24, from: "alice", text: "Grüße, 世界 👋🏽" },
+  { type: "channel-message", id: 24, from: "alice", text: "Grüße, 世界 👋🏽", ref: 3 },
   { type: "chat", id: Number.MAX_SAFE_INTEGER, from: "alice", text: "x".repeat(MAX_TEXT_LENGTH) },
   { type: "chat", id: 25, from: "a", text: "😀".repeat(MAX_TEXT_LENGTH) },
   {

@@ -59,7 +59,7 @@ describe("direct chat", () => {
     expect(y.shown().at(-1)).toBe("x: \\x1B[2Jgone\\u{202E}evil");
   });
 
-  test("a dead recipient: resent at 150 and 300, no ACK at exactly 500 ms, then saved by the server", () => {
+  test("a dead recipient: resent every 100 ms, no ACK at exactly 500 ms, then saved by the server", () => {
     const network = registeredNetwork(["x", "y", "z"]);
     const [x, y, z] = [network.client("x"), network.client("y"), network.client("z")];
     y.kill();
@@ -68,18 +68,21 @@ describe("direct chat", () => {
     x.type("send y are you there?");
     network.advance(499);
     expect(x.shownSince(mark)).toEqual([]);
-    expect(network.sentBy("x", "chat").map((d) => d.at - start)).toEqual([0, 150, 300]);
+    expect(network.sentBy("x", "chat").map((d) => d.at - start)).toEqual([0, 100, 200, 300, 400]);
     network.advance(1);
     expect(x.shownSince(mark)).toEqual(["[No ACK from y, message sent to server.]"]);
     const save = network.sentBy("x", "save");
     expect(save.map((d) => d.at - start)).toEqual([500]);
     expect(save[0]?.message).toMatchObject({ to: "y", text: "are you there?" });
 
-    // The server checks y's status: probes at 500 and 750, verdict at 1000.
+    // The server checks y's status: probes every 100 ms from 500, verdict at 1000.
     network.advance(499);
     expect(network.sentBy("server", "probe").map((d) => [d.to, d.at - start])).toEqual([
       ["y", 500],
-      ["y", 750],
+      ["y", 600],
+      ["y", 700],
+      ["y", 800],
+      ["y", 900],
     ]);
     expect(x.shownSince(mark)).toHaveLength(1);
     expect(network.store.load().messages).toEqual([]);
@@ -100,6 +103,7 @@ describe("direct chat", () => {
         kind: "direct",
         text: "are you there?",
         receivedAt: start + 500,
+        ref: expect.any(Number),
       },
     ]);
     network.settle();
@@ -184,6 +188,6 @@ describe("direct chat", () => {
     expect(y.shownSince(yMark)).toEqual(["x: once"]);
     expect(x.shown().at(-1)).toBe("[Message received by y.]");
     const acks = network.sentBy("y", "ack").filter((d) => d.to === "x");
-    expect(acks.map((d) => d.at - start)).toEqual([0, 150, 300]);
+    expect(acks.map((d) => d.at - start)).toEqual([0, 100, 200, 300]);
   });
 });

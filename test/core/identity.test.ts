@@ -52,8 +52,12 @@ describe("sessions and addresses", () => {
     const mark = y.shown().length;
     const table = y.state.table;
     const forged: Message[] = [
-      { type: "channel-message", id: 1, from: "x", text: "fake post" },
-      { type: "stored", id: 2, messages: [{ sender: "x", kind: "direct", text: "fake", at: 0 }] },
+      { type: "channel-message", id: 1, from: "x", text: "fake post", ref: 1 },
+      {
+        type: "stored",
+        id: 2,
+        messages: [{ sender: "x", kind: "direct", text: "fake", at: 0, ref: 2 }],
+      },
       { type: "table", id: 3, version: 99, part: 0, parts: 1, clients: [] },
       { type: "probe", id: 4 },
     ];

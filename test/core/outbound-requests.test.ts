@@ -37,13 +37,18 @@ function run(requests: OutboundRequests<string>, from: number, to: number) {
 }
 
 describe("OutboundRequests", () => {
-  test("a probe is sent at 0 and 250 ms and given up at 500 ms", () => {
+  test("a probe is sent every 100 ms and given up at 500 ms", () => {
     const requests = new OutboundRequests<string>(64);
     const out: Datagram[] = [];
     requests.add(7, member(1), { type: "probe", id: 7 }, "p", probe, 1000, out);
     expect(out).toEqual([{ to: member(1), message: { type: "probe", id: 7 } }]);
     const { sends, expired } = run(requests, 1000, 10_000);
-    expect(sends).toEqual([{ at: 1250, id: 7 }]);
+    expect(sends).toEqual([
+      { at: 1100, id: 7 },
+      { at: 1200, id: 7 },
+      { at: 1300, id: 7 },
+      { at: 1400, id: 7 },
+    ]);
     expect(expired).toEqual([{ at: 1500, id: 7 }]);
     expect(requests.outstanding).toBe(0);
     expect(requests.nextWakeAt()).toBeUndefined();

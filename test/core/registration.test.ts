@@ -106,7 +106,10 @@ describe("registration", () => {
     expect(newcomer.shown()).toEqual([]);
     expect(network.sentBy("server", "probe").map((d) => [d.to, d.at - start])).toEqual([
       ["x", 0],
-      ["x", 250],
+      ["x", 100],
+      ["x", 200],
+      ["x", 300],
+      ["x", 400],
     ]);
     network.advance(1);
     expect(newcomer.shown()).toEqual([WELCOME, TABLE_UPDATED]);

@@ -9,8 +9,8 @@ describe("the simulated network itself", () => {
     network.client("x").type("send y lost");
     network.client("y").type("send x kept");
     network.advance(400);
-    // x's chat, sent at 0, 150 and 300, and x's acks of y's three sends.
-    expect(network.dropped - dropped).toBe(6);
+    // x's chat, sent at 0, 100, 200, 300 and 400, and x's acks of y's five sends.
+    expect(network.dropped - dropped).toBe(10);
     expect(network.client("y").shown()).not.toContain("x: lost");
     expect(network.client("x").shown()).toContain("y: kept");
   });

@@ -35,6 +35,7 @@ const note: StoredMessage = {
   kind: "channel",
   text: "hi 😀",
   receivedAt: 1_700_000_000_000,
+  ref: 9,
 };
 
 let dir: string;
@@ -164,10 +165,10 @@ describe("sqlite store on disk", () => {
     try {
       db.run("PRAGMA ignore_check_constraints = ON");
       db.run(
-        `INSERT INTO messages (id, recipient, sender, kind, text, received_at) VALUES
-           (1, 'bob', 'alice', 'direct', 'good', 10),
-           (2, 'bob', 'alice', 'group', 'bad kind', 11),
-           (3, '', 'alice', 'channel', 'no recipient', 12)`,
+        `INSERT INTO messages (id, recipient, sender, kind, text, received_at, ref) VALUES
+           (1, 'bob', 'alice', 'direct', 'good', 10, 1),
+           (2, 'bob', 'alice', 'group', 'bad kind', 11, 2),
+           (3, '', 'alice', 'channel', 'no recipient', 12, 3)`,
       );
       db.run(
         `INSERT INTO clients (name_key, name, ip, port, online, token) VALUES
@@ -191,6 +192,7 @@ describe("sqlite store on disk", () => {
             kind: "direct",
             text: "good",
             receivedAt: 10,
+            ref: 1,
           },
         ],
       });

@@ -47,6 +47,7 @@ function message(id: number, overrides: Partial<StoredMessage> = {}): StoredMess
     kind: "direct",
     text: `message ${id}`,
     receivedAt: 1_700_000_000_000 + id,
+    ref: id,
     ...overrides,
   };
 }
