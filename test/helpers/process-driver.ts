@@ -7,7 +7,7 @@
  * transcript) when the process has closed its output without printing it.
  */
 import { test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -20,6 +20,9 @@ export const LOOPBACK = "127.0.0.1";
 export interface Program {
   readonly label: string;
   readonly command: readonly string[];
+  /** Where it runs, with what environment. */
+  readonly cwd: string;
+  readonly env: Record<string, string | undefined>;
   /** Why this program cannot be tested here; undefined when it can. */
   readonly unavailable: string | undefined;
 }
@@ -27,12 +30,18 @@ export interface Program {
 export const sourceProgram: Program = {
   label: "bun src/main.ts",
   command: [process.execPath, join(ROOT, "src/main.ts")],
+  cwd: ROOT,
+  env: { ...process.env, NO_COLOR: "1" },
   unavailable: undefined,
 };
 
 export const binaryProgram: Program = {
   label: "dist/chatapp",
   command: [BINARY_PATH],
+  // As a user who downloaded it runs it: from an empty directory, with neither Bun nor
+  // Node on the PATH and nothing else in the environment.
+  cwd: mkdtempSync(join(tmpdir(), "chatapp-empty-")),
+  env: { PATH: "/nonexistent", NO_COLOR: "1" },
   unavailable: existsSync(BINARY_PATH)
     ? undefined
     : "dist/chatapp is missing: run `bun run build` first (CI builds it before the tests)",
@@ -120,11 +129,11 @@ export class ChatProcess {
     this.label = label;
     this.port = port;
     this.#proc = Bun.spawn([...program.command, ...args], {
-      cwd: ROOT,
+      cwd: program.cwd,
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      env: { ...process.env, NO_COLOR: "1" },
+      env: program.env,
     });
     this.#note(`started: chatapp ${args.join(" ")} (${program.label}, pid ${this.#proc.pid})`);
     this.#drained = Promise.all([
