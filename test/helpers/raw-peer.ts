@@ -1,0 +1,303 @@
+/**
+ * A small protocol-speaking UDP peer for tests that need to say exactly what goes on
+ * the wire: it registers (answering the challenge), retries its requests with the
+ * same id, acknowledges every server request and records what it received. It binds
+ * 127.0.0.1 and sends to loopback only.
+ */
+import { sameAddress } from "../../src/protocol/address.ts";
+import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
+import type {
+  Address,
+  ChannelDelivery,
+  ChannelMessage,
+  DeliveredMessage,
+  DeregisterMessage,
+  Message,
+  RegisterMessage,
+  SaveMessage,
+  TableEntry,
+} from "../../src/protocol/messages.ts";
+import { nameKey } from "../../src/protocol/names.ts";
+
+export const RAW_LOOPBACK = "127.0.0.1";
+const RETRY_EVERY_MS = 500;
+const TRIES = 6;
+/** Challenges answered per request: a server that keeps refusing its own cookies ends the request. */
+const MAX_CHALLENGES = 3;
+const DEFAULT_WAIT_MS = 5_000;
+
+export type Answer = Extract<Message, { type: "ack" | "registered" | "error" }> | "no answer";
+
+/** `registered`, `ack`, `error <code>`, or `no answer`: for assertions that read well when they fail. */
+export function describeAnswer(answer: Answer): string {
+  if (answer === "no answer") return answer;
+  return answer.type === "error" ? `error ${answer.code}` : answer.type;
+}
+
+type ClientRequest = SaveMessage | DeregisterMessage | ChannelMessage;
+/** A request without its id; without a token the peer's own is sent. */
+export type RequestBody = {
+  [K in ClientRequest["type"]]: Omit<Extract<ClientRequest, { type: K }>, "id" | "token"> & {
+    readonly token?: string;
+  };
+}[ClientRequest["type"]];
+
+export interface ReceivedDatagram {
+  readonly from: Address;
+  readonly bytes: number;
+  /** Undefined when the bytes do not decode. */
+  readonly message: Message | undefined;
+}
+
+/** A stored message with the id of the `stored` request that carried it. */
+export interface ReceivedStored extends DeliveredMessage {
+  readonly requestId: number;
+}
+
+interface Pending {
+  message: RegisterMessage | ClientRequest;
+  readonly resolve: (answer: Answer) => void;
+  timer: Timer | undefined;
+  tries: number;
+  challenges: number;
+}
+
+export class RawPeer {
+  /** Every datagram that arrived, in order, from anyone. */
+  readonly datagrams: ReceivedDatagram[] = [];
+  /**
+   * Stored and channel messages as a client shows them: a repeated server request (same
+   * id) is acknowledged again and not recorded, and so is a message already received
+   * under the same sender and `ref`, however it came (counted in `repeats`).
+   */
+  readonly stored: ReceivedStored[] = [];
+  readonly channel: ChannelDelivery[] = [];
+  repeats = 0;
+  /** Complete tables, in order of arrival. */
+  readonly tables: TableEntry[][] = [];
+  probes = 0;
+  /** False: server requests are recorded but not acknowledged, as a client that hung. */
+  answering = true;
+  token: string | undefined;
+  cookie: string | undefined;
+  /** Called once per new server request, after it was acknowledged and recorded. */
+  afterServerRequest: ((message: Message) => void) | undefined;
+
+  readonly server: Address;
+  readonly #socket: Bun.udp.Socket<"buffer">;
+  readonly #pending = new Map<number, Pending>();
+  readonly #seen = new Set<number>();
+  readonly #received = new Set<string>();
+  readonly #tableParts = new Map<number, (TableEntry[] | undefined)[]>();
+  readonly #waiters = new Set<() => void>();
+  /** Ids start at a random point, as a client's do, so a new peer under an old name reuses no `ref`. */
+  #nextId = 1 + Math.floor(Math.random() * 2 ** 40);
+
+  private constructor(socket: Bun.udp.Socket<"buffer">, server: Address) {
+    this.#socket = socket;
+    this.server = server;
+  }
+
+  static async open(server: Address): Promise<RawPeer> {
+    if (server.ip !== RAW_LOOPBACK)
+      throw new Error(`RawPeer talks to loopback only, not ${server.ip}`);
+    let peer: RawPeer | undefined;
+    const socket = await Bun.udpSocket({
+      hostname: RAW_LOOPBACK,
+      port: 0,
+      socket: {
+        data(_socket, data, port, ip) {
+          try {
+            if (peer) peer.#receive({ ip, port }, new Uint8Array(data));
+          } catch (error) {
+            console.error(`RawPeer could not handle a datagram: ${String(error)}`);
+          }
+        },
+        // An ICMP "port unreachable" from a killed server: expected, and harmless here.
+        error() {},
+      },
+    });
+    peer = new RawPeer(socket, server);
+    return peer;
+  }
+
+  get address(): Address {
+    return { ip: RAW_LOOPBACK, port: this.#socket.port };
+  }
+
+  /** `register` (or `reg` when the peer holds a token), answering challenges; keeps the token. */
+  async register(name: string): Promise<Answer> {
+    const message: RegisterMessage = { type: "register", id: this.#takeId(), name };
+    if (this.token !== undefined) message.token = this.token;
+    if (this.cookie !== undefined) message.cookie = this.cookie;
+    const answer = await this.#start(message);
+    if (answer !== "no answer" && answer.type === "registered") this.token = answer.token;
+    return answer;
+  }
+
+  /** Sends a save, deregister or channel request, again with the same id every 500 ms, 6 tries. */
+  request(body: RequestBody): Promise<Answer> {
+    const token = body.token ?? this.token;
+    if (token === undefined) throw new Error("request() needs a token: register first");
+    return this.#start({ ...body, id: this.#takeId(), token } as ClientRequest);
+  }
+
+  /** One datagram, no retries: for forgeries. */
+  send(message: Message, to: Address = this.server): number {
+    return this.sendBytes(encodeMessage(message), to);
+  }
+
+  sendBytes(bytes: Uint8Array, to: Address = this.server): number {
+    if (to.ip !== RAW_LOOPBACK) throw new Error(`RawPeer sends to loopback only, not ${to.ip}`);
+    if (this.#socket.closed) return 0;
+    try {
+      this.#socket.send(bytes, to.port, to.ip);
+    } catch {
+      // A stale ICMP error from a killed server poisons one send (BUN-NOTES.md): once more.
+      try {
+        this.#socket.send(bytes, to.port, to.ip);
+      } catch {
+        // Lost, as a datagram may be; the retries cover it.
+      }
+    }
+    return bytes.byteLength;
+  }
+
+  /** Resolves once `condition` holds, checked now and after every datagram; fails after the timeout. */
+  waitFor(condition: () => boolean, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!condition()) return;
+        this.#waiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.#waiters.add(check);
+    });
+  }
+
+  /** Ends every request unanswered and closes the socket. */
+  close(): void {
+    for (const [id, pending] of this.#pending) this.#finish(id, pending, "no answer");
+    if (!this.#socket.closed) this.#socket.close();
+  }
+
+  #takeId(): number {
+    return this.#nextId++;
+  }
+
+  #start(message: RegisterMessage | ClientRequest): Promise<Answer> {
+    return new Promise((resolve) => {
+      const pending: Pending = { message, resolve, timer: undefined, tries: 0, challenges: 0 };
+      this.#pending.set(message.id, pending);
+      this.#transmit(message.id, pending);
+    });
+  }
+
+  #transmit(id: number, pending: Pending): void {
+    if (pending.tries >= TRIES) {
+      this.#finish(id, pending, "no answer");
+      return;
+    }
+    pending.tries++;
+    this.send(pending.message);
+    pending.timer = setTimeout(() => this.#transmit(id, pending), RETRY_EVERY_MS);
+  }
+
+  #finish(id: number, pending: Pending, answer: Answer): void {
+    clearTimeout(pending.timer);
+    this.#pending.delete(id);
+    pending.resolve(answer);
+  }
+
+  #receive(from: Address, bytes: Uint8Array): void {
+    const message = decodeMessage(bytes);
+    this.datagrams.push({ from, bytes: bytes.byteLength, message });
+    if (message && sameAddress(from, this.server)) this.#onServerMessage(message);
+    for (const check of [...this.#waiters]) check();
+  }
+
+  #onServerMessage(message: Message): void {
+    switch (message.type) {
+      case "ack":
+      case "registered":
+      case "error": {
+        const pending = this.#pending.get(message.id);
+        if (pending) this.#finish(message.id, pending, message);
+        return;
+      }
+      case "challenge": {
+        const pending = this.#pending.get(message.id);
+        if (pending?.message.type !== "register" || pending.challenges >= MAX_CHALLENGES) return;
+        pending.challenges++;
+        this.cookie = message.cookie;
+        pending.message = { ...pending.message, cookie: message.cookie };
+        this.send(pending.message);
+        return;
+      }
+      case "probe":
+      case "table":
+      case "stored":
+      case "channel-message":
+        if (!this.answering) return;
+        this.send({ type: "ack", id: message.id });
+        if (this.#seen.has(message.id)) return;
+        this.#seen.add(message.id);
+        this.#onServerRequest(message);
+        this.afterServerRequest?.(message);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #isFirstCopy(sender: string, ref: number): boolean {
+    const key = `${nameKey(sender)}#${ref}`;
+    if (!this.#received.has(key)) {
+      this.#received.add(key);
+      return true;
+    }
+    this.repeats++;
+    return false;
+  }
+
+  #onServerRequest(
+    message: Extract<Message, { type: "probe" | "table" | "stored" | "channel-message" }>,
+  ): void {
+    switch (message.type) {
+      case "probe":
+        this.probes++;
+        return;
+      case "table": {
+        const parts =
+          this.#tableParts.get(message.version) ??
+          new Array<TableEntry[] | undefined>(message.parts).fill(undefined);
+        parts[message.part] = message.clients;
+        if (parts.some((part) => part === undefined)) {
+          this.#tableParts.set(message.version, parts);
+          return;
+        }
+        this.#tableParts.delete(message.version);
+        this.tables.push(parts.flatMap((part) => part ?? []));
+        return;
+      }
+      case "stored":
+        for (const stored of message.messages) {
+          if (this.#isFirstCopy(stored.sender, stored.ref)) {
+            this.stored.push({ ...stored, requestId: message.id });
+          }
+        }
+        return;
+      case "channel-message":
+        if (this.#isFirstCopy(message.from, message.ref)) this.channel.push(message);
+        return;
+      default:
+        message satisfies never;
+    }
+  }
+}
