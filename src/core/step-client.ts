@@ -1,5 +1,5 @@
 import { sameAddress } from "../protocol/address.ts";
-import { decodeMessage, textLength } from "../protocol/codec.ts";
+import { decodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
 import {
   type Address,
   type ErrorCode,
@@ -319,13 +319,15 @@ function isFirstCopy(step: Step, sender: string, ref: number): boolean {
 
 function register(step: Step, first: boolean): void {
   const { state } = step;
-  startRequest(step, state.server, { kind: "register", first }, (id) => ({
-    type: "register",
-    id,
-    name: state.name,
-    ...(state.token === undefined ? {} : { token: state.token }),
-    ...(state.cookie === undefined ? {} : { cookie: state.cookie }),
-  }));
+  startRequest(step, state.server, { kind: "register", first }, (id) =>
+    padRegistration({
+      type: "register",
+      id,
+      name: state.name,
+      ...(state.token === undefined ? {} : { token: state.token }),
+      ...(state.cookie === undefined ? {} : { cookie: state.cookie }),
+    }),
+  );
 }
 
 function deregister(step: Step): void {
@@ -519,7 +521,7 @@ function onChallenge(step: Step, from: Address, id: number, cookie: string): voi
     return;
   }
   step.state.cookie = cookie;
-  request.message = { ...request.message, cookie };
+  request.message = padRegistration({ ...request.message, cookie });
   sendDatagram(step, request.to, request.message);
 }
 

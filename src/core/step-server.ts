@@ -8,6 +8,7 @@ import {
   type ErrorCode,
   MAX_TEXT_LENGTH,
   type Message,
+  REGISTER_MIN_BYTES,
   type RegisterMessage,
   type SaveMessage,
   type TableEntry,
@@ -118,7 +119,7 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
     case "deregister":
     case "save":
     case "channel":
-      answerRequest(step, from, message);
+      answerRequest(step, from, message, bytes.byteLength);
       return;
     case "ack":
       onAck(step, from, message.id);
@@ -141,8 +142,12 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
 type ClientRequest = RegisterMessage | DeregisterMessage | SaveMessage | ChannelMessage;
 
 /** A retransmitted request gets the answer the first one got, and is never acted on twice. */
-function answerRequest(step: Step, from: Address, request: ClientRequest): void {
+function answerRequest(step: Step, from: Address, request: ClientRequest, size: number): void {
   if (request.type === "register" && !hasValidCookie(step, from, request.cookie)) {
+    if (size < REGISTER_MIN_BYTES) {
+      step.state.drops.malformed++;
+      return;
+    }
     step.send(from, { type: "challenge", id: request.id, cookie: currentCookie(step, from) });
     return;
   }
@@ -175,10 +180,12 @@ function answerRequest(step: Step, from: Address, request: ClientRequest): void 
 }
 
 /** A flood from one address is dropped before it costs more than a map lookup. */
+const RATE_TABLE_LIMIT = 100_000;
+
 function withinRateLimit(state: ServerState, source: string, now: number): boolean {
   let bucket = state.rates.get(source);
   if (!bucket) {
-    if (state.rates.size >= 100_000) forgetIdleSources(state, now);
+    if (state.rates.size >= RATE_TABLE_LIMIT) forgetIdleSources(state, now);
     bucket = { allowance: SOURCE_BURST, updatedAt: now };
     state.rates.set(source, bucket);
   }
@@ -190,10 +197,17 @@ function withinRateLimit(state: ServerState, source: string, now: number): boole
   return true;
 }
 
+/** Idle sources first; if a flood of new ones leaves none idle, the oldest tenth goes. */
 function forgetIdleSources(state: ServerState, now: number): void {
   const fullAfterMs = (SOURCE_BURST * 1000) / SOURCE_RATE_PER_SECOND;
   for (const [source, bucket] of state.rates) {
     if (now - bucket.updatedAt >= fullAfterMs) state.rates.delete(source);
+  }
+  if (state.rates.size < RATE_TABLE_LIMIT * 0.9) return;
+  let excess = state.rates.size - Math.floor(RATE_TABLE_LIMIT * 0.9);
+  for (const source of state.rates.keys()) {
+    if (excess-- <= 0) break;
+    state.rates.delete(source);
   }
 }
 

@@ -4,9 +4,12 @@ import {
   type ErrorCode,
   MAX_DATAGRAM_BYTES,
   MAX_NAME_LENGTH,
+  MAX_PAD_LENGTH,
+  MAX_TABLE_PARTS,
   MAX_TEXT_LENGTH,
   type Message,
   PROTOCOL_VERSION,
+  REGISTER_MIN_BYTES,
   type RegisterMessage,
   type TableEntry,
   TOKEN_LENGTH,
@@ -18,6 +21,15 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export function encodeMessage(message: Message): Uint8Array {
   return encoder.encode(JSON.stringify({ v: PROTOCOL_VERSION, ...message }));
+}
+
+/** The registration padded to REGISTER_MIN_BYTES, so that its challenge is no amplifier. */
+export function padRegistration(message: RegisterMessage): RegisterMessage {
+  const { pad: _, ...bare } = message;
+  const size = encodeMessage(bare).byteLength + ',"pad":""'.length;
+  return size >= REGISTER_MIN_BYTES
+    ? bare
+    : { ...bare, pad: "-".repeat(REGISTER_MIN_BYTES - size) };
 }
 
 type Fields = Record<string, unknown>;
@@ -36,6 +48,13 @@ const MAX_ID = 2 ** 53 - 1;
 
 function isId(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_ID;
+}
+
+/** The largest time a JavaScript Date can hold: anything beyond is no time of receipt. */
+const MAX_TIMESTAMP = 8_640_000_000_000_000;
+
+function isTimestamp(value: unknown): value is number {
+  return isId(value) && value <= MAX_TIMESTAMP;
 }
 
 function isPort(value: unknown): value is number {
@@ -83,7 +102,7 @@ function decodeTableEntry(value: unknown): TableEntry | undefined {
 function decodeDelivered(value: unknown): DeliveredMessage | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const { sender, kind, text, at, ref } = value as Fields;
-  if (!isName(sender) || !isText(text) || !isId(at) || !isId(ref)) return undefined;
+  if (!isName(sender) || !isText(text) || !isTimestamp(at) || !isId(ref)) return undefined;
   if (kind !== "direct" && kind !== "channel") return undefined;
   return { sender, kind, text, at, ref };
 }
@@ -107,7 +126,7 @@ function decodeFields(f: Fields): Message | undefined {
   if (!isId(id)) return undefined;
   switch (f.type) {
     case "register": {
-      const { name, token, cookie } = f;
+      const { name, token, cookie, pad } = f;
       if (!isName(name)) return undefined;
       const message: RegisterMessage = { type: "register", id, name };
       if (token !== undefined) {
@@ -117,6 +136,10 @@ function decodeFields(f: Fields): Message | undefined {
       if (cookie !== undefined) {
         if (!isHex(cookie, COOKIE_LENGTH)) return undefined;
         message.cookie = cookie;
+      }
+      if (pad !== undefined) {
+        if (typeof pad !== "string" || pad.length > MAX_PAD_LENGTH) return undefined;
+        message.pad = pad;
       }
       return message;
     }
@@ -150,7 +173,7 @@ function decodeFields(f: Fields): Message | undefined {
       const clients = decodeList(f.clients, decodeTableEntry);
       const { version, part, parts } = f;
       if (!clients || !isId(version) || !isId(part) || !isId(parts)) return undefined;
-      if (parts < 1 || part >= parts) return undefined;
+      if (parts < 1 || parts > MAX_TABLE_PARTS || part >= parts) return undefined;
       return { type: "table", id, version, part, parts, clients };
     }
     case "stored": {

@@ -8,6 +8,14 @@ export const MAX_DATAGRAM_BYTES = 32_768;
 export const MAX_NAME_LENGTH = 32;
 export const TOKEN_LENGTH = 32;
 export const COOKIE_LENGTH = 32;
+/**
+ * A registration without a valid cookie must fill at least this many bytes (as QUIC's
+ * Initial packets are padded): the challenge it gets back is smaller than what it sent.
+ */
+export const REGISTER_MIN_BYTES = 160;
+export const MAX_PAD_LENGTH = 1024;
+/** A table push is cut into at most this many parts (about 180 clients each). */
+export const MAX_TABLE_PARTS = 4096;
 
 export interface TableEntry {
   readonly name: string;
@@ -42,6 +50,8 @@ export type RegisterMessage = {
   name: string;
   token?: string;
   cookie?: string;
+  /** Filler up to REGISTER_MIN_BYTES; its content means nothing. */
+  pad?: string;
 };
 export type DeregisterMessage = { type: "deregister"; id: number; token: string };
 /**

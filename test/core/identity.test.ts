@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { SOURCE_BURST } from "../../src/core/timing.ts";
-import type { Message } from "../../src/protocol/messages.ts";
+import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
+import { type Message, REGISTER_MIN_BYTES } from "../../src/protocol/messages.ts";
 import { LOOPBACK, registeredNetwork, SERVER_ADDRESS } from "../helpers/simulated-network.ts";
 
 const forgedToken = "00000000000000000000000000000000";
@@ -190,7 +191,22 @@ describe("sessions and addresses", () => {
     expect(x.shownSince(mark)).toEqual([]);
   });
 
-  test("a register without the cookie gets only a small challenge (no amplification)", () => {
+  test("a register without the cookie gets only a challenge no larger than itself (no amplification)", () => {
+    const network = registeredNetwork(["x"]);
+    const sentMark = network.sent.length;
+    const register = padRegistration({ type: "register", id: 5, name: "victim" });
+    expect(encodeMessage(register).byteLength).toBe(REGISTER_MIN_BYTES);
+    network.inject({ ip: "203.0.113.9", port: 4444 }, SERVER_ADDRESS, register);
+    network.settle();
+    const answers = network.sent.slice(sentMark);
+    expect(answers.map((d) => d.message.type)).toEqual(["challenge"]);
+    for (const answer of answers) {
+      expect(encodeMessage(answer.message).byteLength).toBeLessThan(REGISTER_MIN_BYTES);
+    }
+    expect(network.server.clients.has("victim")).toBe(false);
+  });
+
+  test("an unpadded register without the cookie gets no answer at all", () => {
     const network = registeredNetwork(["x"]);
     const sentMark = network.sent.length;
     network.inject({ ip: "203.0.113.9", port: 4444 }, SERVER_ADDRESS, {
@@ -199,9 +215,7 @@ describe("sessions and addresses", () => {
       name: "victim",
     });
     network.settle();
-    const answers = network.sent.slice(sentMark);
-    expect(answers.map((d) => d.message.type)).toEqual(["challenge"]);
-    expect(network.server.clients.has("victim")).toBe(false);
+    expect(network.sent.slice(sentMark)).toEqual([]);
   });
 
   test("a flood from one address is cut at its burst; other clients are not affected", () => {

@@ -5,7 +5,7 @@
  * 127.0.0.1 and sends to loopback only.
  */
 import { sameAddress } from "../../src/protocol/address.ts";
-import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
+import { decodeMessage, encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import type {
   Address,
   ChannelDelivery,
@@ -130,7 +130,7 @@ export class RawPeer {
     const message: RegisterMessage = { type: "register", id: this.#takeId(), name };
     if (this.token !== undefined) message.token = this.token;
     if (this.cookie !== undefined) message.cookie = this.cookie;
-    const answer = await this.#start(message);
+    const answer = await this.#start(padRegistration(message));
     if (answer !== "no answer" && answer.type === "registered") this.token = answer.token;
     return answer;
   }
@@ -236,7 +236,7 @@ export class RawPeer {
         if (pending?.message.type !== "register" || pending.challenges >= MAX_CHALLENGES) return;
         pending.challenges++;
         this.cookie = message.cookie;
-        pending.message = { ...pending.message, cookie: message.cookie };
+        pending.message = padRegistration({ ...pending.message, cookie: message.cookie });
         this.send(pending.message);
         return;
       }

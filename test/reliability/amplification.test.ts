@@ -11,7 +11,7 @@ import { timing } from "../../src/core/timing.ts";
 import { cookieMaker } from "../../src/io/random.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { addressKey } from "../../src/protocol/address.ts";
-import { encodeMessage } from "../../src/protocol/codec.ts";
+import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import type { Address, Message } from "../../src/protocol/messages.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import {
@@ -262,13 +262,13 @@ class SpoofedWorld {
 }
 
 function registerOf(client: LegitClient, id: number): Message {
-  return {
+  return padRegistration({
     type: "register",
     id,
     name: client.name,
     ...(client.token === undefined ? {} : { token: client.token }),
     ...(client.cookie === undefined ? {} : { cookie: client.cookie }),
-  };
+  });
 }
 
 type AttackBuilder = (world: SpoofedWorld, tally: Tally | undefined) => Uint8Array | undefined;
@@ -279,7 +279,9 @@ const ATTACKS: readonly (readonly [string, AttackBuilder])[] = (() => {
   const name = (world: SpoofedWorld) =>
     world.random() < 0.5 ? world.pick(world.legit).name : `mallory${id(world)}`;
   const register = (world: SpoofedWorld, extra: { token?: string; cookie?: string } = {}) =>
-    encodeMessage({ type: "register", id: id(world), name: name(world), ...extra });
+    encodeMessage(
+      padRegistration({ type: "register", id: id(world), name: name(world), ...extra }),
+    );
   return [
     ["register without a cookie", (world) => register(world)],
     ["register with a forged token", (world) => register(world, { token: world.hex(32) })],
@@ -415,9 +417,19 @@ describe("a real server", () => {
 
         // Claims bee's name without a cookie, then with a wrong one, then registers anew.
         const sent = new Map<number, number>([
-          [1, attacker.send({ type: "register", id: 1, name: "bee" })],
-          [2, attacker.send({ type: "register", id: 2, name: "bee", cookie: "f".repeat(32) })],
-          [3, attacker.send({ type: "register", id: 3, name: "newcomer", token: FORGED_TOKEN })],
+          [1, attacker.send(padRegistration({ type: "register", id: 1, name: "bee" }))],
+          [
+            2,
+            attacker.send(
+              padRegistration({ type: "register", id: 2, name: "bee", cookie: "f".repeat(32) }),
+            ),
+          ],
+          [
+            3,
+            attacker.send(
+              padRegistration({ type: "register", id: 3, name: "newcomer", token: FORGED_TOKEN }),
+            ),
+          ],
         ]);
 
         // Proof that the server's timers ran for a full probe wait after those: sea hangs,
@@ -426,7 +438,7 @@ describe("a real server", () => {
         const save = await bee.request({ type: "save", to: "sea", text: "are you there?" });
         expect(save !== "no answer" && save.type).toBe("ack");
         // And everything sent to the attacker before now arrives before this answer.
-        sent.set(4, attacker.send({ type: "register", id: 4, name: "late" }));
+        sent.set(4, attacker.send(padRegistration({ type: "register", id: 4, name: "late" })));
         await attacker.waitFor(
           () => attacker.datagrams.some(({ message }) => message?.id === 4),
           "the challenge to the last register",
@@ -535,7 +547,7 @@ describe("a real server", () => {
         await y.waitForLine(">>> x: genuine chat");
         expect(y.lines().filter((line) => line.includes("forged"))).toEqual([]);
         // y did not acknowledge the forgeries either: anything it sent would arrive before this.
-        mallory.send({ type: "register", id: 79, name: "mallory" });
+        mallory.send(padRegistration({ type: "register", id: 79, name: "mallory" }));
         await mallory.waitFor(
           () => mallory.datagrams.some(({ message }) => message?.id === 79),
           "the server's challenge",
