@@ -1,7 +1,8 @@
 import { sameAddress } from "../protocol/address.ts";
-import { decodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
+import { decodeMessage, encodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
 import {
   type Address,
+  type ChatMessage,
   type ErrorCode,
   MAX_TEXT_LENGTH,
   type Message,
@@ -380,12 +381,12 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
         state.droppedDatagrams++;
         return;
       }
-      sendDatagram(step, from, { type: "ack", id: message.id });
+      acknowledge(step, from, message.id, bytes.byteLength);
       if (state.seen.seen(`server#${message.id}`, step.now)) return;
       onServerRequest(step, message);
       return;
     case "chat":
-      onChat(step, from, message.id, message.from, message.text);
+      onChat(step, from, message, bytes.byteLength);
       return;
     case "register":
     case "deregister":
@@ -449,15 +450,22 @@ function onTablePart(
   if (state.queuedUntil !== undefined) runQueued(step);
 }
 
+/** Never a reply larger than what asked for it: a forged request cannot use us to amplify. */
+function acknowledge(step: Step, to: Address, id: number, requestSize: number): void {
+  const ack: Message = { type: "ack", id };
+  if (encodeMessage(ack).byteLength <= requestSize) sendDatagram(step, to, ack);
+}
+
 /** Direct messages count only from the address the table holds for the name they claim. */
-function onChat(step: Step, from: Address, id: number, sender: string, text: string): void {
+function onChat(step: Step, from: Address, chat: ChatMessage, size: number): void {
   const { state } = step;
+  const { id, from: sender, text } = chat;
   const known = findInTable(state, sender);
   if (state.phase !== "online" || !known || !sameAddress(known, from)) {
     state.droppedDatagrams++;
     return;
   }
-  sendDatagram(step, from, { type: "ack", id });
+  acknowledge(step, from, id, size);
   if (!isFirstCopy(step, sender, id)) return;
   show(step, notices.directMessage(known.name, sanitiseForTerminal(text)));
 }

@@ -157,6 +157,10 @@ function answerRequest(step: Step, from: Address, request: ClientRequest, size: 
     if (cached.reply) step.send(from, cached.reply);
     return;
   }
+  if (step.state.replies.size >= REPLY_CACHE_LIMIT) {
+    const oldest = step.state.replies.keys().next().value;
+    if (oldest !== undefined) step.state.replies.delete(oldest);
+  }
   step.state.replies.set(replyKey, {
     reply: undefined,
     expiresAt: step.now + timing.replyCacheMs,
@@ -181,6 +185,8 @@ function answerRequest(step: Step, from: Address, request: ClientRequest, size: 
 
 /** A flood from one address is dropped before it costs more than a map lookup. */
 const RATE_TABLE_LIMIT = 100_000;
+/** Answers kept for retransmissions; past this the oldest goes first (normally they expire). */
+const REPLY_CACHE_LIMIT = 100_000;
 
 function withinRateLimit(state: ServerState, source: string, now: number): boolean {
   let bucket = state.rates.get(source);

@@ -1,5 +1,7 @@
+import type { EventEmitter } from "node:events";
 import * as readline from "node:readline";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
+import { PipeLines } from "./pipe-lines.ts";
 
 export const prompt = ">>> ";
 
@@ -107,35 +109,41 @@ export function openTerminal(
     leave("hangup");
   });
 
-  const rl = readline.createInterface(
-    interactive
-      ? { input, output, terminal: true, prompt: "", removeHistoryDuplicates: true }
-      : { input, terminal: false, crlfDelay: Number.POSITIVE_INFINITY },
-  );
+  const rl = interactive
+    ? readline.createInterface({
+        input,
+        output,
+        terminal: true,
+        prompt: "",
+        removeHistoryDuplicates: true,
+      })
+    : undefined;
+  const lines: EventEmitter & { close(): void } = rl ?? new PipeLines(input);
 
   /** Moves to the start of the prompt line and clears it and any wrapped input below. */
   const clearPromptArea = (): void => {
+    if (!rl) return;
     const { rows } = rl.getCursorPos();
     readline.cursorTo(output, 0);
     if (rows > 0) readline.moveCursor(output, 0, -rows);
     readline.clearScreenDown(output);
   };
 
-  rl.on("line", (text: string) => {
+  lines.on("line", (text: string) => {
     if (closed || left) return;
     // On a TTY a line ends with Enter; one that comes with the end of input is the
     // half-typed text of a terminal that went away, never meant to be sent.
     if (interactive && inputEnded) return;
     events.line(text);
-    if (interactive && prompting && !closed && !left) guard(() => rl.prompt());
+    if (rl && prompting && !closed && !left) guard(() => rl.prompt());
   });
-  rl.on("SIGINT", () => leave("interrupt"));
-  rl.on("close", () => {
+  lines.on("close", () => {
     // A TTY whose input ended (rather than Ctrl+D, which closes readline directly) is gone.
     leave(interactive && inputEnded ? "hangup" : "end-of-input");
   });
+  rl?.on("SIGINT", () => leave("interrupt"));
   // Seen when the terminal is gone: setRawMode fails with EIO.
-  rl.on("error", () => leave("hangup"));
+  rl?.on("error", () => leave("hangup"));
 
   const signalHandlers = signalReasons.map(([signal, reason]) => {
     const handler = (): void => leave(reason);
@@ -148,7 +156,7 @@ export function openTerminal(
   return {
     show(text) {
       const line = `${prompt}${sanitiseForTerminal(text)}\n`;
-      if (!interactive || closed) {
+      if (!rl || closed) {
         guard(() => write(line));
         return;
       }
@@ -165,7 +173,7 @@ export function openTerminal(
     },
 
     startPrompting() {
-      if (!interactive || closed || prompting) return;
+      if (!rl || closed || prompting) return;
       prompting = true;
       rl.setPrompt(prompt);
       guard(() => rl.prompt(true));
@@ -178,7 +186,7 @@ export function openTerminal(
       // Leave the screen as if the prompt had never been there, so later output starts at column 0.
       if (interactive) guard(clearPromptArea);
       try {
-        rl.close();
+        lines.close();
       } catch {
         // setRawMode on a terminal that is gone throws EIO; nothing is left to release.
       }
