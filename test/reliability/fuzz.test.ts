@@ -1439,6 +1439,9 @@ describe(`real processes under ${PROCESS_DATAGRAMS.toLocaleString("en")} hostile
         await y.waitForLine(">>> [Channel_Message x: still standing]");
         const z = await chat.startClient("z", server);
         await waitForTable(z, { x: "online", y: "online", z: "online" });
+        // z's arrival is pushed to x and y too; z holding its table does not mean they do.
+        await x.waitForLine(`>>> ${notices.tableUpdated}`);
+        await y.waitForLine(`>>> ${notices.tableUpdated}`);
 
         expect(x.linesSince(marks.x)).toEqual([
           ">>> y: after the storm",
