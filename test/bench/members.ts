@@ -2,7 +2,7 @@
  * Simulated channel members: one Bun UDP socket each on loopback, speaking chatapp's
  * protocol to a server (or to the raw baseline) and acknowledging every request.
  */
-import { encodeMessage } from "../../src/protocol/codec.ts";
+import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import { LOOPBACK } from "./processes.ts";
 
 type Socket = Bun.udp.Socket<"buffer">;
@@ -263,11 +263,9 @@ export class Swarm {
       while (next < this.members.length) {
         const member = this.members[next++];
         if (!member) break;
-        const answer = await this.request(member, (id) => ({
-          type: "register",
-          id,
-          name: member.name,
-        }));
+        const answer = await this.request(member, (id) =>
+          padRegistration({ type: "register", id, name: member.name }),
+        );
         if (answer?.type === "registered" && typeof answer.fields.token === "string") {
           member.token = answer.fields.token;
         } else {
