@@ -293,7 +293,7 @@ function send(step: Step, to: string, text: string): void {
     step,
     { ip: recipient.ip, port: recipient.port },
     { kind: "chat", to: recipient.name, text },
-    (id) => ({ type: "chat", id, from: state.name, text }),
+    (id) => ({ type: "chat", id, from: state.name, to: recipient.name, text }),
   );
 }
 
@@ -461,7 +461,8 @@ function onChat(step: Step, from: Address, chat: ChatMessage, size: number): voi
   const { state } = step;
   const { id, from: sender, text } = chat;
   const known = findInTable(state, sender);
-  if (state.phase !== "online" || !known || !sameAddress(known, from)) {
+  const forMe = nameKey(chat.to) === nameKey(state.name);
+  if (state.phase !== "online" || !forMe || !known || !sameAddress(known, from)) {
     state.droppedDatagrams++;
     return;
   }

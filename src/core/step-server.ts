@@ -1,4 +1,4 @@
-import { addressKey, sameAddress } from "../protocol/address.ts";
+import { addressKey, normaliseIp, sameAddress } from "../protocol/address.ts";
 import { decodeMessage, textLength } from "../protocol/codec.ts";
 import {
   type Address,
@@ -306,10 +306,17 @@ function acceptRegistration(
   const key = nameKey(name);
   const previous = state.clients.get(key);
   if (previous) state.clientsByToken.delete(previous.token);
+  // One address, one process: whoever held it before has gone, or the newcomer could not have bound it.
+  for (const other of state.clients.values()) {
+    if (other.key !== key && other.online && sameAddress(other, from)) {
+      step.log("info", `${other.name} is gone: ${name} registered from its address`);
+      markOffline(step, other);
+    }
+  }
   const client: ServerClient = {
     key,
     name,
-    ip: from.ip,
+    ip: normaliseIp(from.ip),
     port: from.port,
     online: true,
     token: keptToken ?? state.deps.newToken(),

@@ -185,8 +185,8 @@ function decodeFields(f: Fields): Message | undefined {
         ? { type: "channel-message", id, from: f.from, text: f.text, ref: f.ref }
         : undefined;
     case "chat":
-      return isName(f.from) && isText(f.text)
-        ? { type: "chat", id, from: f.from, text: f.text }
+      return isName(f.from) && isName(f.to) && isText(f.text)
+        ? { type: "chat", id, from: f.from, to: f.to, text: f.text }
         : undefined;
     case "ack":
       return { type: "ack", id };

@@ -94,7 +94,8 @@ export type ChannelDelivery = {
 };
 
 /** Client to client. */
-export type ChatMessage = { type: "chat"; id: number; from: string; text: string };
+/** `to` lets a receiver refuse a chat meant for whoever held its address before it. */
+export type ChatMessage = { type: "chat"; id: number; from: string; to: string; text: string };
 
 /** Anyone: acknowledges the request with the same id. */
 export type AckMessage = { type: "ack"; id: number };

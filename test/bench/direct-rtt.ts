@@ -146,6 +146,7 @@ export async function benchDirect(
     type: "chat",
     id: 4_000_000_000_000,
     from: "a",
+    to: "b",
     text: messageText(0),
   }).byteLength;
 

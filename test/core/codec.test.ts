@@ -58,12 +58,19 @@ const valid: Message[] = [
     ],
   },
   { type: "channel-message", id: 24, from: "alice", text: "Grüße, 世界 👋🏽", ref: 3 },
-  { type: "chat", id: Number.MAX_SAFE_INTEGER, from: "alice", text: "x".repeat(MAX_TEXT_LENGTH) },
-  { type: "chat", id: 25, from: "a", text: "😀".repeat(MAX_TEXT_LENGTH) },
+  {
+    type: "chat",
+    id: Number.MAX_SAFE_INTEGER,
+    from: "alice",
+    to: "bob",
+    text: "x".repeat(MAX_TEXT_LENGTH),
+  },
+  { type: "chat", id: 25, from: "a", to: "bob", text: "😀".repeat(MAX_TEXT_LENGTH) },
   {
     type: "chat",
     id: 26,
     from: "a",
+    to: "bob",
     text: '\u0000\u001b[2J\u202e\ud800 \\ " control and lone surrogate',
   },
   { type: "ack", id: 27 },
@@ -178,12 +185,15 @@ describe("malformed datagrams are undefined and never throw", () => {
       "UTF-16",
       new Uint8Array([0xff, 0xfe, ...[...'{"v":1}'].flatMap((c) => [c.charCodeAt(0), 0])]),
     ],
-    ["40 KB datagram", json({ v: 1, type: "chat", id: 1, from: "a", text: "x".repeat(40_000) })],
+    [
+      "40 KB datagram",
+      json({ v: 1, type: "chat", id: 1, from: "a", to: "bob", text: "x".repeat(40_000) }),
+    ],
     ["just over the size limit", new Uint8Array(MAX_DATAGRAM_BYTES + 1).fill(0x20)],
     ["deep nesting", bytes(`${"[".repeat(16_000)}${"]".repeat(16_000)}`)],
     [
       "nested junk in a field",
-      json({ v: 1, type: "chat", id: 1, from: { a: [{ b: {} }] }, text: "t" }),
+      json({ v: 1, type: "chat", id: 1, from: { a: [{ b: {} }] }, to: "bob", text: "t" }),
     ],
     ["register without a name", json({ v: 1, type: "register", id: 1 })],
     ["register with a bad token", json({ ...register, token: "abc" })],
@@ -200,7 +210,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "chat with 4001 emoji",
-      json({ v: 1, type: "chat", id: 1, from: "a", text: "😀".repeat(4001) }),
+      json({ v: 1, type: "chat", id: 1, from: "a", to: "bob", text: "😀".repeat(4001) }),
     ],
     ["channel without a token", json({ v: 1, type: "channel", id: 1, text: "hi" })],
     [
@@ -291,7 +301,7 @@ describe("malformed datagrams are undefined and never throw", () => {
   ]) {
     cases.push([
       `chat from the name ${JSON.stringify(badName)}`,
-      json({ v: 1, type: "chat", id: 1, from: badName, text: "t" }),
+      json({ v: 1, type: "chat", id: 1, from: badName, to: "bob", text: "t" }),
     ]);
     cases.push([`register as ${JSON.stringify(badName)}`, json({ ...register, name: badName })]);
   }

@@ -16,16 +16,24 @@ describe("sessions and addresses", () => {
       type: "chat",
       id: 1,
       from: "x",
+      to: "y",
       text: "I am x",
     });
     network.inject({ ip: "10.0.0.1", port: network.client("x").address.port }, y.address, {
       type: "chat",
       id: 2,
       from: "x",
+      to: "y",
       text: "me too",
     });
     // The server's address is not x's either.
-    network.inject(SERVER_ADDRESS, y.address, { type: "chat", id: 3, from: "x", text: "and me" });
+    network.inject(SERVER_ADDRESS, y.address, {
+      type: "chat",
+      id: 3,
+      from: "x",
+      to: "y",
+      text: "and me",
+    });
     network.settle();
     expect(y.shownSince(mark)).toEqual([]);
     expect(network.sent.slice(sentMark)).toEqual([]);
@@ -40,6 +48,7 @@ describe("sessions and addresses", () => {
       type: "chat",
       id: 1,
       from: "mallory",
+      to: "y",
       text: "hi",
     });
     network.settle();

@@ -249,3 +249,36 @@ describe("registration", () => {
     expect(x.shown().at(-1)).toBe(TABLE_UPDATED);
   });
 });
+
+describe("a new client on a dead client's address", () => {
+  test("takes over the address, not the name: the old holder goes offline and its chats are refused", () => {
+    const network = registeredNetwork(["w", "x"]);
+    const w = network.client("w");
+    const x = network.client("x");
+    const port = x.address.port;
+    x.kill();
+    const y = network.addClient("y", { port });
+    network.settle();
+    expect(network.server.clients.get("x")?.online).toBe(false);
+    expect(network.server.clients.get("y")?.online).toBe(true);
+    expect(w.state.table.find((entry) => entry.name === "x")?.online).toBe(false);
+
+    // A peer whose table is stale still sends "to x" at that address: y refuses it.
+    const mark = y.shown().length;
+    network.inject(w.address, y.address, {
+      type: "chat",
+      id: 9,
+      from: "w",
+      to: "x",
+      text: "for x",
+    });
+    network.settle();
+    expect(y.shownSince(mark)).toEqual([]);
+
+    // And w's send to x now goes to the server, stored for x.
+    w.type("send x for x only");
+    network.settle();
+    expect(w.shown().at(-1)).toBe("[Messages received by the server and saved]");
+    expect(y.shownSince(mark)).toEqual([]);
+  });
+});

@@ -48,7 +48,7 @@ const garbage: readonly Uint8Array[] = [
   json({ v: 1, type: "register", id: -1, name: "x" }),
   json({ v: 1, type: "nonsense", id: 1 }),
   json({ v: 1, type: "ack", id: 1 }),
-  json({ v: 1, type: "chat", id: 7, from: "y", text: "spoofed chat" }),
+  json({ v: 1, type: "chat", id: 7, from: "y", to: "x", text: "spoofed chat" }),
   json({ v: 1, type: "table", id: 8, version: 99, part: 0, parts: 1, clients: [] }),
   json({ v: 1, type: "channel-message", id: 9, from: "y", text: "spoofed channel" }),
   json({ v: 1, type: "deregister", id: 10, token: ZERO_TOKEN }),

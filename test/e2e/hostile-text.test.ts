@@ -134,7 +134,10 @@ async function chatFrom(peer: RawPeer, to: ChatProcess, id: number, text: string
       (d) => d.from.port === to.port && d.message?.type === "ack" && d.message.id === id,
     );
   for (let attempt = 0; attempt < 5 && !acked(); attempt++) {
-    peer.send({ type: "chat", id, from: "mallory", text }, { ip: LOOPBACK, port: to.port });
+    peer.send(
+      { type: "chat", id, from: "mallory", to: "y", text },
+      { ip: LOOPBACK, port: to.port },
+    );
     await peer.waitFor(acked, `y's ack of chat ${id}`, 300).catch(() => undefined);
   }
   expect(acked()).toBe(true);

@@ -536,9 +536,9 @@ describe("a real server", () => {
       const mallory = await RawPeer.open({ ip: LOOPBACK, port: server.port });
       try {
         const yAddress = { ip: LOOPBACK, port: y.port };
-        mallory.send({ type: "chat", id: 77, from: "x", text: "forged chat" }, yAddress);
+        mallory.send({ type: "chat", id: 77, from: "x", to: "y", text: "forged chat" }, yAddress);
         mallory.send(
-          { type: "chat", id: 78, from: "X", text: "forged chat, other case" },
+          { type: "chat", id: 78, from: "X", to: "y", text: "forged chat, other case" },
           yAddress,
         );
         // x's genuine message reaches y's socket after the forged ones.
