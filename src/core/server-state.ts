@@ -25,7 +25,7 @@ export interface ChannelPost {
 /** Why the server sent a request of its own; decides what an ack or a silence means. */
 export type ServerPurpose =
   | { readonly kind: "probe"; readonly clientKey: string }
-  | { readonly kind: "table"; readonly clientKey: string }
+  | { readonly kind: "table"; readonly clientKey: string; readonly pushId: number }
   | { readonly kind: "stored"; readonly clientKey: string; readonly messageIds: readonly number[] }
   | {
       readonly kind: "channel";
@@ -62,6 +62,8 @@ export interface Probe {
 }
 
 export interface TablePush {
+  /** Parts of an earlier push (to an address the client has left) do not count for this one. */
+  readonly id: number;
   outstandingParts: number;
   /** The table changed again while this push was out: send it once more when done. */
   stale: boolean;

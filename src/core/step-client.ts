@@ -375,7 +375,10 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
         state.droppedDatagrams++;
         return;
       }
-      if ((message.type === "table" || message.type === "stored") && state.phase !== "online") {
+      if (
+        (message.type === "table" || message.type === "stored") &&
+        (state.phase !== "online" || isWaitingFor(state, "register"))
+      ) {
         // It overtook our `registered`: unacknowledged, it comes again once we have it, so
         // `[You have messages]` and the welcome come first (SPEC §5).
         state.droppedDatagrams++;
@@ -448,12 +451,27 @@ function onTablePart(
   state.assembly = undefined;
   show(step, notices.tableUpdated);
   if (state.queuedUntil !== undefined) runQueued(step);
+  registerAgainIfDropped(step);
 }
 
 /** Never a reply larger than what asked for it: a forged request cannot use us to amplify. */
 function acknowledge(step: Step, to: Address, id: number, requestSize: number): void {
   const ack: Message = { type: "ack", id };
   if (encodeMessage(ack).byteLength <= requestSize) sendDatagram(step, to, ack);
+}
+
+/**
+ * The server marks a client offline that misses a status check; one that was only
+ * silent for a while (paused, or every probe lost) learns it from the table and
+ * registers again, which also brings what was stored for it meanwhile.
+ */
+function registerAgainIfDropped(step: Step): void {
+  const { state } = step;
+  if (state.phase !== "online" || isWaitingFor(state, "register")) return;
+  if (isWaitingFor(state, "deregister")) return;
+  if (findInTable(state, state.name)?.online !== false) return;
+  show(step, notices.registeringAgain);
+  register(step, false);
 }
 
 /** Direct messages count only from the address the table holds for the name they claim. */

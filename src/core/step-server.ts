@@ -306,6 +306,8 @@ function acceptRegistration(
   const key = nameKey(name);
   const previous = state.clients.get(key);
   if (previous) state.clientsByToken.delete(previous.token);
+  // A push still out to the address it had is no use to it now; it gets its own.
+  state.tablePushes.delete(key);
   // One address, one process: whoever held it before has gone, or the newcomer could not have bound it.
   for (const other of state.clients.values()) {
     if (other.key !== key && other.online && sameAddress(other, from)) {
@@ -393,6 +395,9 @@ function probeAnswered(step: Step, clientKey: string, alive: boolean): void {
   if (!alive) {
     step.log("info", `${client.name} did not answer a status check: marked offline`);
     markOffline(step, client);
+    // If it was only silent for a while (a pause, a burst of loss), this table tells it
+    // that it is offline, and it registers again to get what is stored for it meanwhile.
+    pushTable(step, client);
   }
   for (const waiter of running.waiters) resumeAfterProbe(step, client, alive, waiter);
 }
@@ -454,6 +459,7 @@ function resumeAfterProbe(
 function onSave(step: Step, from: Address, request: SaveMessage): void {
   const sender = authenticate(step, from, request.id, request.token);
   if (!sender) return;
+  if (!sender.online) pushTable(step, sender);
   const recipient = step.state.clients.get(nameKey(request.to));
   if (!recipient) {
     replyError(step, from, request.id, "unknown-recipient");
@@ -574,6 +580,7 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
 function onChannel(step: Step, from: Address, request: ChannelMessage): void {
   const sender = authenticate(step, from, request.id, request.token);
   if (!sender) return;
+  if (!sender.online) pushTable(step, sender);
   if (textLength(request.text) > MAX_TEXT_LENGTH) {
     replyError(step, from, request.id, "too-long");
     return;
@@ -659,14 +666,15 @@ function pushTable(step: Step, client: ServerClient): void {
     return;
   }
   const parts = tableParts(tableEntries(state));
-  state.tablePushes.set(client.key, { outstandingParts: parts.length, stale: false });
+  const pushId = state.nextRequestId;
+  state.tablePushes.set(client.key, { id: pushId, outstandingParts: parts.length, stale: false });
   parts.forEach((clients, part) => {
     const id = nextRequestId(state);
     state.outbound.add(
       id,
       { ip: client.ip, port: client.port },
       { type: "table", id, version: state.tableVersion, part, parts: parts.length, clients },
-      { kind: "table", clientKey: client.key },
+      { kind: "table", clientKey: client.key, pushId },
       tablePolicy,
       step.now,
       step.datagrams,
@@ -691,10 +699,10 @@ function tableParts(entries: TableEntry[]): TableEntry[][] {
   return parts;
 }
 
-function tablePartDone(step: Step, clientKey: string): void {
+function tablePartDone(step: Step, clientKey: string, pushId: number): void {
   const { state } = step;
   const push = state.tablePushes.get(clientKey);
-  if (!push) return;
+  if (push?.id !== pushId) return;
   push.outstandingParts--;
   if (push.outstandingParts > 0) return;
   state.tablePushes.delete(clientKey);
@@ -716,7 +724,7 @@ function onAck(step: Step, from: Address, id: number): void {
       probeAnswered(step, purpose.clientKey, true);
       return;
     case "table":
-      tablePartDone(step, purpose.clientKey);
+      tablePartDone(step, purpose.clientKey, purpose.pushId);
       return;
     case "stored":
       storedBatchDelivered(step, purpose.clientKey, purpose.messageIds);
@@ -741,7 +749,7 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
       probeAnswered(step, purpose.clientKey, false);
       return;
     case "table":
-      tablePartDone(step, purpose.clientKey);
+      tablePartDone(step, purpose.clientKey, purpose.pushId);
       return;
     case "stored": {
       state.storedDeliveries.delete(purpose.clientKey);

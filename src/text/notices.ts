@@ -42,6 +42,7 @@ export const notices = {
   busy: (what: string) => `[Still waiting for the server on ${what}; try again in a moment.]`,
   unknownCommand: (word: string) => `[Unknown command: ${word}. Type help for the list.]`,
   usage: (line: string) => `[Usage: ${line}]`,
+  registeringAgain: "[The server lost track of you; registering again.]",
   sessionExpired:
     "[The server no longer knows this session. Restart the client to register again.]",
 } as const;

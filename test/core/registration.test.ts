@@ -282,3 +282,32 @@ describe("a new client on a dead client's address", () => {
     expect(y.shownSince(mark)).toEqual([]);
   });
 });
+
+describe("a client the server wrongly took for gone", () => {
+  test("learns it from the table, registers again and gets what was stored meanwhile", () => {
+    const network = registeredNetwork(["a", "b"]);
+    const [a, b] = [network.client("a"), network.client("b")];
+    // b is paused (as by SIGSTOP or a laptop lid): nothing reaches it or leaves it.
+    const resume = network.drop((d) => d.to === "b" || d.from === "b");
+    a.type("send_all while b was paused");
+    network.advance(1_500);
+    expect(network.server.clients.get("b")?.online).toBe(false);
+    a.type("send b after b was dropped");
+    network.advance(100);
+    expect(a.shown().at(-1)).toBe("[Messages received by the server and saved]");
+    const mark = b.shown().length;
+    resume();
+    network.settle();
+    expect(b.shownSince(mark)).toEqual([
+      TABLE_UPDATED,
+      "[The server lost track of you; registering again.]",
+      WELCOME,
+      "[You have messages]",
+      expect.stringMatching(/^Channel-Message a: \S+ while b was paused$/),
+      expect.stringMatching(/^a: \S+ after b was dropped$/),
+      TABLE_UPDATED,
+    ]);
+    expect(network.server.clients.get("b")?.online).toBe(true);
+    expect(network.store.load().messages).toEqual([]);
+  });
+});
