@@ -1,7 +1,8 @@
 import type { Address, Message, TableEntry } from "../protocol/messages.ts";
 import type { Command } from "./client-commands.ts";
 import { DedupWindow } from "./dedup-window.ts";
-import { timing } from "./timing.ts";
+import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
+import { TokenBucket } from "./token-bucket.ts";
 
 export type ClientInput =
   | { readonly kind: "start" }
@@ -37,6 +38,9 @@ export interface PendingRequest {
   readonly giveUpAt: number;
 }
 
+/** A request to the server waiting for its turn under the client's pacing. */
+export type PacedRequest = Pick<PendingRequest, "id" | "to" | "message" | "purpose">;
+
 export interface TableAssembly {
   readonly version: number;
   readonly parts: (TableEntry[] | undefined)[];
@@ -53,6 +57,9 @@ export interface ClientState {
   assembly: TableAssembly | undefined;
   nextId: number;
   readonly pending: Map<number, PendingRequest>;
+  /** Requests to the server not yet sent, in order, and the pace they go out at. */
+  readonly paced: PacedRequest[];
+  readonly pacer: TokenBucket;
   /** Commands typed before the first registration finished, run once it has. */
   readonly queued: Command[];
   /** Set while queued commands wait for the first table after registering; they run by this time at the latest. */
@@ -84,6 +91,8 @@ export function createClientState(deps: ClientDeps): ClientState {
     assembly: undefined,
     nextId: deps.firstRequestId,
     pending: new Map(),
+    paced: [],
+    pacer: new TokenBucket(CLIENT_REQUESTS_PER_SECOND, CLIENT_REQUEST_BURST),
     queued: [],
     queuedUntil: undefined,
     seen: new DedupWindow(timing.dedupWindowMs, 10_000),

@@ -18,6 +18,7 @@ import type {
   ClientInput,
   ClientPurpose,
   ClientState,
+  PacedRequest,
   PendingRequest,
 } from "./client-state.ts";
 import { timing } from "./timing.ts";
@@ -41,6 +42,7 @@ export function stepClient(state: ClientState, input: ClientInput, now: number):
       receive(step, input.from, input.bytes);
       break;
     case "tick":
+      launchPaced(step);
       advanceRequests(step);
       if (state.queuedUntil !== undefined && state.queuedUntil <= now) runQueued(step);
       break;
@@ -60,6 +62,10 @@ export function nextClientWakeAt(state: ClientState): number | undefined {
   if (state.queuedUntil !== undefined && (earliest === undefined || state.queuedUntil < earliest)) {
     earliest = state.queuedUntil;
   }
+  if (state.paced.length > 0) {
+    const at = state.pacer.readyAt();
+    if (earliest === undefined || at < earliest) earliest = at;
+  }
   return earliest;
 }
 
@@ -71,6 +77,7 @@ function isIdle(state: ClientState): boolean {
   return (
     state.phase !== "registering" &&
     state.pending.size === 0 &&
+    state.paced.length === 0 &&
     state.queued.length === 0 &&
     state.queuedUntil === undefined
   );
@@ -83,6 +90,7 @@ function show(step: Step, text: string): void {
 function exit(step: Step, code: number): void {
   step.state.phase = "exited";
   step.state.pending.clear();
+  step.state.paced.length = 0;
   step.effects.push({ kind: "exit", code });
 }
 
@@ -122,11 +130,32 @@ function startRequest(
   purpose: ClientPurpose,
   build: (id: number) => Message,
 ): void {
-  const id = nextId(step.state);
+  const { state } = step;
+  const id = nextId(state);
   const message = build(id);
-  const schedule = purpose.kind === "chat" ? directSchedule(step.now) : serverSchedule(step.now);
-  step.state.pending.set(id, { id, to, message, purpose, ...schedule });
-  sendDatagram(step, to, message);
+  if (purpose.kind === "chat") {
+    launch(step, { id, to, message, purpose });
+    return;
+  }
+  // Requests to the server are paced below its per-source limit: a script of thousands
+  // of commands must not look like a flood.
+  state.paced.push({ id, to, message, purpose });
+  launchPaced(step);
+}
+
+function launch(step: Step, request: PacedRequest): void {
+  const schedule =
+    request.purpose.kind === "chat" ? directSchedule(step.now) : serverSchedule(step.now);
+  step.state.pending.set(request.id, { ...request, ...schedule });
+  sendDatagram(step, request.to, request.message);
+}
+
+function launchPaced(step: Step): void {
+  const { state } = step;
+  while (state.paced.length > 0 && state.pacer.take(step.now)) {
+    const next = state.paced.shift();
+    if (next) launch(step, next);
+  }
 }
 
 function advanceRequests(step: Step): void {
@@ -269,7 +298,7 @@ function isOwnName(step: Step, name: string): boolean {
 
 function isWaitingFor(state: ClientState, kind: ClientPurpose["kind"]): boolean {
   for (const request of state.pending.values()) if (request.purpose.kind === kind) return true;
-  return false;
+  return state.paced.some((request) => request.purpose.kind === kind);
 }
 
 function findInTable(state: ClientState, name: string): TableEntry | undefined {

@@ -35,5 +35,8 @@ export const STORED_BATCH_BYTES = 8_000;
 export const MAILBOX_LIMIT = 1_000;
 
 /** Datagrams per second one source address may send the server, and the burst it may save up. */
-export const SOURCE_RATE_PER_SECOND = 200;
-export const SOURCE_BURST = 400;
+export const SOURCE_RATE_PER_SECOND = 1_000;
+export const SOURCE_BURST = 2_000;
+/** A client starts requests to the server at most this fast: well inside the limit above. */
+export const CLIENT_REQUESTS_PER_SECOND = 300;
+export const CLIENT_REQUEST_BURST = 300;

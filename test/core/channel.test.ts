@@ -159,3 +159,19 @@ describe("channel", () => {
     expect(network.sentBy("server", "channel-message")).toHaveLength(2);
   });
 });
+
+describe("a script of many commands", () => {
+  test("2,500 send_all typed at once are paced under the server's limit: every one acknowledged", () => {
+    const network = registeredNetwork(["a", "b"]);
+    const a = network.client("a");
+    const mark = a.shown().length;
+    for (let index = 0; index < 2_500; index++) a.type(`send_all burst ${index}`);
+    a.endInput();
+    network.settle();
+    const answers = a.shownSince(mark);
+    expect(answers.filter((line) => line === RECEIVED_BY_SERVER)).toHaveLength(2_500);
+    expect(answers.filter((line) => line.includes("not responding"))).toEqual([]);
+    expect(network.server.drops.rateLimited).toBe(0);
+    expect(a.exitCode).toBe(0);
+  });
+});
