@@ -329,7 +329,7 @@ function acceptRegistration(
   const pending = state.mailboxes.get(key)?.length ?? 0;
   step.log(
     "info",
-    `${name} registered from ${from.ip}:${from.port}${pending ? `, ${pending} stored message(s) to deliver` : ""}`,
+    `${name} registered from ${client.ip}:${client.port}${pending ? `, ${pending} stored message(s) to deliver` : ""}`,
   );
   reply(step, from, { type: "registered", id: requestId, token: client.token, pending });
   if (pending > 0 && !state.storedDeliveries.has(key)) {
@@ -413,7 +413,7 @@ function resumeAfterProbe(
       if (alive) {
         step.log(
           "info",
-          `refused the name ${waiter.name} to ${waiter.from.ip}:${waiter.from.port}: ${client.name} is online`,
+          `refused the name ${waiter.name} to ${normaliseIp(waiter.from.ip)}:${waiter.from.port}: ${client.name} is online`,
         );
         replyError(step, waiter.from, waiter.requestId, "name-taken");
       } else {

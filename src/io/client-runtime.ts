@@ -60,7 +60,6 @@ export async function runClient(options: ClientOptions): Promise<number> {
   }
 
   endpoint = await openUdpEndpoint({
-    hostname: options.serverIp.includes(":") ? "::" : "0.0.0.0",
     port: options.clientPort,
     onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
     onProblem: () => {},

@@ -62,7 +62,6 @@ export async function runServer(options: ServerOptions): Promise<number> {
 
   try {
     endpoint = await openUdpEndpoint({
-      hostname: "0.0.0.0",
       port: options.port,
       onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
       onProblem: (text) => log.debug(text),

@@ -11,12 +11,31 @@ export interface UdpEndpoint {
 
 export interface UdpEndpointOptions {
   readonly port: number;
-  /** `0.0.0.0` for IPv4, `::` for dual-stack. */
-  readonly hostname: string;
   readonly onDatagram: (from: Address, bytes: Uint8Array) => void;
   readonly onProblem: (text: string) => void;
   /** Faults injected into both directions, for experiments (`--simulate`). */
   readonly simulate?: FaultSpec;
+}
+
+/**
+ * Binds `::`, which takes IPv6 and IPv4 alike (IPv4 peers show as ::ffff:a.b.c.d), or
+ * `0.0.0.0` where the machine has no IPv6.
+ */
+async function bindDualStack(
+  port: number,
+  socket: Bun.udp.SocketHandler<"buffer">,
+): Promise<Bun.udp.Socket<"buffer">> {
+  try {
+    return await Bun.udpSocket({ hostname: "::", port, socket });
+  } catch (error) {
+    if (errorCode(error) === "EADDRINUSE") throw new PortInUseError(port);
+    try {
+      return await Bun.udpSocket({ hostname: "0.0.0.0", port, socket });
+    } catch (fallbackError) {
+      if (errorCode(fallbackError) === "EADDRINUSE") throw new PortInUseError(port);
+      throw fallbackError;
+    }
+  }
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -39,32 +58,23 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
   const onDatagram = incoming
     ? (from: Address, bytes: Uint8Array) => incoming(() => options.onDatagram(from, bytes))
     : options.onDatagram;
-  let socket: Bun.udp.Socket<"buffer">;
-  try {
-    socket = await Bun.udpSocket({
-      hostname: options.hostname,
-      port: options.port,
-      socket: {
-        data(_socket, data, port, address, flags) {
-          try {
-            if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) return;
-            onDatagram({ ip: address, port }, new Uint8Array(data));
-          } catch (error) {
-            onProblem(`error while handling a datagram: ${String(error)}`);
-          }
-        },
-        // Bun calls this with the Error alone (the socket is `this`), despite the types.
-        error(...args: unknown[]) {
-          const error = args.find((arg) => arg instanceof Error);
-          const code = errorCode(error);
-          if (code !== "ECONNREFUSED") onProblem(`socket error: ${String(error ?? args[0])}`);
-        },
-      },
-    });
-  } catch (error) {
-    if (errorCode(error) === "EADDRINUSE") throw new PortInUseError(options.port);
-    throw error;
-  }
+  const handlers: Bun.udp.SocketHandler<"buffer"> = {
+    data(_socket, data, port, address, flags) {
+      try {
+        if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) return;
+        onDatagram({ ip: address, port }, new Uint8Array(data));
+      } catch (error) {
+        onProblem(`error while handling a datagram: ${String(error)}`);
+      }
+    },
+    // Bun calls this with the Error alone (the socket is `this`), despite the types.
+    error(...args: unknown[]) {
+      const error = args.find((arg) => arg instanceof Error);
+      const code = errorCode(error);
+      if (code !== "ECONNREFUSED") onProblem(`socket error: ${String(error ?? args[0])}`);
+    },
+  };
+  const socket = await bindDualStack(options.port, handlers);
 
   function sendOnce(to: Address, bytes: Uint8Array): void {
     socket.send(bytes, to.port, to.ip);

@@ -19,6 +19,26 @@ const CRASH = /^\s+at |error:|Error:|panic/;
 describe.concurrent.each(programs)("%s", (_title, program) => {
   const it = testsFor(program);
 
+  it("over IPv6 loopback (::1): register, chat directly, store and deliver", async () => {
+    await using chat = await ChatSession.open(program);
+    const server = await chat.startServer();
+    const x = await chat.startClient("x", server, { serverIp: "::1" });
+    const y = await chat.startClient("y", server, { serverIp: "::1" });
+    await waitForTable(x, { x: "online", y: "online" });
+    await waitForTable(y, { x: "online", y: "online" });
+    x.type("send y over six");
+    await y.waitForLine(">>> x: over six");
+    await x.waitForLine(">>> [Message received by y.]");
+    y.type("dereg y");
+    await y.waitForLine(">>> [You are Offline. Bye.]");
+    await waitForTable(x, { x: "online", y: "offline" });
+    x.type("send y kept for later");
+    await x.waitForLine(">>> [Messages received by the server and saved]");
+    y.type("reg y");
+    await y.waitForLine(">>> [You have messages]");
+    await y.waitForLine(/^>>> x: \S+ kept for later$/);
+  });
+
   it("a name held by a live client is refused: a clear message, a non-zero exit", async () => {
     await using chat = await ChatSession.open(program);
     const server = await chat.startServer();

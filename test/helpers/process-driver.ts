@@ -478,11 +478,11 @@ export class ChatSession implements AsyncDisposable {
   async startClient(
     name: string,
     server: ServerHandle,
-    options: { readonly port?: number } = {},
+    options: { readonly port?: number; readonly serverIp?: string } = {},
   ): Promise<ChatProcess> {
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
-      const client = this.spawnClient(name, server, port);
+      const client = this.spawnClient(name, server, port, `client ${name}`, options.serverIp);
       if (await this.#started(client, WELCOME, attempt, options.port === undefined)) return client;
     }
   }
@@ -512,8 +512,9 @@ export class ChatSession implements AsyncDisposable {
     server: ServerHandle,
     port: number,
     label = `client ${name}`,
+    serverIp = LOOPBACK,
   ): ChatProcess {
-    return this.spawn(["-c", name, LOOPBACK, String(server.port), String(port)], label, port);
+    return this.spawn(["-c", name, serverIp, String(server.port), String(port)], label, port);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
