@@ -369,11 +369,20 @@ function deregister(step: Step): void {
   }));
 }
 
+/** While offline no pushes come: the table is as it was, except that we are offline. */
 function showTable(step: Step): void {
-  const { table } = step.state;
-  show(step, notices.tableHeading(table.length));
-  for (const entry of table) {
-    show(step, notices.tableRow(entry.name, `${entry.ip}:${entry.port}`, entry.online));
+  const { state } = step;
+  const offline = state.phase !== "online";
+  show(
+    step,
+    offline
+      ? notices.tableHeadingOffline(state.table.length)
+      : notices.tableHeading(state.table.length),
+  );
+  for (const entry of state.table) {
+    const self = nameKey(entry.name) === nameKey(state.name);
+    const online = self && offline ? false : entry.online;
+    show(step, notices.tableRow(entry.name, `${entry.ip}:${entry.port}`, online));
   }
 }
 

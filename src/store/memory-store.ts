@@ -21,9 +21,7 @@ export class MemoryStore implements OfflineStore {
 
   load(): StoreSnapshot {
     this.#assertOpen();
-    const clients = [...this.#clients]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([, client]) => copyClient(client));
+    const clients = [...this.#clients.values()].map(copyClient);
     const messages = [...this.#messages.values()].sort((a, b) => a.id - b.id).map(copyMessage);
     return { clients, messages };
   }

@@ -30,6 +30,7 @@ export type StoreChange =
   | { readonly kind: "remove-messages"; readonly ids: readonly number[] };
 
 export interface StoreSnapshot {
+  /** In order of first registration, as the table shows them. */
   readonly clients: readonly ClientRecord[];
   /** Ordered by id, which is the order of receipt. */
   readonly messages: readonly StoredMessage[];

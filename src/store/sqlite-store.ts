@@ -21,6 +21,7 @@ import {
 export const DATABASE_FILE_NAME = "chatapp.sqlite";
 const SCHEMA_VERSION = 1;
 const BUSY_TIMEOUT_MS = 5_000;
+export const LOCK_FILE_NAME = "chatapp.lock";
 
 // STRICT tables refuse values of the wrong type instead of storing them.
 const SCHEMA_V1 = `
@@ -73,9 +74,12 @@ export class SqliteStore implements OfflineStore {
   readonly #statements: { finalize(): void }[] = [];
   #closed = false;
 
+  readonly #lock: Database | undefined;
+
   /** Takes an open database whose schema is current; prefer openSqliteStore. */
-  constructor(db: Database) {
+  constructor(db: Database, lock?: Database) {
     this.#db = db;
+    this.#lock = lock;
     const prepare = <P extends SQLQueryBindings[]>(sql: string) => {
       const statement = db.prepare<Row, P>(sql);
       this.#statements.push(statement);
@@ -99,7 +103,7 @@ export class SqliteStore implements OfflineStore {
       // One id per execution: any number of ids, no limit on bound variables.
       this.#removeMessage = prepare<[{ id: number }]>("DELETE FROM messages WHERE id = $id");
       this.#selectClients = prepare<[]>(
-        "SELECT name_key, name, ip, port, online, token FROM clients ORDER BY name_key",
+        "SELECT name_key, name, ip, port, online, token FROM clients ORDER BY rowid",
       );
       this.#selectMessages = prepare<[]>(
         "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
@@ -152,6 +156,7 @@ export class SqliteStore implements OfflineStore {
     this.#finalizeAll();
     // Unfinalized statements would keep the connection, and its -wal/-shm files, alive.
     this.#db.close(true);
+    this.#lock?.close(true);
   }
 
   #write(change: StoreChange): void {
@@ -195,23 +200,58 @@ export function openSqliteStore(dataDir: string): OfflineStore {
   } catch (error) {
     throw new StoreOpenError(dataDir, directoryProblem(error));
   }
+  const lock = takeDirectoryLock(dataDir);
   const path = join(dataDir, DATABASE_FILE_NAME);
   let db: Database;
   try {
     db = new Database(path, { create: true, readwrite: true, strict: true });
   } catch (error) {
+    lock.close(true);
     throw new StoreOpenError(path, databaseProblem(error));
   }
   try {
     prepareDatabase(db);
-    return new SqliteStore(db);
+    return new SqliteStore(db, lock);
   } catch (error) {
     try {
       db.close(true);
+      lock.close(true);
     } catch {
       // The reason it could not be opened matters more.
     }
     if (error instanceof StoreOpenError) throw error;
+    throw new StoreOpenError(path, databaseProblem(error));
+  }
+}
+
+/**
+ * One server per data directory: two would each keep their own table in memory and
+ * drift apart. A small SQLite file in exclusive locking mode is the lock: the first
+ * write takes it, the process keeps it until it closes or dies, and the message
+ * database itself stays readable by other tools meanwhile.
+ */
+function takeDirectoryLock(dataDir: string): Database {
+  const path = join(dataDir, LOCK_FILE_NAME);
+  let lock: Database;
+  try {
+    lock = new Database(path, { create: true, readwrite: true });
+  } catch (error) {
+    throw new StoreOpenError(path, databaseProblem(error));
+  }
+  try {
+    lock.run("PRAGMA busy_timeout = 300");
+    lock.run("PRAGMA locking_mode = EXCLUSIVE");
+    lock.run("PRAGMA user_version = 1");
+    return lock;
+  } catch (error) {
+    lock.close(true);
+    const code = error instanceof SQLiteError ? error.code : undefined;
+    if (code?.startsWith("SQLITE_BUSY") || code?.startsWith("SQLITE_LOCKED")) {
+      throw new StoreOpenError(
+        dataDir,
+        "another chatapp server is using this data directory; stop it, or give this one its own --data-dir",
+      );
+    }
     throw new StoreOpenError(path, databaseProblem(error));
   }
 }
@@ -317,13 +357,13 @@ function databaseProblem(error: unknown): string {
       return "the database is damaged; move it away to start with an empty store";
     case "SQLITE_CANTOPEN":
       return "the file cannot be opened; check that the path is not a directory and that the directory is writable";
+    case "SQLITE_BUSY":
+    case "SQLITE_LOCKED":
+      return "another process keeps the database locked";
     case "SQLITE_READONLY":
     case "SQLITE_PERM":
     case "SQLITE_AUTH":
       return "the database cannot be written; check the permissions of the file and its directory";
-    case "SQLITE_BUSY":
-    case "SQLITE_LOCKED":
-      return "another process keeps the database locked";
     case "SQLITE_FULL":
       return "the disk is full";
     case "SQLITE_IOERR":

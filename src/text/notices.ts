@@ -36,6 +36,8 @@ export const notices = {
   badName: (name: string) => `[The server refused the name ${name}.]`,
   serverTooLong: (limit: number) => `[The server refused the message: over ${limit} characters.]`,
   tableHeading: (count: number) => `[Client table: ${count} client${count === 1 ? "" : "s"}]`,
+  tableHeadingOffline: (count: number) =>
+    `[Client table: ${count} client${count === 1 ? "" : "s"}, as it was when you went offline]`,
   tableRow: (name: string, address: string, online: boolean) =>
     `  ${name}  ${address}  ${online ? "online" : "offline"}`,
   notYourName: (own: string) => `[You are ${own}; you can only use your own name here.]`,

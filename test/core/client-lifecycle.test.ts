@@ -216,3 +216,19 @@ describe("refusals are shown and nothing is sent", () => {
     expect(network.sent.slice(sentMark)).toEqual([]);
   });
 });
+
+describe("list while offline", () => {
+  test("says the table is as it was, and shows yourself offline", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const x = network.client("x");
+    x.type("dereg x");
+    network.settle();
+    const mark = x.shown().length;
+    x.type("list");
+    expect(x.shownSince(mark)).toEqual([
+      "[Client table: 2 clients, as it was when you went offline]",
+      "  x  127.0.0.1:6001  offline",
+      "  y  127.0.0.1:6002  online",
+    ]);
+  });
+});

@@ -17,7 +17,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StoreOpenError } from "../../src/io/errors.ts";
 import type { ClientRecord, StoredMessage } from "../../src/store/offline-store.ts";
-import { DATABASE_FILE_NAME, openSqliteStore } from "../../src/store/sqlite-store.ts";
+import {
+  DATABASE_FILE_NAME,
+  LOCK_FILE_NAME,
+  openSqliteStore,
+} from "../../src/store/sqlite-store.ts";
 
 const STORE_MODULE = join(import.meta.dir, "../../src/store/sqlite-store.ts");
 
@@ -93,7 +97,7 @@ describe("sqlite store on disk", () => {
     store.apply([{ kind: "put-client", client: alice }]);
     expect(existsSync(`${dbPath}-wal`)).toBe(true);
     store.close();
-    expect(readdirSync(dir)).toEqual([DATABASE_FILE_NAME]);
+    expect(readdirSync(dir).sort()).toEqual([LOCK_FILE_NAME, DATABASE_FILE_NAME].sort());
 
     const db = new Database(dbPath, { readonly: true });
     try {
@@ -125,15 +129,24 @@ describe("sqlite store on disk", () => {
     }
   });
 
-  test("two stores on the same directory see each other's commits", () => {
-    const writer = openSqliteStore(dir);
-    const reader = openSqliteStore(dir);
+  test("one server per data directory: a second store is refused while the first is open", () => {
+    const first = openSqliteStore(dir);
     try {
-      writer.apply([{ kind: "put-message", message: note }]);
-      expect(reader.load().messages).toEqual([note]);
+      first.apply([{ kind: "put-message", message: note }]);
+      expect(() => openSqliteStore(dir)).toThrow(
+        new StoreOpenError(
+          dir,
+          "another chatapp server is using this data directory; stop it, or give this one its own --data-dir",
+        ),
+      );
     } finally {
-      writer.close();
-      reader.close();
+      first.close();
+    }
+    const second = openSqliteStore(dir);
+    try {
+      expect(second.load().messages).toEqual([note]);
+    } finally {
+      second.close();
     }
   });
 
@@ -156,7 +169,7 @@ describe("sqlite store on disk", () => {
     } finally {
       store.close();
     }
-    expect(readdirSync(dir)).toEqual([DATABASE_FILE_NAME]);
+    expect(readdirSync(dir).sort()).toEqual([LOCK_FILE_NAME, DATABASE_FILE_NAME].sort());
   });
 
   test("rows that a hand edit made invalid are skipped on load", () => {

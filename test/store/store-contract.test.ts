@@ -86,13 +86,13 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     expect(ids(store)).toEqual([1]);
   });
 
-  test("put-client stores every field and upserts by name", () => {
+  test("put-client stores every field, upserts by name, and keeps the order of first registration", () => {
     store.apply([putClient(client("bob", { online: false, port: 1024, token: "" }))]);
     store.apply([putClient(client("Alice"))]);
     store.apply([putClient(client("bob", { online: true, port: 65_535, ip: "::1", token: "t2" }))]);
     expect(store.load().clients).toEqual([
-      client("Alice"),
       { name: "bob", ip: "::1", port: 65_535, online: true, token: "t2" },
+      client("Alice"),
     ]);
   });
 
