@@ -1,6 +1,7 @@
 import {
   COOKIE_LENGTH,
   type DeliveredMessage,
+  ERROR_CODES,
   type ErrorCode,
   MAX_DATAGRAM_BYTES,
   MAX_NAME_LENGTH,
@@ -34,15 +35,7 @@ export function padRegistration(message: RegisterMessage): RegisterMessage {
 
 type Fields = Record<string, unknown>;
 
-const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  "name-taken",
-  "bad-name",
-  "unknown-session",
-  "unknown-recipient",
-  "recipient-online",
-  "too-long",
-  "mailbox-full",
-]);
+const KNOWN_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
 const MAX_ID = 2 ** 53 - 1;
 
@@ -164,7 +157,7 @@ function decodeFields(f: Fields): Message | undefined {
         ? { type: "registered", id, token: f.token, pending: f.pending }
         : undefined;
     case "error":
-      return typeof f.code === "string" && ERROR_CODES.has(f.code)
+      return typeof f.code === "string" && KNOWN_ERROR_CODES.has(f.code)
         ? { type: "error", id, code: f.code as ErrorCode }
         : undefined;
     case "probe":

@@ -34,14 +34,16 @@ export interface DeliveredMessage {
   readonly ref: number;
 }
 
-export type ErrorCode =
-  | "name-taken"
-  | "bad-name"
-  | "unknown-session"
-  | "unknown-recipient"
-  | "recipient-online"
-  | "too-long"
-  | "mailbox-full";
+export const ERROR_CODES = [
+  "name-taken",
+  "bad-name",
+  "unknown-session",
+  "unknown-recipient",
+  "recipient-online",
+  "too-long",
+  "mailbox-full",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Client to server. */
 export type RegisterMessage = {

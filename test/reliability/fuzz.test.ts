@@ -49,7 +49,7 @@ import { cookieMaker } from "../../src/io/random.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { sameAddress } from "../../src/protocol/address.ts";
 import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
-import type { Address, Message } from "../../src/protocol/messages.ts";
+import { type Address, ERROR_CODES, type Message } from "../../src/protocol/messages.ts";
 import { nameKey } from "../../src/protocol/names.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { OfflineStore } from "../../src/store/offline-store.ts";
@@ -682,15 +682,7 @@ class Corpus {
       case "error":
         return {
           ...base,
-          code: dice.pick([
-            "name-taken",
-            "bad-name",
-            "unknown-session",
-            "unknown-recipient",
-            "recipient-online",
-            "too-long",
-            "mailbox-full",
-          ]),
+          code: dice.pick(ERROR_CODES),
         };
       case "probe":
       case "ack":
