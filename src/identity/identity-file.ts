@@ -27,8 +27,9 @@ export class IdentityError extends Error {
   constructor(
     message: string,
     readonly path: string,
+    options?: { readonly cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -220,9 +221,11 @@ export function writePrivateFile(path: string, text: string): void {
 
 /**
  * Replaces `path` with `text` atomically (temporary file, fsync, rename): a reader sees
- * the old file or the new one, never half of either, even after a crash.
+ * the old file or the new one, never half of either, even after a crash. Creates the
+ * directory (0700) if needed.
  */
 export function replacePrivateFile(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
   const temporary = temporaryPathFor(path);
   try {
     writePrivateFile(temporary, text);
@@ -327,6 +330,7 @@ export function unreadable(path: string, error: unknown, what = "identity file")
   return new IdentityError(
     `cannot read the ${what} ${path} (${reason(error)}); check the file and its permissions, or choose another file with --identity`,
     path,
+    { cause: error },
   );
 }
 
