@@ -78,7 +78,7 @@ export interface CryptoPort {
   /**
    * A short fingerprint a person can read aloud and compare: the first 160 bits of
    * SHA-256 over the keys, in lower-case RFC 4648 base32, as 8 groups of 4 joined by
-   * "-" (e.g. "k7qx-2m4b-..."). See fingerprint.ts for the exact construction.
+   * "-" (e.g. "k7qx-2m4b-..."). See src/crypto/fingerprint.ts for the construction.
    */
   fingerprint(...publicKeys: Uint8Array[]): string;
 }
