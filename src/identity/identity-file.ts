@@ -168,7 +168,7 @@ export function checkPrivateFile(path: string, what = "identity file"): void {
 }
 
 /** Creates `directory` (and its parents) readable by the owner only, if it does not exist. */
-export function ensurePrivateDirectory(directory: string, forFile: string): void {
+function ensurePrivateDirectory(directory: string, forFile: string): void {
   try {
     mkdirSync(directory, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
   } catch (error) {
@@ -208,7 +208,7 @@ function writeFileExclusively(path: string, text: string): boolean {
 }
 
 /** Writes a new file readable by its owner only and flushes it to disk; fails if `path` exists. */
-export function writePrivateFile(path: string, text: string): void {
+function writePrivateFile(path: string, text: string): void {
   const descriptor = openSync(path, "wx", PRIVATE_FILE_MODE);
   try {
     fchmodSync(descriptor, PRIVATE_FILE_MODE);
@@ -236,7 +236,7 @@ export function replacePrivateFile(path: string, text: string): void {
   }
 }
 
-export function temporaryPathFor(path: string): string {
+function temporaryPathFor(path: string): string {
   return join(
     dirname(path),
     `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
