@@ -33,8 +33,13 @@ export interface TerminalIo {
   output: NodeJS.WritableStream & { isTTY?: boolean };
   /** Line editing with a prompt; by default only when both input and output are TTYs. */
   interactive?: boolean;
-  /** Listen for SIGINT, SIGHUP and SIGTERM on the process; by default true. */
+  /** Listen for SIGINT, SIGHUP, SIGTERM and SIGCONT on the process; by default true. */
   handleSignals?: boolean;
+  /**
+   * Ctrl+Z on a TTY: stops the process as a shell's job and returns once it is continued
+   * (`fg`). By default sends SIGTSTP to the process itself.
+   */
+  suspend?: () => void;
 }
 
 const signalReasons = [
@@ -58,6 +63,8 @@ export function openTerminal(
   let left = false;
   let inputEnded = false;
   let outputFailed = false;
+  /** Ctrl+D closes readline; the client still prints the outcomes of what is outstanding. */
+  let readlineClosed = false;
 
   const leave = (reason: LeaveReason): void => {
     if (left || closed) return;
@@ -138,10 +145,40 @@ export function openTerminal(
     if (rl && prompting && !closed && !left) guard(() => rl.prompt());
   });
   lines.on("close", () => {
+    if (rl && !readlineClosed) {
+      readlineClosed = true;
+      // The cursor is still after the prompt; what is printed from now on starts below it.
+      if (!closed) guard(clearPromptArea);
+    }
     // A TTY whose input ended (rather than Ctrl+D, which closes readline directly) is gone.
     leave(interactive && inputEnded ? "hangup" : "end-of-input");
   });
   rl?.on("SIGINT", () => leave("interrupt"));
+
+  const setRawMode = (raw: boolean): void => {
+    const tty = input as { setRawMode?: (mode: boolean) => unknown };
+    tty.setRawMode?.(raw);
+  };
+  const redrawPrompt = (): void => {
+    if (!rl || closed || left || readlineClosed || !prompting) return;
+    (rl as unknown as { prevRows: number }).prevRows = 0;
+    rl.prompt(true);
+  };
+  // Ctrl+Z. readline's own handling leaves the input paused after `fg` (Bun 1.4.5): nothing
+  // is echoed or run until a datagram wakes it. The shell saves the terminal's mode when a
+  // job stops and restores it on `fg`, so it must be the user's normal mode when we stop.
+  rl?.on("SIGTSTP", () => {
+    guard(() => {
+      setRawMode(false);
+      (io.suspend ?? (() => process.kill(process.pid, "SIGTSTP")))();
+      if (closed || readlineClosed) return;
+      setRawMode(true);
+      input.resume();
+      redrawPrompt();
+    });
+  });
+  // Stopped from outside (kill -STOP), the terminal kept its mode; the screen may not have.
+  const onContinue = (): void => guard(redrawPrompt);
   // Seen when the terminal is gone: setRawMode fails with EIO.
   rl?.on("error", () => leave("hangup"));
 
@@ -151,12 +188,13 @@ export function openTerminal(
   });
   if (io.handleSignals ?? true) {
     for (const [signal, handler] of signalHandlers) process.on(signal, handler);
+    process.on("SIGCONT", onContinue);
   }
 
   return {
     show(text) {
       const line = `${prompt}${sanitiseForTerminal(text)}\n`;
-      if (!rl || closed) {
+      if (!rl || closed || readlineClosed) {
         guard(() => write(line));
         return;
       }
@@ -183,6 +221,7 @@ export function openTerminal(
       if (closed) return;
       closed = true;
       for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+      process.off("SIGCONT", onContinue);
       // Leave the screen as if the prompt had never been there, so later output starts at column 0.
       if (interactive) guard(clearPromptArea);
       try {
