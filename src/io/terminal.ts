@@ -5,6 +5,11 @@ import { PipeLines } from "./pipe-lines.ts";
 
 export const prompt = ">>> ";
 
+const BRACKETED_PASTE_ON = "\x1b[?2004h";
+const BRACKETED_PASTE_OFF = "\x1b[?2004l";
+const PASTE_START = "\x1b[200~";
+const PASTE_END = "\x1b[201~";
+
 export type LeaveReason = "interrupt" | "hangup" | "terminate" | "end-of-input";
 
 export interface TerminalEvents {
@@ -136,11 +141,41 @@ export function openTerminal(
     readline.clearScreenDown(output);
   };
 
+  // Bracketed paste: the terminal marks pasted text, so the lines of a multi-line paste
+  // are not run one by one as commands. They are joined into the line being edited, and
+  // Enter sends them as one.
+  let pasting = false;
+  const pasted: string[] = [];
+  const onKeypress = (_text: string | undefined, key: { sequence?: string } | undefined): void => {
+    if (!rl) return;
+    if (key?.sequence === PASTE_START) {
+      pasting = true;
+      return;
+    }
+    if (key?.sequence !== PASTE_END) return;
+    pasting = false;
+    if (pasted.length === 0) return;
+    const joined = [...pasted.splice(0), rl.line].join(" ");
+    const editable = rl as unknown as { line: string; cursor: number; prevRows: number };
+    editable.line = joined;
+    editable.cursor = joined.length;
+    guard(() => {
+      clearPromptArea();
+      editable.prevRows = 0;
+      rl.prompt(true);
+    });
+  };
+  if (rl) input.on("keypress", onKeypress);
+
   lines.on("line", (text: string) => {
     if (closed || left) return;
     // On a TTY a line ends with Enter; one that comes with the end of input is the
     // half-typed text of a terminal that went away, never meant to be sent.
     if (interactive && inputEnded) return;
+    if (pasting) {
+      pasted.push(text);
+      return;
+    }
     events.line(text);
     if (rl && prompting && !closed && !left) guard(() => rl.prompt());
   });
@@ -148,6 +183,7 @@ export function openTerminal(
     if (rl && !readlineClosed) {
       readlineClosed = true;
       // The cursor is still after the prompt; what is printed from now on starts below it.
+      if (!closed && prompting) guard(() => write(BRACKETED_PASTE_OFF));
       if (!closed) guard(clearPromptArea);
     }
     // A TTY whose input ended (rather than Ctrl+D, which closes readline directly) is gone.
@@ -214,7 +250,10 @@ export function openTerminal(
       if (!rl || closed || prompting) return;
       prompting = true;
       rl.setPrompt(prompt);
-      guard(() => rl.prompt(true));
+      guard(() => {
+        write(BRACKETED_PASTE_ON);
+        rl.prompt(true);
+      });
     },
 
     close() {
@@ -222,6 +261,8 @@ export function openTerminal(
       closed = true;
       for (const [signal, handler] of signalHandlers) process.off(signal, handler);
       process.off("SIGCONT", onContinue);
+      input.off("keypress", onKeypress);
+      if (prompting && !readlineClosed) guard(() => write(BRACKETED_PASTE_OFF));
       // Leave the screen as if the prompt had never been there, so later output starts at column 0.
       if (interactive) guard(clearPromptArea);
       try {

@@ -4,7 +4,7 @@ import { type LeaveReason, openTerminal, type Terminal } from "../../src/io/term
 
 const terminalModule = `${import.meta.dir}/../../src/io/terminal.ts`;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: escape codes are what this finds
-const escapeCodes = /\x1b\[[0-9;]*[A-Za-z]/g;
+const escapeCodes = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 interface Harness {
   input: PassThrough;
@@ -395,5 +395,28 @@ describe("openTerminal on a TTY, Ctrl+Z", () => {
     await settle();
     expect(lines).toEqual(["send y half typed after fg"]);
     terminal.close();
+  });
+});
+
+describe("openTerminal on a TTY, a multi-line paste", () => {
+  test("is joined into the line being edited, not run line by line; Enter sends it as one", async () => {
+    const { input, terminal, lines, written } = open({ tty: true });
+    terminal.startPrompting();
+    await settle();
+    expect(written()).toContain("\x1b[?2004h");
+    input.write("send y ");
+    input.write("\x1b[200~first line\rdereg me\rlast");
+    input.write("\x1b[201~");
+    await settle();
+    expect(lines).toEqual([]);
+    expect(written().replace(escapeCodes, "")).toEndWith(">>> send y first line dereg me last");
+    input.write(" words\r");
+    await settle();
+    expect(lines).toEqual(["send y first line dereg me last words"]);
+    input.write("\x1b[200~single line\x1b[201~\r");
+    await settle();
+    expect(lines.at(-1)).toBe("single line");
+    terminal.close();
+    expect(written()).toContain("\x1b[?2004l");
   });
 });
