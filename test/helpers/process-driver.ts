@@ -552,7 +552,7 @@ export class ChatSession implements AsyncDisposable {
 export type Presence = "online" | "offline";
 
 const TABLE_HEADING = /^>>> \[Client table: (\d+) clients?\]$/;
-const TABLE_ROW = /^>>> {3}(\S+) {2}(\S+) {2}(online|offline)$/;
+const TABLE_ROW = /^>>> {3}(\S+) {2,}(\S+) {2,}(online|offline)$/;
 
 /**
  * Waits until the client's local table shows exactly these clients with this
