@@ -45,7 +45,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * A Bun UDP socket hardened as BUN-NOTES.md describes: ICMP errors from peers that left
+ * A Bun UDP socket hardened as docs/PLATFORM-NOTES.md describes: ICMP errors from peers that left
  * are handled, never fatal; handlers never throw; a send poisoned by a stale
  * ECONNREFUSED is made once more.
  */
