@@ -13,6 +13,8 @@ export interface UdpEndpointOptions {
   readonly port: number;
   readonly onDatagram: (from: Address, bytes: Uint8Array) => void;
   readonly onProblem: (text: string) => void;
+  /** A datagram dropped before `onDatagram` because it is too big or was cut short. */
+  readonly onOversized?: (from: Address, bytes: number) => void;
   /** Faults injected into both directions, for experiments (`--simulate`). */
   readonly simulate?: FaultSpec;
 }
@@ -61,7 +63,10 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
   const handlers: Bun.udp.SocketHandler<"buffer"> = {
     data(_socket, data, port, address, flags) {
       try {
-        if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) return;
+        if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) {
+          options.onOversized?.({ ip: address, port }, data.byteLength);
+          return;
+        }
         onDatagram({ ip: address, port }, new Uint8Array(data));
       } catch (error) {
         onProblem(`error while handling a datagram: ${String(error)}`);

@@ -452,12 +452,22 @@ export class ChatSession implements AsyncDisposable {
    * (again if the program finds it taken); with a port, that one or a failure.
    */
   async startServer(
-    options: { readonly port?: number; readonly dataDir?: string } = {},
+    options: {
+      readonly port?: number;
+      readonly dataDir?: string;
+      /** More server options, such as `--verbose`. */
+      readonly args?: readonly string[];
+    } = {},
   ): Promise<ServerHandle> {
     const dataDir = options.dataDir ?? (await this.makeDataDir());
+    const args = options.args ?? [];
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
-      const server = this.spawn(["-s", String(port), "--data-dir", dataDir], "server", port);
+      const server = this.spawn(
+        ["-s", String(port), "--data-dir", dataDir, ...args],
+        "server",
+        port,
+      );
       if (await this.#started(server, SERVER_LISTENING, attempt, options.port === undefined)) {
         return { process: server, port, dataDir };
       }
