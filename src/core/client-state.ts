@@ -1,4 +1,4 @@
-import type { Address, Message, TableEntry } from "../protocol/messages.ts";
+import type { Address, Message, TableChange, TableEntry } from "../protocol/messages.ts";
 import type { Command } from "./client-commands.ts";
 import { DedupWindow } from "./dedup-window.ts";
 import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
@@ -41,9 +41,11 @@ export interface PendingRequest {
 /** A request to the server waiting for its turn under the client's pacing. */
 export type PacedRequest = Pick<PendingRequest, "id" | "to" | "message" | "purpose">;
 
+/** The parts of one push as they arrive; applied once all are in. */
 export interface TableAssembly {
   readonly version: number;
-  readonly parts: (TableEntry[] | undefined)[];
+  readonly base: number | undefined;
+  readonly parts: (readonly TableChange[] | undefined)[];
 }
 
 export interface ClientState {
@@ -54,7 +56,12 @@ export interface ClientState {
   /** The server's last registration cookie, reused by `reg` while it is still good. */
   cookie: string | undefined;
   table: TableEntry[];
+  /** The server's epoch and version of `table`; undefined until a snapshot of this epoch came. */
+  tableEpoch: string | undefined;
+  tableVersion: number | undefined;
   assembly: TableAssembly | undefined;
+  /** A whole push was applied in this step: say so once. */
+  tableUpdated: boolean;
   nextId: number;
   readonly pending: Map<number, PendingRequest>;
   /** Requests to the server not yet sent, in order, and the pace they go out at. */
@@ -88,7 +95,10 @@ export function createClientState(deps: ClientDeps): ClientState {
     token: undefined,
     cookie: undefined,
     table: [],
+    tableEpoch: undefined,
+    tableVersion: undefined,
     assembly: undefined,
+    tableUpdated: false,
     nextId: deps.firstRequestId,
     pending: new Map(),
     paced: [],

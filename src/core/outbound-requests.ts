@@ -6,8 +6,12 @@ export interface RetryPolicy {
   readonly resendEveryMs: number;
   /** Given up this long after the first send. */
   readonly deadlineMs: number;
-  /** Windowed requests wait their turn so that their acks never arrive as one burst. */
-  readonly windowed: boolean;
+  /**
+   * Requests of a lane wait for a place in its window, so that their acks never arrive
+   * as one burst; each lane has its own, so no kind of request waits behind another.
+   * Without a lane a request goes at once.
+   */
+  readonly lane?: string;
 }
 
 export interface OutboundRequest<Purpose> {
@@ -25,17 +29,45 @@ export interface Datagram {
   readonly message: Message;
 }
 
+class Lane<Purpose> {
+  readonly waiting: OutboundRequest<Purpose>[] = [];
+  waitingHead = 0;
+  inFlight = 0;
+
+  constructor(readonly window: number) {}
+
+  get hasRoom(): boolean {
+    return this.inFlight < this.window;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
+  nextWaiting(): OutboundRequest<Purpose> | undefined {
+    if (this.waitingHead >= this.waiting.length) return undefined;
+    const next = this.waiting[this.waitingHead];
+    this.waitingHead++;
+    if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+      this.waiting.splice(0, this.waitingHead);
+      this.waitingHead = 0;
+    }
+    return next;
+  }
+}
+
 /**
  * Requests that wait for an acknowledgement: sends, resends inside the wait, gives up
- * at the deadline, and keeps at most `window` windowed requests outstanding at once.
+ * at the deadline, and keeps at most its lane's window of each lane outstanding at once.
  */
 export class OutboundRequests<Purpose> {
-  private readonly waiting: OutboundRequest<Purpose>[] = [];
-  private waitingHead = 0;
+  private readonly lanes = new Map<string, Lane<Purpose>>();
   private readonly inFlight = new Map<number, OutboundRequest<Purpose>>();
-  private windowedInFlight = 0;
+  private readonly cancelled = new Set<number>();
 
-  constructor(private readonly window: number) {}
+  constructor(windows: Readonly<Record<string, number>>) {
+    for (const [name, window] of Object.entries(windows)) this.lanes.set(name, new Lane(window));
+  }
 
   add(
     id: number,
@@ -55,11 +87,29 @@ export class OutboundRequests<Purpose> {
       nextSendAt: now,
       deadline: now,
     };
-    if (policy.windowed && this.windowedInFlight >= this.window) {
-      this.waiting.push(request);
+    const lane = this.laneOf(request);
+    if (lane && !lane.hasRoom) {
+      lane.waiting.push(request);
       return;
     }
     this.launch(request, now, out);
+  }
+
+  /** Whether a request of `lane` would go out now rather than wait. */
+  hasRoom(lane: string): boolean {
+    const found = this.lanes.get(lane);
+    return found === undefined || (found.hasRoom && found.waitingCount === 0);
+  }
+
+  /** Forgets a request, outstanding or waiting: no resend, no verdict. */
+  cancel(id: number, now: number, out: Datagram[]): void {
+    const request = this.inFlight.get(id);
+    if (request) {
+      this.finish(request);
+      this.pump(now, out);
+    } else {
+      this.cancelled.add(id);
+    }
   }
 
   /** The request `id` if it was outstanding to `from`; it is done and no longer tracked. */
@@ -106,31 +156,38 @@ export class OutboundRequests<Purpose> {
   }
 
   get outstanding(): number {
-    return this.inFlight.size + this.waiting.length - this.waitingHead;
+    let waiting = 0;
+    for (const lane of this.lanes.values()) waiting += lane.waitingCount;
+    return this.inFlight.size + waiting - this.cancelled.size;
+  }
+
+  private laneOf(request: OutboundRequest<Purpose>): Lane<Purpose> | undefined {
+    return request.policy.lane === undefined ? undefined : this.lanes.get(request.policy.lane);
   }
 
   private launch(request: OutboundRequest<Purpose>, now: number, out: Datagram[]): void {
     request.deadline = now + request.policy.deadlineMs;
     request.nextSendAt = Math.min(now + request.policy.resendEveryMs, request.deadline);
     this.inFlight.set(request.id, request);
-    if (request.policy.windowed) this.windowedInFlight++;
+    const lane = this.laneOf(request);
+    if (lane) lane.inFlight++;
     out.push({ to: request.to, message: request.message });
   }
 
   private finish(request: OutboundRequest<Purpose>): void {
     this.inFlight.delete(request.id);
-    if (request.policy.windowed) this.windowedInFlight--;
+    const lane = this.laneOf(request);
+    if (lane) lane.inFlight--;
   }
 
   private pump(now: number, out: Datagram[]): void {
-    while (this.windowedInFlight < this.window && this.waitingHead < this.waiting.length) {
-      const next = this.waiting[this.waitingHead];
-      this.waitingHead++;
-      if (next) this.launch(next, now, out);
-    }
-    if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
-      this.waiting.splice(0, this.waitingHead);
-      this.waitingHead = 0;
+    for (const lane of this.lanes.values()) {
+      while (lane.hasRoom) {
+        const next = lane.nextWaiting();
+        if (!next) break;
+        if (this.cancelled.delete(next.id)) continue;
+        this.launch(next, now, out);
+      }
     }
   }
 }

@@ -3,16 +3,21 @@ import type { StoreChange } from "../store/offline-store.ts";
 
 export type ServerInput =
   | { readonly kind: "datagram"; readonly from: Address; readonly bytes: Uint8Array }
-  | { readonly kind: "tick" };
+  | { readonly kind: "tick" }
+  /** The shell committed (or failed to commit) the `persist` effects with these numbers. */
+  | { readonly kind: "committed"; readonly commits: readonly number[] }
+  | { readonly kind: "commit-failed"; readonly commits: readonly number[] };
 
 export type LogLevel = "info" | "debug" | "warn";
 
 /**
- * What the shell carries out, in order. A step's `persist` always comes first, so
- * nothing sent in the same step can claim more than what has been committed.
+ * What the shell carries out, in order. A step that changes the store says only
+ * `persist`: what it would send waits in the core until the shell reports the commit
+ * (`committed`), so nothing sent can claim more than what is on disk. The shell may
+ * commit the changes of many steps in one transaction.
  */
 export type ServerEffect =
-  | { readonly kind: "persist"; readonly changes: readonly StoreChange[] }
+  | { readonly kind: "persist"; readonly commit: number; readonly changes: readonly StoreChange[] }
   | { readonly kind: "send"; readonly to: Address; readonly message: Message }
   | { readonly kind: "log"; readonly level: LogLevel; readonly text: string };
 
@@ -35,4 +40,10 @@ export interface ServerDeps {
    * receives at that address.
    */
   cookieFor(address: Address, period: number): string;
+  /** This run's table epoch (EPOCH_LENGTH lowercase hex): versions of another run mean nothing here. */
+  epoch: string;
+  /** Offline names with nothing stored are forgotten after this long. */
+  retentionMs?: number;
+  /** All stored messages together may not exceed this. */
+  storeQuota?: { readonly messages: number; readonly textBytes: number };
 }

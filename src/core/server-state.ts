@@ -1,9 +1,11 @@
 import type { Address, Message } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
+import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
-import type { DropCounts, ServerDeps } from "./server-effects.ts";
-import { SERVER_SEND_WINDOW } from "./timing.ts";
+import type { DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
+import { TableLog } from "./table-log.ts";
+import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
 
 export interface ServerClient {
   readonly key: string;
@@ -12,6 +14,13 @@ export interface ServerClient {
   port: number;
   online: boolean;
   token: string;
+  lastSeen: number;
+  /** The table version this client acknowledged; undefined: it needs a snapshot. */
+  synced: number | undefined;
+  /** The table push out to it now, if any: at most one at a time. */
+  push: TablePush | undefined;
+  /** It must be sent the table even if it holds the current version (SPEC §5: exists!! and the table). */
+  refresh: boolean;
 }
 
 export interface ChannelPost {
@@ -25,7 +34,12 @@ export interface ChannelPost {
 /** Why the server sent a request of its own; decides what an ack or a silence means. */
 export type ServerPurpose =
   | { readonly kind: "probe"; readonly clientKey: string }
-  | { readonly kind: "table"; readonly clientKey: string; readonly pushId: number }
+  | {
+      readonly kind: "table";
+      readonly clientKey: string;
+      readonly pushId: number;
+      readonly version: number;
+    }
   | { readonly kind: "stored"; readonly clientKey: string; readonly messageIds: readonly number[] }
   | {
       readonly kind: "channel";
@@ -64,9 +78,21 @@ export interface Probe {
 export interface TablePush {
   /** Parts of an earlier push (to an address the client has left) do not count for this one. */
   readonly id: number;
+  readonly partIds: readonly number[];
+  readonly version: number;
   outstandingParts: number;
-  /** The table changed again while this push was out: send it once more when done. */
-  stale: boolean;
+  /** The highest version the client said it holds while this push was out. */
+  reported: number | undefined;
+}
+
+/** What a step that changed the store would send and log, held until the change is committed. */
+export interface AwaitingCommit {
+  readonly datagrams: readonly Datagram[];
+  /** Which of those datagrams answer a request (the rest are the server's own requests). */
+  readonly replies: ReadonlySet<Datagram>;
+  readonly logs: readonly { readonly level: LogLevel; readonly text: string }[];
+  /** Messages this step stored, taken back if the commit fails. */
+  readonly stored: readonly StoredMessage[];
 }
 
 /** A cached answer to a client request, repeated verbatim when the request is retransmitted. */
@@ -82,15 +108,31 @@ export interface ServerState {
   readonly mailboxes: Map<string, StoredMessage[]>;
   nextStoredId: number;
   nextRequestId: number;
-  tableVersion: number;
+  readonly table: TableLog;
+  /** Online clients that need a table push, in the order they will get one. */
+  readonly syncQueue: Set<string>;
+  /** Online clients at the current version with no push out: the next change queues them all. */
+  readonly syncIdle: Set<string>;
   readonly outbound: OutboundRequests<ServerPurpose>;
   readonly probes: Map<string, Probe>;
-  readonly tablePushes: Map<string, TablePush>;
   readonly storedDeliveries: Set<string>;
+  nextCommit: number;
+  readonly awaitingCommit: Map<number, AwaitingCommit>;
+  /** New names taken per source address in the current period. */
+  readonly nameGrants: Map<string, NameGrant>;
+  readonly storeUse: { messages: number; textBytes: number };
+  readonly retentionMs: number;
+  readonly storeQuota: { readonly messages: number; readonly textBytes: number };
+  nextForgetCheckAt: number | undefined;
   readonly replies: Map<string, CachedReply>;
   readonly drops: DropCounts;
   /** Per source address: datagrams it may still send now (a token bucket). */
   readonly rates: Map<string, RateBucket>;
+}
+
+export interface NameGrant {
+  count: number;
+  readonly periodStart: number;
 }
 
 export interface RateBucket {
@@ -103,17 +145,29 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
   const clientsByToken = new Map<string, string>();
   for (const record of snapshot.clients) {
     const key = nameKey(record.name);
-    clients.set(key, { key, ...record });
+    clients.set(key, { key, ...record, synced: undefined, push: undefined, refresh: false });
     clientsByToken.set(record.token, key);
   }
+  const table = new TableLog(deps.epoch);
+  for (const client of clients.values()) table.recordChange(client);
   const mailboxes = new Map<string, StoredMessage[]>();
   let lastStoredId = 0;
+  const storeUse = { messages: 0, textBytes: 0 };
   for (const message of snapshot.messages) {
+    storeUse.messages++;
+    storeUse.textBytes += message.text.length;
     const key = nameKey(message.recipient);
     const mailbox = mailboxes.get(key) ?? [];
     mailbox.push(message);
     mailboxes.set(key, mailbox);
     lastStoredId = Math.max(lastStoredId, message.id);
+  }
+  const retentionMs = deps.retentionMs ?? DEFAULT_RETENTION_MS;
+  let nextForgetCheckAt: number | undefined;
+  for (const client of clients.values()) {
+    if (client.online) continue;
+    const at = client.lastSeen + retentionMs;
+    if (nextForgetCheckAt === undefined || at < nextForgetCheckAt) nextForgetCheckAt = at;
   }
   return {
     deps,
@@ -122,11 +176,20 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     mailboxes,
     nextStoredId: lastStoredId + 1,
     nextRequestId: deps.firstRequestId,
-    tableVersion: 1,
-    outbound: new OutboundRequests(SERVER_SEND_WINDOW),
+    table,
+    syncQueue: new Set(),
+    // Online when the server stopped: the next change brings each of them a snapshot.
+    syncIdle: new Set([...clients.values()].filter((client) => client.online).map((c) => c.key)),
+    outbound: new OutboundRequests(SERVER_LANES),
     probes: new Map(),
-    tablePushes: new Map(),
     storedDeliveries: new Set(),
+    nextCommit: 1,
+    awaitingCommit: new Map(),
+    nameGrants: new Map(),
+    storeUse,
+    retentionMs,
+    storeQuota: deps.storeQuota ?? DEFAULT_STORE_QUOTA,
+    nextForgetCheckAt,
     replies: new Map(),
     drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0 },
     rates: new Map(),

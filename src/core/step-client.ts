@@ -4,9 +4,12 @@ import {
   type Address,
   type ChatMessage,
   type ErrorCode,
+  isTombstone,
   MAX_TEXT_LENGTH,
   type Message,
+  type TableChange,
   type TableEntry,
+  type TableMessage,
 } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import { notices } from "../text/notices.ts";
@@ -356,6 +359,9 @@ function register(step: Step, first: boolean): void {
       name: state.name,
       ...(state.token === undefined ? {} : { token: state.token }),
       ...(state.cookie === undefined ? {} : { cookie: state.cookie }),
+      ...(state.tableEpoch === undefined || state.tableVersion === undefined
+        ? {}
+        : { epoch: state.tableEpoch, have: state.tableVersion }),
     }),
   );
 }
@@ -422,6 +428,13 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
         state.droppedDatagrams++;
         return;
       }
+      if (message.type === "table") {
+        // Its ack says which version we hold once the part is taken in.
+        if (!state.seen.seen(`server#${message.id}`, step.now)) onTablePart(step, message);
+        acknowledge(step, from, message.id, bytes.byteLength, state.tableVersion);
+        if (state.assembly === undefined) afterTableUpdate(step);
+        return;
+      }
       acknowledge(step, from, message.id, bytes.byteLength);
       if (state.seen.seen(`server#${message.id}`, step.now)) return;
       onServerRequest(step, message);
@@ -442,13 +455,10 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
 
 function onServerRequest(
   step: Step,
-  message: Extract<Message, { type: "probe" | "table" | "stored" | "channel-message" }>,
+  message: Extract<Message, { type: "probe" | "stored" | "channel-message" }>,
 ): void {
   switch (message.type) {
     case "probe":
-      return;
-    case "table":
-      onTablePart(step, message.version, message.part, message.parts, message.clients);
       return;
     case "stored":
       for (const stored of message.messages) {
@@ -472,29 +482,77 @@ function onServerRequest(
   }
 }
 
-function onTablePart(
-  step: Step,
-  version: number,
-  part: number,
-  parts: number,
-  clients: TableEntry[],
-): void {
+/**
+ * A snapshot replaces the table once all its parts are in; a delta (PROTOCOL.md, "The
+ * client table") updates it in place, if we hold at least its base.
+ */
+function onTablePart(step: Step, message: TableMessage): void {
   const { state } = step;
-  if (state.assembly?.version !== version || state.assembly.parts.length !== parts) {
-    state.assembly = { version, parts: new Array<TableEntry[] | undefined>(parts).fill(undefined) };
+  const { version, base, part, parts } = message;
+  const held = state.tableVersion;
+  if (held !== undefined && held > version) return;
+  if (base !== undefined && (held === undefined || held < base)) return;
+  const assembly = state.assembly;
+  if (assembly?.version !== version || assembly.base !== base || assembly.parts.length !== parts) {
+    state.assembly = {
+      version,
+      base,
+      parts: new Array<readonly TableChange[] | undefined>(parts).fill(undefined),
+    };
   }
-  state.assembly.parts[part] = clients;
-  if (state.assembly.parts.some((received) => received === undefined)) return;
-  state.table = state.assembly.parts.flatMap((received) => received ?? []);
+  const current = state.assembly;
+  if (!current) return;
+  current.parts[part] = message.clients;
+  if (current.parts.some((received) => received === undefined)) return;
+  const changes = current.parts.flatMap((received) => received ?? []);
+  state.table = base === undefined ? snapshotTable(changes) : applyDelta(state.table, changes);
+  state.tableVersion = version;
   state.assembly = undefined;
+  state.tableUpdated = true;
+}
+
+function snapshotTable(changes: readonly TableChange[]): TableEntry[] {
+  return changes.filter((change): change is TableEntry => !isTombstone(change));
+}
+
+/** Entries keep their place; new names go to the end; forgotten ones leave. */
+function applyDelta(table: readonly TableEntry[], changes: readonly TableChange[]): TableEntry[] {
+  const updated = new Map<string, TableChange>();
+  for (const change of changes) updated.set(nameKey(change.name), change);
+  const result: TableEntry[] = [];
+  for (const entry of table) {
+    const key = nameKey(entry.name);
+    const change = updated.get(key);
+    if (change === undefined) {
+      result.push(entry);
+      continue;
+    }
+    updated.delete(key);
+    if (!isTombstone(change)) result.push(change);
+  }
+  for (const change of updated.values()) if (!isTombstone(change)) result.push(change);
+  return result;
+}
+
+/** Once a whole push is applied: one notice, and what waited for the table goes on. */
+function afterTableUpdate(step: Step): void {
+  const { state } = step;
+  if (!state.tableUpdated) return;
+  state.tableUpdated = false;
   show(step, notices.tableUpdated);
   if (state.queuedUntil !== undefined) runQueued(step);
   registerAgainIfDropped(step);
 }
 
 /** Never a reply larger than what asked for it: a forged request cannot use us to amplify. */
-function acknowledge(step: Step, to: Address, id: number, requestSize: number): void {
-  const ack: Message = { type: "ack", id };
+function acknowledge(
+  step: Step,
+  to: Address,
+  id: number,
+  requestSize: number,
+  have?: number,
+): void {
+  const ack: Message = have === undefined ? { type: "ack", id } : { type: "ack", id, have };
   if (encodeMessage(ack).byteLength <= requestSize) sendDatagram(step, to, ack);
 }
 
@@ -546,7 +604,9 @@ function onAnswer(
   }
   switch (purpose.kind) {
     case "register":
-      if (answer.type === "registered") registered(step, answer.token, answer.pending);
+      if (answer.type === "registered") {
+        registered(step, answer.token, answer.pending, answer.epoch);
+      }
       return;
     case "deregister":
       state.phase = "offline";
@@ -557,6 +617,9 @@ function onAnswer(
       return;
     case "channel":
       show(step, notices.channelReceivedByServer);
+      if (answer.type === "ack" && answer.unstored) {
+        show(step, notices.channelNotStoredFor(answer.unstored));
+      }
       return;
     case "chat":
       show(step, notices.messageReceivedBy(purpose.to));
@@ -590,8 +653,14 @@ function onChallenge(step: Step, from: Address, id: number, cookie: string): voi
   sendDatagram(step, request.to, request.message);
 }
 
-function registered(step: Step, token: string, pending: number): void {
+function registered(step: Step, token: string, pending: number, epoch: string): void {
   const { state } = step;
+  if (state.tableEpoch !== epoch) {
+    // Versions of another server run mean nothing here: the next push is a snapshot.
+    state.tableEpoch = epoch;
+    state.tableVersion = undefined;
+    state.assembly = undefined;
+  }
   state.token = token;
   state.phase = "online";
   show(step, notices.welcome);
@@ -635,6 +704,17 @@ function onRefusal(step: Step, purpose: ClientPurpose, code: ErrorCode): void {
       return;
     case "mailbox-full":
       show(step, notices.mailboxFull(purpose.kind === "save" ? purpose.to : "?"));
+      return;
+    case "store-full":
+      show(step, notices.storeFull);
+      return;
+    case "store-failed":
+      show(step, notices.storeFailed);
+      if (purpose.kind === "register" && purpose.first) exit(step, 1);
+      return;
+    case "slow-down":
+      show(step, notices.slowDown);
+      if (purpose.kind === "register" && purpose.first) exit(step, 1);
       return;
     case "unknown-session":
       show(step, notices.sessionExpired);

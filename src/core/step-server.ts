@@ -14,43 +14,53 @@ import {
   type TableEntry,
 } from "../protocol/messages.ts";
 import { isValidName, nameKey } from "../protocol/names.ts";
-import type { StoreChange, StoredMessage } from "../store/offline-store.ts";
+import type { ClientRecord, StoreChange, StoredMessage } from "../store/offline-store.ts";
 import type { Datagram, OutboundRequest, RetryPolicy } from "./outbound-requests.ts";
 import type { LogLevel, ServerEffect, ServerInput } from "./server-effects.ts";
 import type {
+  AwaitingCommit,
   ChannelPost,
   ProbeWaiter,
   ServerClient,
   ServerPurpose,
   ServerState,
 } from "./server-state.ts";
+import { tableEntry } from "./table-log.ts";
 import {
+  FORGET_CHECK_EVERY_MS,
   MAILBOX_LIMIT,
+  NAME_GRANT_PERIOD_MS,
+  NAMES_PER_ADDRESS,
   SOURCE_BURST,
   SOURCE_RATE_PER_SECOND,
   STORED_BATCH_BYTES,
-  TABLE_PART_BYTES,
   timing,
 } from "./timing.ts";
 
 const probePolicy: RetryPolicy = {
   resendEveryMs: timing.probeResendEveryMs,
   deadlineMs: timing.ackWaitMs,
-  windowed: false,
+  lane: "probe",
 };
-const channelPolicy: RetryPolicy = { ...probePolicy, windowed: true };
+const channelPolicy: RetryPolicy = { ...probePolicy, lane: "channel" };
 const tablePolicy: RetryPolicy = {
   resendEveryMs: timing.pushResendEveryMs,
   deadlineMs: timing.pushDeadlineMs,
-  windowed: true,
+  lane: "table",
 };
-const storedPolicy: RetryPolicy = { ...tablePolicy, windowed: false };
+const storedPolicy: RetryPolicy = { ...tablePolicy, lane: "stored" };
 
-/** One step's work: store changes first, then datagrams, with log lines alongside. */
+/**
+ * One step's work. Write, then answer: when the step changed the store, everything it
+ * would send or log waits in `awaitingCommit` until the shell reports the commit.
+ */
 class Step {
   readonly changes: StoreChange[] = [];
   readonly datagrams: Datagram[] = [];
+  readonly replies = new Set<Datagram>();
+  readonly stored: StoredMessage[] = [];
   readonly logs: { level: LogLevel; text: string }[] = [];
+  readonly released: ServerEffect[] = [];
 
   constructor(
     readonly state: ServerState,
@@ -61,17 +71,38 @@ class Step {
     this.datagrams.push({ to, message });
   }
 
+  sendReply(to: Address, message: Message): void {
+    const datagram = { to, message };
+    this.datagrams.push(datagram);
+    this.replies.add(datagram);
+  }
+
   log(level: LogLevel, text: string): void {
     this.logs.push({ level, text });
   }
 
   effects(): ServerEffect[] {
-    const effects: ServerEffect[] = [];
-    if (this.changes.length > 0) effects.push({ kind: "persist", changes: this.changes });
-    for (const { level, text } of this.logs) effects.push({ kind: "log", level, text });
-    for (const { to, message } of this.datagrams) effects.push({ kind: "send", to, message });
-    return effects;
+    if (this.changes.length > 0) {
+      const commit = this.state.nextCommit++;
+      this.state.awaitingCommit.set(commit, {
+        datagrams: this.datagrams,
+        replies: this.replies,
+        logs: this.logs,
+        stored: this.stored,
+      });
+      return [...this.released, { kind: "persist", commit, changes: this.changes }];
+    }
+    for (const datagram of this.replies) rememberReply(this.state, datagram, this.now);
+    return [...this.released, ...logEffects(this.logs), ...sendEffects(this.datagrams)];
   }
+}
+
+function logEffects(logs: AwaitingCommit["logs"]): ServerEffect[] {
+  return logs.map(({ level, text }) => ({ kind: "log", level, text }));
+}
+
+function sendEffects(datagrams: readonly Datagram[]): ServerEffect[] {
+  return datagrams.map(({ to, message }) => ({ kind: "send", to, message }));
 }
 
 export function stepServer(state: ServerState, input: ServerInput, now: number): ServerEffect[] {
@@ -82,26 +113,84 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
       break;
     case "tick":
       expireRequests(step);
+      forgetIfDue(step);
+      break;
+    case "committed":
+      for (const commit of input.commits) releaseCommitted(step, commit);
+      break;
+    case "commit-failed":
+      for (const commit of input.commits) takeBackFailed(step, commit);
       break;
     default:
       return input satisfies never;
   }
+  pumpTablePushes(step);
   forgetOldReplies(state, now);
   return step.effects();
 }
 
+/** When the protocol's own timers (resends, verdicts) need a tick. */
 export function nextServerWakeAt(state: ServerState): number | undefined {
   return state.outbound.nextWakeAt();
 }
 
+/** When an offline name may be due to be forgotten: housekeeping, days away, kept apart from the protocol's timers. */
+export function nextForgetAt(state: ServerState): number | undefined {
+  return state.nextForgetCheckAt;
+}
+
 /** The table as clients see it, in order of first registration. */
 export function tableEntries(state: ServerState): TableEntry[] {
-  return [...state.clients.values()].map(({ name, ip, port, online }) => ({
-    name,
-    ip,
-    port,
-    online,
-  }));
+  return [...state.clients.values()].map(tableEntry);
+}
+
+// Write, then answer ---------------------------------------------------------------------
+
+function releaseCommitted(step: Step, commit: number): void {
+  const held = step.state.awaitingCommit.get(commit);
+  if (!held) return;
+  step.state.awaitingCommit.delete(commit);
+  for (const datagram of held.replies) rememberReply(step.state, datagram, step.now);
+  step.released.push(...logEffects(held.logs), ...sendEffects(held.datagrams));
+}
+
+/**
+ * The disk refused: what the step stored is taken back, its answers become `store-failed`
+ * and are not remembered, so a retransmission is worked on afresh. Its own requests
+ * (pushes, probes, deliveries) still go: they promise nothing about the disk.
+ */
+function takeBackFailed(step: Step, commit: number): void {
+  const { state } = step;
+  const held = state.awaitingCommit.get(commit);
+  if (!held) return;
+  state.awaitingCommit.delete(commit);
+  for (const message of held.stored) unstoreMessage(state, message);
+  for (const datagram of held.datagrams) {
+    if (!held.replies.has(datagram)) {
+      step.released.push({ kind: "send", ...datagram });
+      continue;
+    }
+    state.replies.delete(replyKey(datagram.to, datagram.message.id));
+    const failed: Message = { type: "error", id: datagram.message.id, code: "store-failed" };
+    step.released.push({ kind: "send", to: datagram.to, message: failed });
+  }
+  if (held.stored.length > 0) {
+    step.log(
+      "warn",
+      `${held.stored.length} message(s) were not saved: the store refused the write`,
+    );
+  }
+}
+
+function rememberReply(state: ServerState, datagram: Datagram, now: number): void {
+  const key = replyKey(datagram.to, datagram.message.id);
+  const cached = state.replies.get(key);
+  if (cached) cached.reply = datagram.message;
+  else state.replies.set(key, { reply: datagram.message, expiresAt: now + timing.replyCacheMs });
+}
+
+function replyKey(to: Address, id: number): string {
+  return `${addressKey(to)}#${id}`;
 }
 
 function receive(step: Step, from: Address, bytes: Uint8Array): void {
@@ -122,7 +211,7 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
       answerRequest(step, from, message, bytes.byteLength);
       return;
     case "ack":
-      onAck(step, from, message.id);
+      onAck(step, from, message.id, message.have);
       return;
     case "registered":
     case "challenge":
@@ -151,8 +240,8 @@ function answerRequest(step: Step, from: Address, request: ClientRequest, size: 
     step.send(from, { type: "challenge", id: request.id, cookie: currentCookie(step, from) });
     return;
   }
-  const replyKey = `${addressKey(from)}#${request.id}`;
-  const cached = step.state.replies.get(replyKey);
+  const key = replyKey(from, request.id);
+  const cached = step.state.replies.get(key);
   if (cached) {
     if (cached.reply) step.send(from, cached.reply);
     return;
@@ -161,7 +250,7 @@ function answerRequest(step: Step, from: Address, request: ClientRequest, size: 
     const oldest = step.state.replies.keys().next().value;
     if (oldest !== undefined) step.state.replies.delete(oldest);
   }
-  step.state.replies.set(replyKey, {
+  step.state.replies.set(key, {
     reply: undefined,
     expiresAt: step.now + timing.replyCacheMs,
   });
@@ -233,10 +322,9 @@ function hasValidCookie(step: Step, from: Address, cookie: string | undefined): 
   return cookie === cookieFor(from, period) || cookie === cookieFor(from, period - 1);
 }
 
+/** An answer to a request: remembered for retransmissions once what it reports is committed. */
 function reply(step: Step, to: Address, message: Message): void {
-  const cached = step.state.replies.get(`${addressKey(to)}#${message.id}`);
-  if (cached) cached.reply = message;
-  step.send(to, message);
+  step.sendReply(to, message);
 }
 
 function replyError(step: Step, to: Address, id: number, code: ErrorCode): void {
@@ -282,6 +370,14 @@ function onRegister(step: Step, from: Address, request: RegisterMessage): void {
   const holder = step.state.clients.get(nameKey(request.name));
   const isHolder =
     holder !== undefined && (request.token === holder.token || sameAddress(holder, from));
+  if (!isHolder && !grantNewName(step.state, from, step.now)) {
+    step.log(
+      "info",
+      `refused the name ${request.name} to ${normaliseIp(from.ip)}:${from.port}: too many new names from that address`,
+    );
+    replyError(step, from, request.id, "slow-down");
+    return;
+  }
   if (holder?.online && !isHolder) {
     step.log("debug", `checking whether ${holder.name} is still there before giving the name away`);
     probe(step, holder, {
@@ -292,22 +388,51 @@ function onRegister(step: Step, from: Address, request: RegisterMessage): void {
     });
     return;
   }
-  acceptRegistration(step, from, request.id, request.name, isHolder ? holder?.token : undefined);
+  acceptRegistration(step, from, request, isHolder ? holder?.token : undefined);
+}
+
+/**
+ * A flood of registrations costs its sender, not everyone else: one address takes a few
+ * new names a period. Coming back under one's own name does not count.
+ */
+function grantNewName(state: ServerState, from: Address, now: number): boolean {
+  const source = addressKey(from);
+  let grant = state.nameGrants.get(source);
+  if (!grant || now - grant.periodStart >= NAME_GRANT_PERIOD_MS) {
+    if (state.nameGrants.size >= RATE_TABLE_LIMIT) forgetOldGrants(state, now);
+    grant = { count: 0, periodStart: now };
+    state.nameGrants.set(source, grant);
+  }
+  if (grant.count >= NAMES_PER_ADDRESS) return false;
+  grant.count++;
+  return true;
+}
+
+function forgetOldGrants(state: ServerState, now: number): void {
+  for (const [source, grant] of state.nameGrants) {
+    if (now - grant.periodStart >= NAME_GRANT_PERIOD_MS) state.nameGrants.delete(source);
+  }
+  let excess = state.nameGrants.size - Math.floor(RATE_TABLE_LIMIT * 0.9);
+  for (const source of state.nameGrants.keys()) {
+    if (excess-- <= 0) break;
+    state.nameGrants.delete(source);
+  }
 }
 
 function acceptRegistration(
   step: Step,
   from: Address,
-  requestId: number,
-  name: string,
+  request: RegisterMessage,
   keptToken: string | undefined,
 ): void {
   const { state } = step;
+  const requestId = request.id;
+  const name = request.name;
   const key = nameKey(name);
   const previous = state.clients.get(key);
   if (previous) state.clientsByToken.delete(previous.token);
   // A push still out to the address it had is no use to it now; it gets its own.
-  state.tablePushes.delete(key);
+  if (previous) cancelTablePush(step, previous);
   // One address, one process: whoever held it before has gone, or the newcomer could not have bound it.
   for (const other of state.clients.values()) {
     if (other.key !== key && other.online && sameAddress(other, from)) {
@@ -322,6 +447,11 @@ function acceptRegistration(
     port: from.port,
     online: true,
     token: keptToken ?? state.deps.newToken(),
+    lastSeen: step.now,
+    // A client back after a dereg still holds its table: it needs only what changed since.
+    synced: state.table.canDeltaFrom(request.epoch, request.have) ? request.have : undefined,
+    push: undefined,
+    refresh: false,
   };
   state.clients.set(key, client);
   state.clientsByToken.set(client.token, key);
@@ -331,18 +461,30 @@ function acceptRegistration(
     "info",
     `${name} registered from ${client.ip}:${client.port}${pending ? `, ${pending} stored message(s) to deliver` : ""}`,
   );
-  reply(step, from, { type: "registered", id: requestId, token: client.token, pending });
-  if (pending > 0 && !state.storedDeliveries.has(key)) {
-    state.storedDeliveries.add(key);
-    sendNextStoredBatch(step, client);
-  } else if (pending === 0) {
-    tableChanged(step);
+  reply(step, from, {
+    type: "registered",
+    id: requestId,
+    token: client.token,
+    pending,
+    epoch: state.table.epoch,
+  });
+  if (pending > 0) {
+    // SPEC §5: the others learn that it is back once its messages are delivered.
+    state.table.forgetSnapshot();
+    if (!state.storedDeliveries.has(key)) {
+      state.storedDeliveries.add(key);
+      sendNextStoredBatch(step, client);
+    }
+    return;
   }
+  tableChanged(step, client);
+  requestTablePush(step, client);
 }
 
 function persistClient(step: Step, client: ServerClient): void {
-  const { name, ip, port, online, token } = client;
-  step.changes.push({ kind: "put-client", client: { name, ip, port, online, token } });
+  const { name, ip, port, online, token, lastSeen } = client;
+  const record: ClientRecord = { name, ip, port, online, token, lastSeen };
+  step.changes.push({ kind: "put-client", client: record });
 }
 
 function onDeregister(step: Step, from: Address, request: DeregisterMessage): void {
@@ -358,8 +500,12 @@ function onDeregister(step: Step, from: Address, request: DeregisterMessage): vo
 function markOffline(step: Step, client: ServerClient): void {
   if (!client.online) return;
   client.online = false;
+  client.lastSeen = step.now;
+  forgetNoEarlierThan(step.state, client.lastSeen + step.state.retentionMs);
+  step.state.syncQueue.delete(client.key);
+  step.state.syncIdle.delete(client.key);
   persistClient(step, client);
-  tableChanged(step);
+  tableChanged(step, client);
 }
 
 // Liveness probes --------------------------------------------------------------------------
@@ -397,7 +543,7 @@ function probeAnswered(step: Step, clientKey: string, alive: boolean): void {
     markOffline(step, client);
     // If it was only silent for a while (a pause, a burst of loss), this table tells it
     // that it is offline, and it registers again to get what is stored for it meanwhile.
-    pushTable(step, client);
+    requestTablePush(step, client);
   }
   for (const waiter of running.waiters) resumeAfterProbe(step, client, alive, waiter);
 }
@@ -429,7 +575,7 @@ function resumeAfterProbe(
       const sender = step.state.clients.get(nameKey(waiter.save.sender));
       if (alive) {
         reply(step, waiter.from, { type: "error", id: waiter.requestId, code: "recipient-online" });
-        if (sender) pushTable(step, sender);
+        if (sender) requestTablePush(step, sender, true);
       } else {
         storeAndAcknowledge(step, waiter.from, waiter.requestId, client, waiter.save);
       }
@@ -459,7 +605,7 @@ function resumeAfterProbe(
 function onSave(step: Step, from: Address, request: SaveMessage): void {
   const sender = authenticate(step, from, request.id, request.token);
   if (!sender) return;
-  if (!sender.online) pushTable(step, sender);
+  if (!sender.online) requestTablePush(step, sender);
   const recipient = step.state.clients.get(nameKey(request.to));
   if (!recipient) {
     replyError(step, from, request.id, "unknown-recipient");
@@ -490,37 +636,56 @@ function storeAndAcknowledge(
   recipient: ServerClient,
   save: Omit<StoredMessage, "id" | "recipient">,
 ): void {
-  if (!storeMessage(step, recipient, save)) {
-    replyError(step, from, requestId, "mailbox-full");
+  const refusal = storeMessage(step, recipient, save);
+  if (refusal) {
+    replyError(step, from, requestId, refusal);
     return;
   }
   step.log("info", `saved a message from ${save.sender} for ${recipient.name}`);
   reply(step, from, { type: "ack", id: requestId });
 }
 
+/** Keeps a message for a recipient; says why not when it cannot. */
 function storeMessage(
   step: Step,
   recipient: ServerClient,
   message: Omit<StoredMessage, "id" | "recipient">,
-): boolean {
+): "mailbox-full" | "store-full" | undefined {
   const { state } = step;
   const mailbox = state.mailboxes.get(recipient.key) ?? [];
   const senderKey = nameKey(message.sender);
   if (mailbox.some((kept) => kept.ref === message.ref && nameKey(kept.sender) === senderKey)) {
-    return true; // a copy of one already kept, as when a save is retried across a restart
+    return undefined; // a copy of one already kept, as when a save is retried across a restart
   }
-  if (mailbox.length >= MAILBOX_LIMIT) {
-    step.log(
-      "warn",
-      `mailbox of ${recipient.name} is full (${MAILBOX_LIMIT}): a message from ${message.sender} was refused`,
-    );
-    return false;
+  if (mailbox.length >= MAILBOX_LIMIT) return "mailbox-full";
+  const { storeUse, storeQuota } = state;
+  if (
+    storeUse.messages >= storeQuota.messages ||
+    storeUse.textBytes + message.text.length > storeQuota.textBytes
+  ) {
+    return "store-full";
   }
   const stored: StoredMessage = { id: state.nextStoredId++, recipient: recipient.name, ...message };
   mailbox.push(stored);
   state.mailboxes.set(recipient.key, mailbox);
+  storeUse.messages++;
+  storeUse.textBytes += stored.text.length;
   step.changes.push({ kind: "put-message", message: stored });
-  return true;
+  step.stored.push(stored);
+  return undefined;
+}
+
+/** A stored message leaves memory: delivered, or its commit failed. */
+function unstoreMessage(state: ServerState, message: StoredMessage): void {
+  const key = nameKey(message.recipient);
+  const mailbox = state.mailboxes.get(key);
+  if (!mailbox) return;
+  const remaining = mailbox.filter((kept) => kept.id !== message.id);
+  if (remaining.length === mailbox.length) return;
+  if (remaining.length > 0) state.mailboxes.set(key, remaining);
+  else state.mailboxes.delete(key);
+  state.storeUse.messages--;
+  state.storeUse.textBytes -= message.text.length;
 }
 
 function sendNextStoredBatch(step: Step, client: ServerClient): void {
@@ -528,7 +693,8 @@ function sendNextStoredBatch(step: Step, client: ServerClient): void {
   const mailbox = state.mailboxes.get(client.key) ?? [];
   if (mailbox.length === 0 || !client.online) {
     state.storedDeliveries.delete(client.key);
-    tableChanged(step);
+    tableChanged(step, client);
+    requestTablePush(step, client);
     return;
   }
   const batch: DeliveredMessage[] = [];
@@ -564,7 +730,15 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
   const { state } = step;
   const delivered = new Set(messageIds);
   const mailbox = state.mailboxes.get(clientKey) ?? [];
-  const remaining = mailbox.filter((message) => !delivered.has(message.id));
+  const remaining: StoredMessage[] = [];
+  for (const message of mailbox) {
+    if (!delivered.has(message.id)) {
+      remaining.push(message);
+      continue;
+    }
+    state.storeUse.messages--;
+    state.storeUse.textBytes -= message.text.length;
+  }
   if (remaining.length > 0) state.mailboxes.set(clientKey, remaining);
   else state.mailboxes.delete(clientKey);
   step.changes.push({ kind: "remove-messages", ids: messageIds });
@@ -580,7 +754,7 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
 function onChannel(step: Step, from: Address, request: ChannelMessage): void {
   const sender = authenticate(step, from, request.id, request.token);
   if (!sender) return;
-  if (!sender.online) pushTable(step, sender);
+  if (!sender.online) requestTablePush(step, sender);
   if (textLength(request.text) > MAX_TEXT_LENGTH) {
     replyError(step, from, request.id, "too-long");
     return;
@@ -593,20 +767,23 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
   };
   let live = 0;
   let stored = 0;
+  let unstored = 0;
   for (const member of step.state.clients.values()) {
     if (member.key === sender.key) continue;
     if (member.online) {
       deliverChannelPost(step, member, post, 0, undefined, undefined);
       live++;
     } else if (storeMessage(step, member, channelStored(post))) {
+      unstored++;
+    } else {
       stored++;
     }
   }
   step.log(
     "info",
-    `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored}`,
+    `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored}${unstored ? `, not stored for ${unstored} (mailbox or store full)` : ""}`,
   );
-  reply(step, from, { type: "ack", id: request.id });
+  reply(step, from, { type: "ack", id: request.id, ...(unstored > 0 ? { unstored } : {}) });
 }
 
 function channelStored(post: ChannelPost): Omit<StoredMessage, "id" | "recipient"> {
@@ -642,39 +819,92 @@ function deliverChannelPost(
 }
 
 function storeChannelPost(step: Step, member: ServerClient, post: ChannelPost): void {
-  if (storeMessage(step, member, channelStored(post))) {
+  const refusal = storeMessage(step, member, channelStored(post));
+  if (refusal) {
+    step.log(
+      "warn",
+      `a channel message from ${post.sender} could not be stored for ${member.name}: ${refusal}`,
+    );
+  } else {
     step.log("info", `stored a channel message from ${post.sender} for ${member.name}`);
   }
 }
 
 // Table pushes -------------------------------------------------------------------------------
 
-function tableChanged(step: Step): void {
+/** One entry changed: a new version, and every client that was up to date needs a push. */
+function tableChanged(step: Step, client: ServerClient): void {
   const { state } = step;
-  state.tableVersion++;
-  for (const client of state.clients.values()) {
-    if (client.online && !state.storedDeliveries.has(client.key)) pushTable(step, client);
+  state.table.recordChange(client);
+  for (const key of state.syncIdle) state.syncQueue.add(key);
+  state.syncIdle.clear();
+  // SPEC §5 and §6: the table goes out before the answer that follows the change.
+  pumpTablePushes(step);
+}
+
+/**
+ * This client needs the table (it registered, or must learn it is offline); one push at
+ * a time. `refresh`: send it even if it is up to date (an empty delta, which it shows).
+ */
+function requestTablePush(step: Step, client: ServerClient, refresh = false): void {
+  const { state } = step;
+  if (refresh) client.refresh = true;
+  state.syncIdle.delete(client.key);
+  if (client.push === undefined) state.syncQueue.add(client.key);
+  pumpTablePushes(step);
+}
+
+function cancelTablePush(step: Step, client: ServerClient): void {
+  const { push } = client;
+  if (!push) return;
+  client.push = undefined;
+  for (const id of push.partIds) step.state.outbound.cancel(id, step.now, step.datagrams);
+}
+
+/**
+ * Builds each push only when the table lane has room, so it carries every change made
+ * while it waited: at most one push per client per round trip, whatever the changes.
+ */
+function pumpTablePushes(step: Step): void {
+  const { state } = step;
+  for (const key of state.syncQueue) {
+    if (!state.outbound.hasRoom("table")) return;
+    state.syncQueue.delete(key);
+    const client = state.clients.get(key);
+    if (!client || client.push !== undefined || state.storedDeliveries.has(key)) continue;
+    if (client.synced === state.table.version && !client.refresh) {
+      if (client.online) state.syncIdle.add(key);
+      continue;
+    }
+    client.refresh = false;
+    sendTablePush(step, client);
   }
 }
 
-/** Pushes are coalesced: while one is out to a client, a newer table waits until it is done. */
-function pushTable(step: Step, client: ServerClient): void {
+function sendTablePush(step: Step, client: ServerClient): void {
   const { state } = step;
-  const running = state.tablePushes.get(client.key);
-  if (running) {
-    running.stale = true;
-    return;
-  }
-  const parts = tableParts(tableEntries(state));
-  const pushId = state.nextRequestId;
-  state.tablePushes.set(client.key, { id: pushId, outstandingParts: parts.length, stale: false });
-  parts.forEach((clients, part) => {
-    const id = nextRequestId(state);
+  const content = state.table.pushFor(client.synced, state.clients);
+  const parts = content.parts.length;
+  const partIds = content.parts.map(() => nextRequestId(state));
+  const pushId = partIds[0] ?? nextRequestId(state);
+  client.push = {
+    id: pushId,
+    partIds,
+    version: content.version,
+    outstandingParts: parts,
+    reported: undefined,
+  };
+  content.parts.forEach((clients, part) => {
+    const id = partIds[part] ?? pushId;
+    const message: Message =
+      content.base === undefined
+        ? { type: "table", id, version: content.version, part, parts, clients }
+        : { type: "table", id, version: content.version, base: content.base, part, parts, clients };
     state.outbound.add(
       id,
       { ip: client.ip, port: client.port },
-      { type: "table", id, version: state.tableVersion, part, parts: parts.length, clients },
-      { kind: "table", clientKey: client.key, pushId },
+      message,
+      { kind: "table", clientKey: client.key, pushId, version: content.version },
       tablePolicy,
       step.now,
       step.datagrams,
@@ -682,37 +912,90 @@ function pushTable(step: Step, client: ServerClient): void {
   });
 }
 
-function tableParts(entries: TableEntry[]): TableEntry[][] {
-  const parts: TableEntry[][] = [[]];
-  let bytes = 0;
-  for (const entry of entries) {
-    const size = JSON.stringify(entry).length + 1;
-    const current = parts[parts.length - 1];
-    if (current && current.length > 0 && bytes + size > TABLE_PART_BYTES) {
-      parts.push([entry]);
-      bytes = size;
-    } else {
-      current?.push(entry);
-      bytes += size;
-    }
-  }
-  return parts;
-}
-
-function tablePartDone(step: Step, clientKey: string, pushId: number): void {
+/**
+ * `have`: the version the client says it holds; the server believes it. A client that
+ * never says (one typed by hand) is taken to hold what it was sent.
+ */
+function tablePartDone(
+  step: Step,
+  clientKey: string,
+  pushId: number,
+  have: number | undefined,
+): void {
   const { state } = step;
-  const push = state.tablePushes.get(clientKey);
-  if (push?.id !== pushId) return;
+  const client = state.clients.get(clientKey);
+  const push = client?.push;
+  if (!client || push?.id !== pushId) return;
+  if (have !== undefined && have <= state.table.version) {
+    push.reported = Math.max(push.reported ?? have, have);
+  }
   push.outstandingParts--;
   if (push.outstandingParts > 0) return;
-  state.tablePushes.delete(clientKey);
+  client.push = undefined;
+  client.synced = push.reported ?? push.version;
+  if (!client.online) return;
+  if (client.synced === state.table.version) state.syncIdle.add(clientKey);
+  else state.syncQueue.add(clientKey);
+}
+
+/** A push nobody acknowledged: the client may be gone. The next change tries it again. */
+function tablePartUnanswered(step: Step, clientKey: string, pushId: number): void {
+  const { state } = step;
   const client = state.clients.get(clientKey);
-  if (push.stale && client?.online) pushTable(step, client);
+  const push = client?.push;
+  if (!client || push?.id !== pushId) return;
+  push.outstandingParts--;
+  if (push.outstandingParts > 0) return;
+  client.push = undefined;
+  if (push.reported !== undefined) client.synced = push.reported;
+  if (client.online) state.syncIdle.add(clientKey);
+}
+
+// Forgetting ---------------------------------------------------------------------------------
+
+function forgetNoEarlierThan(state: ServerState, at: number): void {
+  if (state.nextForgetCheckAt === undefined || at < state.nextForgetCheckAt) {
+    state.nextForgetCheckAt = at;
+  }
+}
+
+/**
+ * Offline names with nothing stored are forgotten a retention period after they left.
+ * The server wakes for it only when some offline name can expire.
+ */
+function forgetIfDue(step: Step): void {
+  const { state, now } = step;
+  if (state.nextForgetCheckAt === undefined || now < state.nextForgetCheckAt) return;
+  state.nextForgetCheckAt = undefined;
+  for (const client of [...state.clients.values()]) {
+    if (client.online) continue;
+    if (now - client.lastSeen < state.retentionMs) {
+      forgetNoEarlierThan(state, client.lastSeen + state.retentionMs);
+      continue;
+    }
+    // Its messages wait for it; it becomes a candidate again when it next goes offline.
+    if ((state.mailboxes.get(client.key)?.length ?? 0) > 0) continue;
+    if (state.probes.has(client.key) || state.storedDeliveries.has(client.key)) {
+      forgetNoEarlierThan(state, now + FORGET_CHECK_EVERY_MS);
+      continue;
+    }
+    state.clients.delete(client.key);
+    state.clientsByToken.delete(client.token);
+    cancelTablePush(step, client);
+    step.changes.push({ kind: "remove-client", name: client.name });
+    state.table.recordForgotten(client.key, client.name);
+    for (const key of state.syncIdle) state.syncQueue.add(key);
+    state.syncIdle.clear();
+    step.log(
+      "info",
+      `forgot ${client.name}: offline since ${new Date(client.lastSeen).toISOString()}`,
+    );
+  }
 }
 
 // Acks and silences ---------------------------------------------------------------------------
 
-function onAck(step: Step, from: Address, id: number): void {
+function onAck(step: Step, from: Address, id: number, have: number | undefined): void {
   const request = step.state.outbound.acknowledge(id, from, step.now, step.datagrams);
   if (!request) {
     step.state.drops.unexpected++;
@@ -724,7 +1007,7 @@ function onAck(step: Step, from: Address, id: number): void {
       probeAnswered(step, purpose.clientKey, true);
       return;
     case "table":
-      tablePartDone(step, purpose.clientKey, purpose.pushId);
+      tablePartDone(step, purpose.clientKey, purpose.pushId, have);
       return;
     case "stored":
       storedBatchDelivered(step, purpose.clientKey, purpose.messageIds);
@@ -749,7 +1032,7 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
       probeAnswered(step, purpose.clientKey, false);
       return;
     case "table":
-      tablePartDone(step, purpose.clientKey, purpose.pushId);
+      tablePartUnanswered(step, purpose.clientKey, purpose.pushId);
       return;
     case "stored": {
       state.storedDeliveries.delete(purpose.clientKey);
@@ -764,7 +1047,10 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
         "warn",
         `${client?.name ?? purpose.clientKey} did not acknowledge stored messages; they stay stored`,
       );
-      tableChanged(step);
+      if (client) {
+        tableChanged(step, client);
+        requestTablePush(step, client);
+      }
       return;
     }
     case "channel": {

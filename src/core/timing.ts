@@ -27,12 +27,30 @@ export const timing = {
   cookiePeriodMs: 60_000,
 } as const;
 
-/** How many reliable datagrams the server has outstanding at once, so acks never overflow its receive buffer. */
-export const SERVER_SEND_WINDOW = 64;
+/**
+ * How many of its own requests of each kind the server has outstanding at once, so acks
+ * never overflow its receive buffer; one window per kind, so none waits behind another.
+ */
+export const SERVER_LANES = { probe: 64, channel: 64, table: 64, stored: 16 } as const;
+export type ServerLane = keyof typeof SERVER_LANES;
+/** The largest of them: what one burst of acks can reach. */
+export const SERVER_SEND_WINDOW = SERVER_LANES.table;
+/** Table changes kept for deltas; a client further behind gets a snapshot. */
+export const TABLE_LOG_LIMIT = 100_000;
 export const TABLE_PART_BYTES = 8_000;
 export const STORED_BATCH_BYTES = 8_000;
 /** Stored messages one recipient may have waiting. */
 export const MAILBOX_LIMIT = 1_000;
+
+/** New names one address may take in NAME_GRANT_PERIOD_MS: a flood of registrations costs its sender. */
+export const NAMES_PER_ADDRESS = 4;
+export const NAME_GRANT_PERIOD_MS = 60_000;
+/** Offline names with nothing stored are forgotten after this long, unless the server says otherwise. */
+export const DEFAULT_RETENTION_MS = 30 * 24 * 3_600_000;
+/** How often the server looks for names to forget, at most. */
+export const FORGET_CHECK_EVERY_MS = 3_600_000;
+/** All stored messages together, unless the server says otherwise. */
+export const DEFAULT_STORE_QUOTA = { messages: 100_000, textBytes: 1_000_000_000 } as const;
 
 /** Datagrams per second one source address may send the server, and the burst it may save up. */
 export const SOURCE_RATE_PER_SECOND = 1_000;

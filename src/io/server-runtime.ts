@@ -3,11 +3,12 @@ import { createConsola } from "consola";
 import type { ServerOptions } from "../cli/options.ts";
 import type { ServerEffect } from "../core/server-effects.ts";
 import { createServerState, type ServerState } from "../core/server-state.ts";
-import { nextServerWakeAt, stepServer } from "../core/step-server.ts";
+import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.ts";
 import { encodeMessage } from "../protocol/codec.ts";
-import { TOKEN_LENGTH } from "../protocol/messages.ts";
+import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
+import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
 import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
 import { WakeTimer } from "./wake-timer.ts";
@@ -23,22 +24,31 @@ export async function runServer(options: ServerOptions): Promise<number> {
     newToken: () => randomHex(TOKEN_LENGTH / 2),
     firstRequestId: randomRequestId(),
     cookieFor: cookieMaker(randomHex(32)),
+    epoch: randomHex(EPOCH_LENGTH / 2),
   });
 
   let endpoint: UdpEndpoint | undefined;
   const timer = new WakeTimer(() => feed({ kind: "tick" }));
 
+  let storeFailing = false;
+  const commits = new GroupCommit(store, (outcome: CommitOutcome) => {
+    if (outcome.ok) {
+      if (storeFailing) log.info("the message store accepts writes again");
+      storeFailing = false;
+      feed({ kind: "committed", commits: outcome.commits });
+      return;
+    }
+    // Said once per failing spell, not once per datagram; each refused request is answered.
+    if (!storeFailing) log.error(`could not write to the message store: ${String(outcome.error)}`);
+    storeFailing = true;
+    feed({ kind: "commit-failed", commits: outcome.commits });
+  });
+
   function carryOut(effects: readonly ServerEffect[]): void {
     for (const effect of effects) {
       switch (effect.kind) {
         case "persist":
-          try {
-            store.apply(effect.changes);
-          } catch (error) {
-            // Nothing of this step may be sent: it could acknowledge what was not saved.
-            log.error(`could not write to the message store: ${String(error)}`);
-            return;
-          }
+          commits.add(effect.commit, effect.changes);
           break;
         case "send":
           endpoint?.send(effect.to, encodeMessage(effect.message));
@@ -57,7 +67,9 @@ export async function runServer(options: ServerOptions): Promise<number> {
   function feed(input: Parameters<typeof stepServer>[1]): void {
     const now = Date.now();
     carryOut(stepServer(state, input, now));
-    timer.arm(nextServerWakeAt(state), now);
+    const wake = nextServerWakeAt(state);
+    const forget = nextForgetAt(state);
+    timer.arm(wake === undefined || (forget !== undefined && forget < wake) ? forget : wake, now);
   }
 
   try {
@@ -80,6 +92,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
     const stop = (signal: NodeJS.Signals) => {
       for (const name of stopSignals) process.off(name, stop);
       timer.cancel();
+      commits.flush();
       endpoint?.close();
       store.close();
       const { malformed, unauthenticated, unexpected, rateLimited } = state.drops;

@@ -1,3 +1,5 @@
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 /** One timer for a core that says when it next needs to wake: rearmed after every step. */
 export class WakeTimer {
   private handle: ReturnType<typeof setTimeout> | undefined;
@@ -16,7 +18,8 @@ export class WakeTimer {
         this.armedFor = undefined;
         this.onWake();
       },
-      Math.max(0, at - now),
+      // Longer delays overflow setTimeout and fire at once; waking early is harmless.
+      Math.min(MAX_TIMER_DELAY_MS, Math.max(0, at - now)),
     );
   }
 

@@ -1,6 +1,7 @@
 import {
   COOKIE_LENGTH,
   type DeliveredMessage,
+  EPOCH_LENGTH,
   ERROR_CODES,
   type ErrorCode,
   MAX_DATAGRAM_BYTES,
@@ -12,7 +13,9 @@ import {
   PROTOCOL_VERSION,
   REGISTER_MIN_BYTES,
   type RegisterMessage,
+  type TableChange,
   type TableEntry,
+  type TableMessage,
   TOKEN_LENGTH,
 } from "./messages.ts";
 import { isValidName } from "./names.ts";
@@ -21,7 +24,27 @@ const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export function encodeMessage(message: Message): Uint8Array {
+  if (message.type === "table") return encoder.encode(encodeTable(message));
   return encoder.encode(JSON.stringify({ v: PROTOCOL_VERSION, ...message }));
+}
+
+/**
+ * A push goes to many clients with the same entries and its own id: the entries are
+ * serialised once (keyed by the shared array) and only the id is written per datagram.
+ */
+const tableBodies = new WeakMap<readonly TableChange[], string>();
+
+function encodeTable(message: TableMessage): string {
+  const { id, version, base, part, parts, clients } = message;
+  let body = tableBodies.get(clients);
+  if (body === undefined) {
+    body = `"clients":${JSON.stringify(clients)}}`;
+    tableBodies.set(clients, body);
+  }
+  const head = `{"v":${PROTOCOL_VERSION},"type":"table","id":${id},"version":${version}`;
+  const delta = base === undefined ? "" : `,"base":${base}`;
+  const split = parts === 1 ? "" : `,"part":${part},"parts":${parts}`;
+  return `${head}${delta}${split},${body}`;
 }
 
 /** The registration padded to REGISTER_MIN_BYTES, so that its challenge is no amplifier. */
@@ -92,6 +115,13 @@ function decodeTableEntry(value: unknown): TableEntry | undefined {
   return { name, ip, port, online };
 }
 
+function decodeTableChange(value: unknown): TableChange | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { name, gone } = value as Fields;
+  if (gone === undefined) return decodeTableEntry(value);
+  return gone === true && isName(name) ? { name, gone } : undefined;
+}
+
 function decodeDelivered(value: unknown): DeliveredMessage | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const { sender, kind, text, at, ref } = value as Fields;
@@ -119,9 +149,14 @@ function decodeFields(f: Fields): Message | undefined {
   if (!isId(id)) return undefined;
   switch (f.type) {
     case "register": {
-      const { name, token, cookie, pad } = f;
+      const { name, token, cookie, epoch, have, pad } = f;
       if (!isName(name)) return undefined;
       const message: RegisterMessage = { type: "register", id, name };
+      if (epoch !== undefined || have !== undefined) {
+        if (!isHex(epoch, EPOCH_LENGTH) || !isId(have)) return undefined;
+        message.epoch = epoch;
+        message.have = have;
+      }
       if (token !== undefined) {
         if (!isToken(token)) return undefined;
         message.token = token;
@@ -153,8 +188,8 @@ function decodeFields(f: Fields): Message | undefined {
         ? { type: "channel", id, token: f.token, text: f.text }
         : undefined;
     case "registered":
-      return isToken(f.token) && isId(f.pending)
-        ? { type: "registered", id, token: f.token, pending: f.pending }
+      return isToken(f.token) && isId(f.pending) && isHex(f.epoch, EPOCH_LENGTH)
+        ? { type: "registered", id, token: f.token, pending: f.pending, epoch: f.epoch }
         : undefined;
     case "error":
       return typeof f.code === "string" && KNOWN_ERROR_CODES.has(f.code)
@@ -163,11 +198,20 @@ function decodeFields(f: Fields): Message | undefined {
     case "probe":
       return { type: "probe", id };
     case "table": {
-      const clients = decodeList(f.clients, decodeTableEntry);
-      const { version, part, parts } = f;
+      const clients = decodeList(f.clients, decodeTableChange);
+      const { version, base } = f;
+      // A push of one datagram leaves both out; one without the other is malformed.
+      if ((f.part === undefined) !== (f.parts === undefined)) return undefined;
+      const part = f.part ?? 0;
+      const parts = f.parts ?? 1;
       if (!clients || !isId(version) || !isId(part) || !isId(parts)) return undefined;
       if (parts < 1 || parts > MAX_TABLE_PARTS || part >= parts) return undefined;
-      return { type: "table", id, version, part, parts, clients };
+      if (base === undefined) {
+        if (clients.some((change) => "gone" in change)) return undefined;
+        return { type: "table", id, version, part, parts, clients };
+      }
+      if (!isId(base) || base > version) return undefined;
+      return { type: "table", id, version, base, part, parts, clients };
     }
     case "stored": {
       const messages = decodeList(f.messages, decodeDelivered);
@@ -181,8 +225,18 @@ function decodeFields(f: Fields): Message | undefined {
       return isName(f.from) && isName(f.to) && isText(f.text)
         ? { type: "chat", id, from: f.from, to: f.to, text: f.text }
         : undefined;
-    case "ack":
-      return { type: "ack", id };
+    case "ack": {
+      const { have, unstored } = f;
+      if ((have !== undefined && !isId(have)) || (unstored !== undefined && !isId(unstored))) {
+        return undefined;
+      }
+      return {
+        type: "ack",
+        id,
+        ...(have === undefined ? {} : { have }),
+        ...(unstored === undefined ? {} : { unstored }),
+      };
+    }
     default:
       return undefined;
   }
@@ -190,7 +244,7 @@ function decodeFields(f: Fields): Message | undefined {
 
 /**
  * Decodes one datagram. Bytes from the network are never trusted: anything that is
- * not exactly a version-1 message of a known type with well-formed fields is `undefined`.
+ * not exactly a version-2 message of a known type with well-formed fields is `undefined`.
  */
 export function decodeMessage(bytes: Uint8Array): Message | undefined {
   if (bytes.byteLength === 0 || bytes.byteLength > MAX_DATAGRAM_BYTES) return undefined;

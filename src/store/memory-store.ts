@@ -41,6 +41,9 @@ export class MemoryStore implements OfflineStore {
         case "remove-messages":
           for (const id of change.ids) this.#messages.delete(id);
           break;
+        case "remove-client":
+          this.#clients.delete(nameKey(change.name));
+          break;
         default:
           change satisfies never;
       }

@@ -5,6 +5,8 @@ export interface ClientRecord {
   readonly port: number;
   readonly online: boolean;
   readonly token: string;
+  /** When it last registered or went offline, epoch ms UTC: a name is forgotten a retention period after. */
+  readonly lastSeen: number;
 }
 
 export type StoredMessageKind = "direct" | "channel";
@@ -26,6 +28,7 @@ export interface StoredMessage {
 
 export type StoreChange =
   | { readonly kind: "put-client"; readonly client: ClientRecord }
+  | { readonly kind: "remove-client"; readonly name: string }
   | { readonly kind: "put-message"; readonly message: StoredMessage }
   | { readonly kind: "remove-messages"; readonly ids: readonly number[] };
 

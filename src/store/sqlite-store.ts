@@ -19,19 +19,20 @@ import {
 } from "./store-records.ts";
 
 export const DATABASE_FILE_NAME = "chatapp.sqlite";
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 const BUSY_TIMEOUT_MS = 5_000;
 export const LOCK_FILE_NAME = "chatapp.lock";
 
 // STRICT tables refuse values of the wrong type instead of storing them.
-const SCHEMA_V1 = `
+const CURRENT_SCHEMA = `
   CREATE TABLE IF NOT EXISTS clients (
     name_key TEXT PRIMARY KEY NOT NULL,
     name TEXT NOT NULL,
     ip TEXT NOT NULL,
     port INTEGER NOT NULL,
     online INTEGER NOT NULL CHECK (online IN (0, 1)),
-    token TEXT NOT NULL
+    token TEXT NOT NULL,
+    last_seen INTEGER NOT NULL DEFAULT 0
   ) STRICT;
   CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -44,9 +45,23 @@ const SCHEMA_V1 = `
   ) STRICT;
 `;
 
+/** Version 2 remembers when each client was last seen, to forget names after a retention period. */
+const MIGRATE_V1_TO_V2 = (now: number) => `
+  ALTER TABLE clients ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+  UPDATE clients SET last_seen = ${Math.floor(now)};
+`;
+
 type Row = Record<string, unknown>;
 type ClientParams = [
-  { nameKey: string; name: string; ip: string; port: number; online: number; token: string },
+  {
+    nameKey: string;
+    name: string;
+    ip: string;
+    port: number;
+    online: number;
+    token: string;
+    lastSeen: number;
+  },
 ];
 type MessageParams = [
   {
@@ -69,6 +84,7 @@ export class SqliteStore implements OfflineStore {
   readonly #putClient: Statement<Row, ClientParams>;
   readonly #putMessage: Statement<Row, MessageParams>;
   readonly #removeMessage: Statement<Row, [{ id: number }]>;
+  readonly #removeClient: Statement<Row, [{ nameKey: string }]>;
   readonly #selectClients: Statement<Row, []>;
   readonly #selectMessages: Statement<Row, []>;
   readonly #statements: { finalize(): void }[] = [];
@@ -90,11 +106,11 @@ export class SqliteStore implements OfflineStore {
       this.#commit = prepare<[]>("COMMIT");
       this.#rollback = prepare<[]>("ROLLBACK");
       this.#putClient = prepare<ClientParams>(
-        `INSERT INTO clients (name_key, name, ip, port, online, token)
-         VALUES ($nameKey, $name, $ip, $port, $online, $token)
+        `INSERT INTO clients (name_key, name, ip, port, online, token, last_seen)
+         VALUES ($nameKey, $name, $ip, $port, $online, $token, $lastSeen)
          ON CONFLICT (name_key) DO UPDATE SET
            name = excluded.name, ip = excluded.ip, port = excluded.port,
-           online = excluded.online, token = excluded.token`,
+           online = excluded.online, token = excluded.token, last_seen = excluded.last_seen`,
       );
       this.#putMessage = prepare<MessageParams>(
         `INSERT INTO messages (id, recipient, sender, kind, text, received_at, ref)
@@ -102,8 +118,11 @@ export class SqliteStore implements OfflineStore {
       );
       // One id per execution: any number of ids, no limit on bound variables.
       this.#removeMessage = prepare<[{ id: number }]>("DELETE FROM messages WHERE id = $id");
+      this.#removeClient = prepare<[{ nameKey: string }]>(
+        "DELETE FROM clients WHERE name_key = $nameKey",
+      );
       this.#selectClients = prepare<[]>(
-        "SELECT name_key, name, ip, port, online, token FROM clients ORDER BY rowid",
+        "SELECT name_key, name, ip, port, online, token, last_seen FROM clients ORDER BY rowid",
       );
       this.#selectMessages = prepare<[]>(
         "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
@@ -170,9 +189,13 @@ export class SqliteStore implements OfflineStore {
           port: client.port,
           online: client.online ? 1 : 0,
           token: client.token,
+          lastSeen: client.lastSeen,
         });
         return;
       }
+      case "remove-client":
+        this.#removeClient.run({ nameKey: nameKey(change.name) });
+        return;
       case "put-message":
         this.#putMessage.run(copyMessage(change.message));
         return;
@@ -265,7 +288,8 @@ function prepareDatabase(db: Database): void {
   db.run("BEGIN IMMEDIATE");
   try {
     const version = pragmaValue(db, "user_version");
-    if (version === 0) db.run(SCHEMA_V1);
+    if (version === 0) db.run(CURRENT_SCHEMA);
+    else if (version === 1) db.run(MIGRATE_V1_TO_V2(Date.now()));
     else if (version !== SCHEMA_VERSION) {
       throw new StoreOpenError(
         db.filename,
@@ -374,9 +398,16 @@ function databaseProblem(error: unknown): string {
 }
 
 function clientFromRow(row: Row): ClientRecord | undefined {
-  const { name_key, name, ip, port, online, token } = row;
+  const { name_key, name, ip, port, online, token, last_seen } = row;
   if (online !== 0 && online !== 1) return undefined;
-  const client = { name, ip, port, online: online === 1, token } as ClientRecord;
+  const client = {
+    name,
+    ip,
+    port,
+    online: online === 1,
+    token,
+    lastSeen: last_seen,
+  } as ClientRecord;
   if (clientProblem(client) !== undefined || name_key !== nameKey(client.name)) {
     return undefined;
   }

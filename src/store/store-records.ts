@@ -33,6 +33,9 @@ export function clientProblem(client: ClientRecord): string | undefined {
   if (typeof client.online !== "boolean") return `client ${client.name} has a non-boolean online`;
   if (typeof client.token !== "string")
     return `client ${client.name} has a token that is not a string`;
+  if (!Number.isSafeInteger(client.lastSeen) || client.lastSeen < 0) {
+    return `client ${client.name} has lastSeen ${String(client.lastSeen)}, expected a time in ms`;
+  }
   return undefined;
 }
 
@@ -62,6 +65,8 @@ function changeProblem(change: StoreChange): string | undefined {
       return clientProblem(change.client);
     case "put-message":
       return messageProblem(change.message);
+    case "remove-client":
+      return isNonEmptyString(change.name) ? undefined : "remove-client needs a name";
     case "remove-messages": {
       if (!Array.isArray(change.ids)) return "remove-messages needs an array of ids";
       const bad = change.ids.find((id) => !Number.isSafeInteger(id));
@@ -92,6 +97,7 @@ export function copyClient(client: ClientRecord): ClientRecord {
     port: client.port,
     online: client.online,
     token: client.token.toWellFormed(),
+    lastSeen: client.lastSeen,
   };
 }
 

@@ -30,6 +30,11 @@ export const notices = {
   messageTooLong: (length: number, limit: number) =>
     `[Message too long: ${length} characters, the limit is ${limit}.]`,
   mailboxFull: (name: string) => `[The server holds too many messages for ${name}; not saved.]`,
+  storeFull: "[The server's message store is full; not saved.]",
+  storeFailed: "[The server could not write to its disk; nothing was saved. Try again later.]",
+  slowDown: "[The server refused: too many new names from this address. Try again in a minute.]",
+  channelNotStoredFor: (count: number) =>
+    `[The server could not keep the message for ${count} offline member${count === 1 ? "" : "s"} (mailbox or store full).]`,
   notRegistered: "[You are offline. Type reg <name> to come back first.]",
   alreadyRegistered: "[You are already registered.]",
   alreadyOffline: "[You are already offline. Type reg <name> to come back.]",

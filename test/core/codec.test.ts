@@ -20,6 +20,9 @@ const errorCodes = {
   "recipient-online": true,
   "too-long": true,
   "mailbox-full": true,
+  "store-full": true,
+  "store-failed": true,
+  "slow-down": true,
 } satisfies Record<ErrorCode, true>;
 
 const valid: Message[] = [
@@ -30,8 +33,8 @@ const valid: Message[] = [
   { type: "deregister", id: 4, token },
   { type: "save", id: 5, token, to: "bob", text: "see you at 5" },
   { type: "channel", id: 6, token, text: "  spaces  inside and around  " },
-  { type: "registered", id: 7, token, pending: 0 },
-  { type: "registered", id: 8, token, pending: 1000 },
+  { type: "registered", id: 7, token, pending: 0, epoch: "0123456789abcdef" },
+  { type: "registered", id: 8, token, pending: 1000, epoch: "0123456789abcdef" },
   { type: "challenge", id: 9, cookie },
   ...Object.keys(errorCodes).map(
     (code, index): Message => ({ type: "error", id: 10 + index, code: code as ErrorCode }),
@@ -111,7 +114,7 @@ describe("round trip", () => {
       const encoded = encodeMessage(message);
       expect(encoded.byteLength).toBeLessThanOrEqual(MAX_DATAGRAM_BYTES);
       expect(decodeMessage(encoded)).toEqual(message);
-      expect(JSON.parse(new TextDecoder().decode(encoded)).v).toBe(1);
+      expect(JSON.parse(new TextDecoder().decode(encoded)).v).toBe(2);
     });
   }
 
@@ -132,41 +135,41 @@ describe("round trip", () => {
   });
 
   test("fields the receiver does not know are dropped, not passed on", () => {
-    const decoded = decodeMessage(json({ v: 1, type: "ack", id: 3, extra: { deep: [1] }, token }));
+    const decoded = decodeMessage(json({ v: 2, type: "ack", id: 3, extra: { deep: [1] }, token }));
     expect(decoded).toEqual({ type: "ack", id: 3 });
   });
 });
 
 describe("malformed datagrams are undefined and never throw", () => {
-  const register = { v: 1, type: "register", id: 1, name: "alice" };
+  const register = { v: 2, type: "register", id: 1, name: "alice" };
   const cases: [string, Uint8Array][] = [
     ["empty", new Uint8Array()],
     ["not JSON", bytes("hello")],
-    ["truncated JSON", bytes('{"v":1,"type":"ack","id":1')],
+    ["truncated JSON", bytes('{"v":2,"type":"ack","id":1')],
     ["JSON null", bytes("null")],
     ["JSON number", bytes("1")],
     ["JSON string", bytes('"ack"')],
     ["JSON array", json([register])],
     ["array of fields", json(["v", 1, "type", "ack", "id", 1])],
     ["no version", json({ type: "ack", id: 1 })],
-    ["version 2", json({ v: 2, type: "ack", id: 1 })],
+    ["version 1", json({ v: 1, type: "ack", id: 1 })],
     ["version as a string", json({ v: "1", type: "ack", id: 1 })],
     ["version 1.0000001", bytes('{"v":1.0000001,"type":"ack","id":1}')],
-    ["unknown type", json({ v: 1, type: "hello", id: 1 })],
-    ["type of another case", json({ v: 1, type: "ACK", id: 1 })],
-    ["prototype type", json({ v: 1, type: "toString", id: 1 })],
-    ["no id", json({ v: 1, type: "ack" })],
-    ["negative id", json({ v: 1, type: "ack", id: -1 })],
-    ["fractional id", json({ v: 1, type: "ack", id: 1.5 })],
-    ["id above 2^53-1", json({ v: 1, type: "ack", id: 2 ** 53 })],
-    ["huge id", bytes('{"v":1,"type":"ack","id":1e400}')],
-    ["id as a string", json({ v: 1, type: "ack", id: "1" })],
-    ["id as null", json({ v: 1, type: "ack", id: null })],
-    ["id as an array", json({ v: 1, type: "ack", id: [1] })],
+    ["unknown type", json({ v: 2, type: "hello", id: 1 })],
+    ["type of another case", json({ v: 2, type: "ACK", id: 1 })],
+    ["prototype type", json({ v: 2, type: "toString", id: 1 })],
+    ["no id", json({ v: 2, type: "ack" })],
+    ["negative id", json({ v: 2, type: "ack", id: -1 })],
+    ["fractional id", json({ v: 2, type: "ack", id: 1.5 })],
+    ["id above 2^53-1", json({ v: 2, type: "ack", id: 2 ** 53 })],
+    ["huge id", bytes('{"v":2,"type":"ack","id":1e400}')],
+    ["id as a string", json({ v: 2, type: "ack", id: "1" })],
+    ["id as null", json({ v: 2, type: "ack", id: null })],
+    ["id as an array", json({ v: 2, type: "ack", id: [1] })],
     [
       "invalid UTF-8",
       new Uint8Array([
-        ...bytes('{"v":1,"type":"chat","id":1,"from":"a","text":"'),
+        ...bytes('{"v":2,"type":"chat","id":1,"from":"a","text":"'),
         0xff,
         0xfe,
         ...bytes('"}'),
@@ -175,7 +178,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "overlong UTF-8",
       new Uint8Array([
-        ...bytes('{"v":1,"type":"chat","id":1,"from":"a","text":"'),
+        ...bytes('{"v":2,"type":"chat","id":1,"from":"a","text":"'),
         0xc0,
         0xaf,
         ...bytes('"}'),
@@ -183,53 +186,53 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "UTF-16",
-      new Uint8Array([0xff, 0xfe, ...[...'{"v":1}'].flatMap((c) => [c.charCodeAt(0), 0])]),
+      new Uint8Array([0xff, 0xfe, ...[...'{"v":2}'].flatMap((c) => [c.charCodeAt(0), 0])]),
     ],
     [
       "40 KB datagram",
-      json({ v: 1, type: "chat", id: 1, from: "a", to: "bob", text: "x".repeat(40_000) }),
+      json({ v: 2, type: "chat", id: 1, from: "a", to: "bob", text: "x".repeat(40_000) }),
     ],
     ["just over the size limit", new Uint8Array(MAX_DATAGRAM_BYTES + 1).fill(0x20)],
     ["deep nesting", bytes(`${"[".repeat(16_000)}${"]".repeat(16_000)}`)],
     [
       "nested junk in a field",
-      json({ v: 1, type: "chat", id: 1, from: { a: [{ b: {} }] }, to: "bob", text: "t" }),
+      json({ v: 2, type: "chat", id: 1, from: { a: [{ b: {} }] }, to: "bob", text: "t" }),
     ],
-    ["register without a name", json({ v: 1, type: "register", id: 1 })],
+    ["register without a name", json({ v: 2, type: "register", id: 1 })],
     ["register with a bad token", json({ ...register, token: "abc" })],
     ["register with an upper-case token", json({ ...register, token: token.toUpperCase() })],
     ["register with a null cookie", json({ ...register, cookie: null })],
     ["register with a short cookie", json({ ...register, cookie: cookie.slice(1) })],
-    ["deregister without a token", json({ v: 1, type: "deregister", id: 1 })],
-    ["save without text", json({ v: 1, type: "save", id: 1, token, to: "bob" })],
-    ["save with empty text", json({ v: 1, type: "save", id: 1, token, to: "bob", text: "" })],
-    ["save with text as a number", json({ v: 1, type: "save", id: 1, token, to: "bob", text: 5 })],
+    ["deregister without a token", json({ v: 2, type: "deregister", id: 1 })],
+    ["save without text", json({ v: 2, type: "save", id: 1, token, to: "bob" })],
+    ["save with empty text", json({ v: 2, type: "save", id: 1, token, to: "bob", text: "" })],
+    ["save with text as a number", json({ v: 2, type: "save", id: 1, token, to: "bob", text: 5 })],
     [
       "save with 4001 characters",
-      json({ v: 1, type: "save", id: 1, token, to: "bob", text: "x".repeat(4001) }),
+      json({ v: 2, type: "save", id: 1, token, to: "bob", text: "x".repeat(4001) }),
     ],
     [
       "chat with 4001 emoji",
-      json({ v: 1, type: "chat", id: 1, from: "a", to: "bob", text: "😀".repeat(4001) }),
+      json({ v: 2, type: "chat", id: 1, from: "a", to: "bob", text: "😀".repeat(4001) }),
     ],
-    ["channel without a token", json({ v: 1, type: "channel", id: 1, text: "hi" })],
+    ["channel without a token", json({ v: 2, type: "channel", id: 1, text: "hi" })],
     [
       "registered with a negative pending",
-      json({ v: 1, type: "registered", id: 1, token, pending: -1 }),
+      json({ v: 2, type: "registered", id: 1, token, pending: -1 }),
     ],
-    ["registered without a token", json({ v: 1, type: "registered", id: 1, pending: 0 })],
-    ["challenge without a cookie", json({ v: 1, type: "challenge", id: 1 })],
-    ["error with an unknown code", json({ v: 1, type: "error", id: 1, code: "oops" })],
-    ["error with a prototype code", json({ v: 1, type: "error", id: 1, code: "constructor" })],
-    ["error without a code", json({ v: 1, type: "error", id: 1 })],
-    ["table without clients", json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 1 })],
+    ["registered without a token", json({ v: 2, type: "registered", id: 1, pending: 0 })],
+    ["challenge without a cookie", json({ v: 2, type: "challenge", id: 1 })],
+    ["error with an unknown code", json({ v: 2, type: "error", id: 1, code: "oops" })],
+    ["error with a prototype code", json({ v: 2, type: "error", id: 1, code: "constructor" })],
+    ["error without a code", json({ v: 2, type: "error", id: 1 })],
+    ["table without clients", json({ v: 2, type: "table", id: 1, version: 1, part: 0, parts: 1 })],
     [
       "table with part = parts",
-      json({ v: 1, type: "table", id: 1, version: 1, part: 1, parts: 1, clients: [] }),
+      json({ v: 2, type: "table", id: 1, version: 1, part: 1, parts: 1, clients: [] }),
     ],
     [
       "table with zero parts",
-      json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 0, clients: [] }),
+      json({ v: 2, type: "table", id: 1, version: 1, part: 0, parts: 0, clients: [] }),
     ],
     [
       "table with a bad entry",
@@ -245,7 +248,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "table with a null entry",
-      json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: [null] }),
+      json({ v: 2, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: [null] }),
     ],
     [
       "table with an online string",
@@ -261,9 +264,9 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "table with clients as an object",
-      json({ v: 1, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: {} }),
+      json({ v: 2, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: {} }),
     ],
-    ["stored with no messages", json({ v: 1, type: "stored", id: 1, messages: [] })],
+    ["stored with no messages", json({ v: 2, type: "stored", id: 1, messages: [] })],
     [
       "stored with an unknown kind",
       json({
@@ -284,7 +287,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "channel-message from a bad name",
-      json({ v: 1, type: "channel-message", id: 1, from: "-x", text: "t" }),
+      json({ v: 2, type: "channel-message", id: 1, from: "-x", text: "t" }),
     ],
   ];
   for (const badName of [
@@ -301,7 +304,7 @@ describe("malformed datagrams are undefined and never throw", () => {
   ]) {
     cases.push([
       `chat from the name ${JSON.stringify(badName)}`,
-      json({ v: 1, type: "chat", id: 1, from: badName, to: "bob", text: "t" }),
+      json({ v: 2, type: "chat", id: 1, from: badName, to: "bob", text: "t" }),
     ]);
     cases.push([`register as ${JSON.stringify(badName)}`, json({ ...register, name: badName })]);
   }

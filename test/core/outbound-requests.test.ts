@@ -10,12 +10,11 @@ import type { Address } from "../../src/protocol/messages.ts";
 const probe: RetryPolicy = {
   resendEveryMs: timing.probeResendEveryMs,
   deadlineMs: timing.ackWaitMs,
-  windowed: false,
 };
 const push: RetryPolicy = {
   resendEveryMs: timing.pushResendEveryMs,
   deadlineMs: timing.pushDeadlineMs,
-  windowed: true,
+  lane: "main",
 };
 const member = (port: number): Address => ({ ip: "127.0.0.1", port });
 
@@ -38,7 +37,7 @@ function run(requests: OutboundRequests<string>, from: number, to: number) {
 
 describe("OutboundRequests", () => {
   test("a probe is sent every 100 ms and given up at 500 ms", () => {
-    const requests = new OutboundRequests<string>(64);
+    const requests = new OutboundRequests<string>({ main: 64 });
     const out: Datagram[] = [];
     requests.add(7, member(1), { type: "probe", id: 7 }, "p", probe, 1000, out);
     expect(out).toEqual([{ to: member(1), message: { type: "probe", id: 7 } }]);
@@ -55,7 +54,7 @@ describe("OutboundRequests", () => {
   });
 
   test("a push is sent every 500 ms and given up at 3000 ms", () => {
-    const requests = new OutboundRequests<string>(64);
+    const requests = new OutboundRequests<string>({ main: 64 });
     requests.add(1, member(1), { type: "ack", id: 1 }, "t", push, 0, []);
     const { sends, expired } = run(requests, 0, 10_000);
     expect(sends.map((s) => s.at)).toEqual([500, 1000, 1500, 2000, 2500]);
@@ -63,7 +62,7 @@ describe("OutboundRequests", () => {
   });
 
   test("a late tick sends once, not once per missed period", () => {
-    const requests = new OutboundRequests<string>(64);
+    const requests = new OutboundRequests<string>({ main: 64 });
     requests.add(1, member(1), { type: "ack", id: 1 }, "t", push, 0, []);
     const out: Datagram[] = [];
     expect(requests.advance(1700, out)).toEqual([]);
@@ -72,7 +71,7 @@ describe("OutboundRequests", () => {
   });
 
   test("an ack ends the request; only from the address it went to", () => {
-    const requests = new OutboundRequests<string>(64);
+    const requests = new OutboundRequests<string>({ main: 64 });
     requests.add(1, member(1), { type: "probe", id: 1 }, "p", probe, 0, []);
     expect(requests.acknowledge(1, member(2), 10, [])).toBeUndefined();
     expect(requests.acknowledge(1, { ip: "::ffff:127.0.0.1", port: 1 }, 10, [])?.purpose).toBe("p");
@@ -83,7 +82,7 @@ describe("OutboundRequests", () => {
 
   test("never more than `window` windowed requests in flight; the rest wait their turn in order", () => {
     const window = 5;
-    const requests = new OutboundRequests<string>(window);
+    const requests = new OutboundRequests<string>({ main: window });
     const out: Datagram[] = [];
     for (let id = 0; id < 20; id++) {
       requests.add(id, member(id), { type: "ack", id }, `m${id}`, push, 0, out);
@@ -114,7 +113,7 @@ describe("OutboundRequests", () => {
   });
 
   test("a request that waited gets its full deadline from when it is sent", () => {
-    const requests = new OutboundRequests<string>(1);
+    const requests = new OutboundRequests<string>({ main: 1 });
     requests.add(1, member(1), { type: "ack", id: 1 }, "first", push, 0, []);
     requests.add(2, member(2), { type: "ack", id: 2 }, "second", push, 0, []);
     const { sends, expired } = run(requests, 0, 100_000);
@@ -128,7 +127,7 @@ describe("OutboundRequests", () => {
   });
 
   test("expiry frees the window for the next waiting request", () => {
-    const requests = new OutboundRequests<string>(2);
+    const requests = new OutboundRequests<string>({ main: 2 });
     for (let id = 1; id <= 5; id++)
       requests.add(id, member(id), { type: "ack", id }, "x", push, 0, []);
     const { expired } = run(requests, 0, 100_000);
@@ -143,7 +142,7 @@ describe("OutboundRequests", () => {
   });
 
   test("thousands of waiting requests drain completely (the queue compacts)", () => {
-    const requests = new OutboundRequests<string>(64);
+    const requests = new OutboundRequests<string>({ main: 64 });
     for (let id = 0; id < 5000; id++)
       requests.add(id, member(id), { type: "ack", id }, "x", push, 0, []);
     let acked = 0;

@@ -37,6 +37,7 @@ describe("registration", () => {
         port: FIRST_CLIENT_PORT,
         online: true,
         token: x.state.token ?? "",
+        lastSeen: network.now,
       },
     ]);
   });
@@ -202,6 +203,7 @@ describe("registration", () => {
       id,
       token: "ab".repeat(16),
       pending: 0,
+      epoch: "cd".repeat(8),
     });
     network.advance(3_000);
     expect(x.shown().slice(-2)).toEqual(["[Server not responding]", "[Exiting]"]);

@@ -15,6 +15,7 @@ import type {
   Message,
   RegisterMessage,
   SaveMessage,
+  TableChange,
   TableEntry,
 } from "../../src/protocol/messages.ts";
 import { nameKey } from "../../src/protocol/names.ts";
@@ -88,7 +89,7 @@ export class RawPeer {
   readonly #pending = new Map<number, Pending>();
   readonly #seen = new Set<number>();
   readonly #received = new Set<string>();
-  readonly #tableParts = new Map<number, (TableEntry[] | undefined)[]>();
+  readonly #tableParts = new Map<number, (readonly TableChange[] | undefined)[]>();
   readonly #waiters = new Set<() => void>();
   /** Ids start at a random point, as a client's do, so a new peer under an old name reuses no `ref`. */
   #nextId = 1 + Math.floor(Math.random() * 2 ** 40);
@@ -276,14 +277,25 @@ export class RawPeer {
       case "table": {
         const parts =
           this.#tableParts.get(message.version) ??
-          new Array<TableEntry[] | undefined>(message.parts).fill(undefined);
+          new Array<readonly TableChange[] | undefined>(message.parts).fill(undefined);
         parts[message.part] = message.clients;
         if (parts.some((part) => part === undefined)) {
           this.#tableParts.set(message.version, parts);
           return;
         }
         this.#tableParts.delete(message.version);
-        this.tables.push(parts.flatMap((part) => part ?? []));
+        const changes = parts.flatMap((part) => part ?? []);
+        // A delta (PROTOCOL.md) updates the table held; a snapshot replaces it.
+        const table = new Map<string, TableEntry>(
+          message.base === undefined
+            ? []
+            : (this.tables.at(-1) ?? []).map((entry) => [entry.name.toLowerCase(), entry]),
+        );
+        for (const change of changes) {
+          if ("gone" in change) table.delete(change.name.toLowerCase());
+          else table.set(change.name.toLowerCase(), change);
+        }
+        this.tables.push([...table.values()]);
         return;
       }
       case "stored":

@@ -24,6 +24,7 @@ import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
 import {
   type Address,
   COOKIE_LENGTH,
+  EPOCH_LENGTH,
   type Message,
   TOKEN_LENGTH,
 } from "../../src/protocol/messages.ts";
@@ -265,6 +266,8 @@ export class SimulatedNetwork {
   readonly serverSteps: ((record: ServerStepRecord) => void)[] = [];
   dropped = 0;
   delivered = 0;
+  /** While set, every commit fails, as on a full disk. */
+  storeRefusesWrites = false;
 
   private readonly faultRandom: () => number;
   private readonly idRandom: () => number;
@@ -308,6 +311,7 @@ export class SimulatedNetwork {
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       cookieFor: (address, period) =>
         hex(COOKIE_LENGTH, (index) => fnv1a(`${secret}|${addressKey(address)}|${period}|${index}`)),
+      epoch: hex(EPOCH_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
     });
     this.serverNode = new SimServer(state);
   }
@@ -359,6 +363,7 @@ export class SimulatedNetwork {
       port: this.nextPort++,
       online: true,
       token: hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
+      lastSeen: this.now,
     }));
     this.store.apply(records.map((client): StoreChange => ({ kind: "put-client", client })));
     this.restartServer();
@@ -565,12 +570,19 @@ export class SimulatedNetwork {
       const record: ServerStepRecord = { at: this.now, input: input.kind, received, effects };
       for (const observe of this.serverSteps) observe(record);
     }
+    const commits: number[] = [];
+    const failed: number[] = [];
     for (const effect of effects) {
       switch (effect.kind) {
         case "persist":
+          if (this.storeRefusesWrites) {
+            failed.push(effect.commit);
+            break;
+          }
           // A store failure here is a core bug (a duplicate id, a bad record): let the test see it.
           this.store.apply(effect.changes);
           this.persisted.push(effect.changes);
+          commits.push(effect.commit);
           break;
         case "send":
           this.transmit(SERVER_LABEL, SERVER_ADDRESS, effect.to, effect.message);
@@ -582,7 +594,15 @@ export class SimulatedNetwork {
           effect satisfies never;
       }
     }
-    this.arm(node, nextServerWakeAt(node.state));
+    // As the shell does: the commit is reported back, and what waited for it goes out.
+    if (commits.length > 0) this.feedServer({ kind: "committed", commits });
+    else if (failed.length > 0) this.feedServer({ kind: "commit-failed", commits: failed });
+    else this.arm(node, nextServerWakeAt(node.state));
+  }
+
+  /** The server's housekeeping tick (forgetting), which the shell runs on its own timer. */
+  tickServer(): void {
+    this.feedServer({ kind: "tick" });
   }
 
   /** @internal used by SimClient */

@@ -78,6 +78,7 @@ class SpoofedWorld {
     newToken: () => this.hex(32),
     firstRequestId: 1_000,
     cookieFor: this.cookieFor,
+    epoch: "a11ce0a11ce0a11c",
   });
   now = Date.UTC(2025, 0, 1);
   readonly legit: LegitClient[] = ["ana", "bo", "cy", "di", "ed", "flo"].map((name, index) => ({
@@ -198,8 +199,12 @@ class SpoofedWorld {
   #carryOut(effects: readonly ServerEffect[], source: QueuedDatagram | undefined): void {
     const fromUnproven = source !== undefined && this.tallyOf(source.from) !== undefined;
     let toSource = 0;
+    const commits: number[] = [];
     for (const effect of effects) {
-      if (effect.kind === "persist") this.store.apply(effect.changes);
+      if (effect.kind === "persist") {
+        this.store.apply(effect.changes);
+        commits.push(effect.commit);
+      }
       if (effect.kind !== "send") continue;
       const { to, message } = effect;
       const client = this.#legitByKey.get(addressKey(to));
@@ -223,6 +228,9 @@ class SpoofedWorld {
       }
       if (source && addressKey(source.from) === addressKey(to)) toSource += size;
       else this.problems.push(`${message.type} went to unproven ${addressKey(to)} unasked`);
+    }
+    if (commits.length > 0) {
+      this.#carryOut(stepServer(this.state, { kind: "committed", commits }, this.now), source);
     }
     if (fromUnproven) {
       const ratio = toSource / source.bytes.byteLength;

@@ -120,13 +120,24 @@ function serverDeps(): Parameters<typeof createServerState>[1] {
   const random = seededRandom(SEED ^ 0x5eed);
   const hex = (): string =>
     Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16)).join("");
-  return { newToken: hex, firstRequestId: 1_000_000, cookieFor: cookieMaker("fuzz-secret") };
+  return {
+    newToken: hex,
+    firstRequestId: 1_000_000,
+    cookieFor: cookieMaker("fuzz-secret"),
+    epoch: "f022f022f022f022",
+  };
 }
 
 function carryOutServer(world: World, effects: readonly ServerEffect[]): void {
+  const commits: number[] = [];
   for (const effect of effects) {
-    if (effect.kind === "persist") world.store.apply(effect.changes);
-    else if (effect.kind === "send") post(world, SERVER, effect.to, effect.message);
+    if (effect.kind === "persist") {
+      world.store.apply(effect.changes);
+      commits.push(effect.commit);
+    } else if (effect.kind === "send") post(world, SERVER, effect.to, effect.message);
+  }
+  if (commits.length > 0) {
+    carryOutServer(world, stepServer(world.server, { kind: "committed", commits }, world.now));
   }
 }
 
@@ -660,7 +671,7 @@ class Corpus {
         : dice.pick([0, MAX_DATE_MS, MAX_DATE_MS + 1, 2 ** 53 - 1]),
       ref: dice.int(2 ** 48),
     });
-    const base = { v: 1, type, id };
+    const base = { v: 2, type, id };
     switch (type) {
       case "register":
         return {

@@ -31,6 +31,7 @@ const alice: ClientRecord = {
   port: 5001,
   online: true,
   token: "t",
+  lastSeen: 1_764_000_000_000,
 };
 const note: StoredMessage = {
   id: 1,
@@ -92,7 +93,7 @@ describe("sqlite store on disk", () => {
     expect(statSync(join(nested, DATABASE_FILE_NAME)).isFile()).toBe(true);
   });
 
-  test("uses WAL, schema version 1, and leaves no -wal/-shm files after close", () => {
+  test("uses WAL, schema version 2, and leaves no -wal/-shm files after close", () => {
     const store = openSqliteStore(dir);
     store.apply([{ kind: "put-client", client: alice }]);
     expect(existsSync(`${dbPath}-wal`)).toBe(true);
@@ -102,7 +103,7 @@ describe("sqlite store on disk", () => {
     const db = new Database(dbPath, { readonly: true });
     try {
       expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 1 });
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 2 });
     } finally {
       db.close(true);
     }
@@ -196,7 +197,8 @@ describe("sqlite store on disk", () => {
     const store = openSqliteStore(dir);
     try {
       expect(store.load()).toEqual({
-        clients: [alice],
+        // A row without a time of last sight counts as seen at the epoch: forgettable.
+        clients: [{ ...alice, lastSeen: 0 }],
         messages: [
           {
             id: 1,

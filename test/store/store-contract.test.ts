@@ -35,6 +35,7 @@ function client(name: string, overrides: Partial<ClientRecord> = {}): ClientReco
     port: 40_000,
     online: true,
     token: `token-${name}`,
+    lastSeen: 1_764_000_000_000,
     ...overrides,
   };
 }
@@ -91,7 +92,14 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     store.apply([putClient(client("Alice"))]);
     store.apply([putClient(client("bob", { online: true, port: 65_535, ip: "::1", token: "t2" }))]);
     expect(store.load().clients).toEqual([
-      { name: "bob", ip: "::1", port: 65_535, online: true, token: "t2" },
+      {
+        name: "bob",
+        ip: "::1",
+        port: 65_535,
+        online: true,
+        token: "t2",
+        lastSeen: 1_764_000_000_000,
+      },
       client("Alice"),
     ]);
   });

@@ -1,0 +1,134 @@
+import type { TableChange, TableEntry } from "../protocol/messages.ts";
+import { TABLE_LOG_LIMIT, TABLE_PART_BYTES } from "./timing.ts";
+
+/** What the log needs of a client: its name and how it looks in the table. */
+export interface LoggedClient {
+  readonly key: string;
+  readonly name: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly online: boolean;
+}
+
+interface LogEntry {
+  readonly version: number;
+  readonly key: string;
+  readonly name: string;
+}
+
+/** One push: a snapshot when `base` is undefined, else the changes after `base`; in parts. */
+export interface TablePushContent {
+  readonly version: number;
+  readonly base: number | undefined;
+  readonly parts: readonly (readonly TableChange[])[];
+}
+
+/**
+ * The client table as a versioned change log (XMPP roster versioning): every change of
+ * one entry is a new version, and a client at version v needs only the entries changed
+ * after v. The log keeps the last TABLE_LOG_LIMIT changes; a client further behind gets
+ * a snapshot. A push built for one base is kept until the next change, so every client
+ * at that base is sent the same entries, serialised once.
+ */
+export class TableLog {
+  version = 0;
+  /** Deltas can start from any version from here on. */
+  private oldestBase = 0;
+  private entries: LogEntry[] = [];
+  private readonly cache = new Map<number | "snapshot", TablePushContent>();
+
+  constructor(readonly epoch: string) {}
+
+  /** A client's entry changed (registered, went offline, moved): returns its new version. */
+  recordChange(client: LoggedClient): number {
+    return this.append(client.key, client.name);
+  }
+
+  /** A client was forgotten: deltas say so until the change leaves the log. */
+  recordForgotten(key: string, name: string): number {
+    return this.append(key, name);
+  }
+
+  /**
+   * The table changed in a way that is not yet a version (a client back online whose
+   * stored messages are on their way): a snapshot built before it is stale.
+   */
+  forgetSnapshot(): void {
+    this.cache.delete("snapshot");
+  }
+
+  /** Whether a client holding `version` of `epoch` can be brought up to date with a delta. */
+  canDeltaFrom(epoch: string | undefined, version: number | undefined): version is number {
+    return (
+      epoch === this.epoch &&
+      version !== undefined &&
+      version >= this.oldestBase &&
+      version <= this.version
+    );
+  }
+
+  /** What a client holding `base` needs (a snapshot when `base` is undefined or too old). */
+  pushFor(base: number | undefined, clients: ReadonlyMap<string, LoggedClient>): TablePushContent {
+    const deltaBase = this.canDeltaFrom(this.epoch, base) ? base : undefined;
+    const cacheKey = deltaBase ?? "snapshot";
+    const cached = this.cache.get(cacheKey);
+    if (cached) return cached;
+    const changes =
+      deltaBase === undefined ? snapshotOf(clients) : this.changesAfter(deltaBase, clients);
+    const content = { version: this.version, base: deltaBase, parts: cutIntoParts(changes) };
+    this.cache.set(cacheKey, content);
+    return content;
+  }
+
+  private append(key: string, name: string): number {
+    this.version++;
+    this.entries.push({ version: this.version, key, name });
+    this.cache.clear();
+    if (this.entries.length > TABLE_LOG_LIMIT) {
+      const dropped = this.entries.length - TABLE_LOG_LIMIT / 2;
+      this.oldestBase = this.entries[dropped - 1]?.version ?? this.oldestBase;
+      this.entries = this.entries.slice(dropped);
+    }
+    return this.version;
+  }
+
+  private changesAfter(base: number, clients: ReadonlyMap<string, LoggedClient>): TableChange[] {
+    const changed: TableChange[] = [];
+    const seen = new Set<string>();
+    // Newest first, so each key is taken once, as it is now.
+    for (let index = this.entries.length - 1; index >= 0; index--) {
+      const entry = this.entries[index];
+      if (!entry || entry.version <= base) break;
+      if (seen.has(entry.key)) continue;
+      seen.add(entry.key);
+      const client = clients.get(entry.key);
+      changed.push(client ? tableEntry(client) : { name: entry.name, gone: true });
+    }
+    return changed.reverse();
+  }
+}
+
+export function tableEntry({ name, ip, port, online }: LoggedClient): TableEntry {
+  return { name, ip, port, online };
+}
+
+function snapshotOf(clients: ReadonlyMap<string, LoggedClient>): TableEntry[] {
+  return [...clients.values()].map(tableEntry);
+}
+
+function cutIntoParts(changes: readonly TableChange[]): TableChange[][] {
+  const parts: TableChange[][] = [[]];
+  let bytes = 0;
+  for (const change of changes) {
+    const size = JSON.stringify(change).length + 1;
+    const current = parts[parts.length - 1];
+    if (current && current.length > 0 && bytes + size > TABLE_PART_BYTES) {
+      parts.push([change]);
+      bytes = size;
+    } else {
+      current?.push(change);
+      bytes += size;
+    }
+  }
+  return parts;
+}

@@ -1,0 +1,157 @@
+import { readFileSync } from "node:fs";
+import { PUBLIC_KEY_BYTES } from "../core/crypto-port.ts";
+import { decodeBase64urlOfLength } from "../crypto/base64url.ts";
+import {
+  type CompanionPaths,
+  checkPrivateFile,
+  errorCode,
+  IdentityError,
+  reason,
+  replacePrivateFile,
+  unreadable,
+} from "./identity-file.ts";
+
+/** What a key is to us: never seen for that label, the one we trust, or a different one (warn, do not use). */
+export type KeyCheck = "new" | "known" | "changed";
+
+export interface KnownKey {
+  /** The public key, base64url without padding (43 characters). */
+  readonly key: string;
+  /** When this key was first trusted for the label, ISO 8601 in UTC. */
+  readonly firstSeen: string;
+}
+
+/** The two books of trust on first use kept beside an identity. */
+export interface KnownKeyBooks {
+  /** Peers' names → their agreement public keys (`<stem>.known-keys`). */
+  readonly peers: KnownKeys;
+  /** Server addresses ("ip:port") → the server's signing key (`<stem>.servers`). */
+  readonly servers: KnownKeys;
+}
+
+export function loadKnownKeys(paths: CompanionPaths): KnownKeyBooks {
+  return {
+    peers: KnownKeys.load(paths.knownKeys, "known-keys file", "name"),
+    servers: KnownKeys.load(paths.servers, "servers file", "address"),
+  };
+}
+
+const LABEL_PATTERN = /^\S+$/;
+
+/**
+ * Trust on first use, as ssh's known_hosts: the first key seen for a label is kept, a
+ * different one later is "changed" until the user trusts it. Labels ignore case (names
+ * do; an IPv6 address may be written either way). One line per label in the file:
+ * `<label> <key> <first seen>`, after a `#` header saying so. Every change rewrites
+ * the file atomically with mode 0600.
+ */
+export class KnownKeys {
+  readonly #keys: Map<string, KnownKey>;
+
+  private constructor(
+    readonly path: string,
+    private readonly what: string,
+    private readonly labelMeaning: string,
+    keys: Map<string, KnownKey>,
+  ) {
+    this.#keys = keys;
+  }
+
+  /** The keys in `path` (none if it does not exist yet); `what` names the file in errors. */
+  static load(path: string, what: string, labelMeaning: string): KnownKeys {
+    return new KnownKeys(path, what, labelMeaning, readKeys(path, what, labelMeaning));
+  }
+
+  check(label: string, key: string): KeyCheck {
+    const known = this.#keys.get(label.toLowerCase());
+    if (known === undefined) return "new";
+    return known.key === key ? "known" : "changed";
+  }
+
+  get(label: string): KnownKey | undefined {
+    return this.#keys.get(label.toLowerCase());
+  }
+
+  /**
+   * Trusts `key` for `label` from now on, replacing any other key, and saves the file.
+   * Trusting the key already known changes nothing. If the file cannot be written the
+   * key stays trusted for this process and an IdentityError says so.
+   */
+  trust(label: string, key: string, now: Date = new Date()): void {
+    if (!LABEL_PATTERN.test(label))
+      throw new RangeError(
+        `a ${this.labelMeaning} to trust cannot be empty or contain spaces: ${JSON.stringify(label)}`,
+      );
+    if (decodeBase64urlOfLength(key, PUBLIC_KEY_BYTES) === undefined) {
+      throw new RangeError(
+        `a key to trust is 43 characters of base64url, not ${JSON.stringify(key)}`,
+      );
+    }
+    if (this.check(label, key) === "known") return;
+    this.#keys.set(label.toLowerCase(), { key, firstSeen: now.toISOString() });
+    try {
+      replacePrivateFile(this.path, this.#text());
+    } catch (error) {
+      throw new IdentityError(
+        `cannot save the ${this.what} ${this.path} (${reason(error)}); the key is trusted until chatapp exits, check that the directory is writable`,
+        this.path,
+      );
+    }
+  }
+
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** Labels (lower-cased) and their keys, in the order they were first trusted. */
+  entries(): IterableIterator<[string, KnownKey]> {
+    return this.#keys.entries();
+  }
+
+  #text(): string {
+    const lines = [
+      `# chatapp ${this.what}: <${this.labelMeaning}> <public key, base64url> <first seen, UTC>`,
+    ];
+    for (const [label, { key, firstSeen }] of this.#keys)
+      lines.push(`${label} ${key} ${firstSeen}`);
+    return `${lines.join("\n")}\n`;
+  }
+}
+
+function readKeys(path: string, what: string, labelMeaning: string): Map<string, KnownKey> {
+  const keys = new Map<string, KnownKey>();
+  let text: string;
+  try {
+    checkPrivateFile(path, what);
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error instanceof IdentityError && isAbsence(error.cause)) return keys;
+    if (error instanceof IdentityError) throw error;
+    throw unreadable(path, error, what);
+  }
+  const lines = text.split("\n");
+  lines.forEach((line, index) => {
+    if (line.trim() === "" || line.startsWith("#")) return;
+    const [label, key, firstSeen, ...rest] = line.trim().split(/\s+/);
+    const valid =
+      label !== undefined &&
+      key !== undefined &&
+      decodeBase64urlOfLength(key, PUBLIC_KEY_BYTES) !== undefined &&
+      firstSeen !== undefined &&
+      !Number.isNaN(Date.parse(firstSeen)) &&
+      rest.length === 0;
+    if (!valid) {
+      throw new IdentityError(
+        `the ${what} ${path} is corrupted at line ${index + 1} (expected "<${labelMeaning}> <key> <first seen>"); fix that line, or delete it to trust the next key seen`,
+        path,
+      );
+    }
+    keys.set(label.toLowerCase(), { key, firstSeen });
+  });
+  return keys;
+}
+
+function isAbsence(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === "ENOENT" || code === "ENOTDIR";
+}

@@ -1,0 +1,191 @@
+import { describe, expect, test } from "bun:test";
+import { timing } from "../../src/core/timing.ts";
+import { encodeMessage } from "../../src/protocol/codec.ts";
+import type { TableMessage } from "../../src/protocol/messages.ts";
+import { registeredNetwork, SimulatedNetwork } from "../helpers/simulated-network.ts";
+
+const TABLE_UPDATED = "[Client table updated.]";
+
+function tablesSent(network: SimulatedNetwork, since: number): TableMessage[] {
+  return network.sent
+    .slice(since)
+    .filter((d) => d.from === "server")
+    .map((d) => d.message)
+    .filter((message): message is TableMessage => message.type === "table");
+}
+
+describe("the table travels as a change log", () => {
+  test("one change costs each online client one small datagram, whatever the table's size", () => {
+    const network = new SimulatedNetwork();
+    const names = Array.from({ length: 1_000 }, (_, i) => `m${i}`);
+    const members = network.addRegisteredClients(names);
+    const [first] = members;
+    if (!first) throw new Error("no members");
+    // After the restart that loaded them, the first change brings everyone a snapshot.
+    first.type("dereg m0");
+    network.settle();
+    const mark = network.sent.length;
+    first.type("reg m0");
+    network.settle();
+    // m0 itself held no version of this server (it was loaded, not registered): a snapshot.
+    const toOthers = network.sent
+      .slice(mark)
+      .filter((d) => d.from === "server" && d.to !== "m0" && d.message.type === "table");
+    const tables = toOthers.map((d) => d.message as TableMessage);
+    // One push per other online client, none sent twice: nothing was lost.
+    expect(new Set(tables.map((table) => table.id)).size).toBe(999);
+    expect(tables.length).toBe(999);
+    for (const table of tables) {
+      expect(table.base).toBeDefined();
+      expect(table.clients).toHaveLength(1);
+      expect(encodeMessage(table).byteLength).toBeLessThanOrEqual(200);
+    }
+    for (const member of members.slice(1, 5)) {
+      expect(member.state.table.find((e) => e.name === "m0")?.online).toBe(true);
+      expect(member.state.table).toHaveLength(1_000);
+    }
+  });
+
+  test("a client back from a dereg gets only what changed, each entry once", () => {
+    const network = registeredNetwork(["x", "y", "z"]);
+    const [x, y, z] = [network.client("x"), network.client("y"), network.client("z")];
+    x.type("dereg x");
+    network.settle();
+    for (let round = 0; round < 5; round++) {
+      y.type("dereg y");
+      network.settle();
+      y.type("reg y");
+      network.settle();
+    }
+    z.type("dereg z");
+    network.settle();
+    const mark = network.sent.length;
+    x.type("reg x");
+    network.settle();
+    const toX = network.sent
+      .slice(mark)
+      .filter((d) => d.from === "server" && d.to === "x" && d.message.type === "table");
+    expect(toX).toHaveLength(1);
+    const push = toX[0]?.message as TableMessage;
+    expect(push.base).toBeDefined();
+    expect(push.clients.map((c) => c.name).sort()).toEqual(["x", "y", "z"]);
+    expect(x.state.table.map((e) => `${e.name}:${e.online}`)).toEqual([
+      "x:true",
+      "y:true",
+      "z:false",
+    ]);
+    expect(x.state.tableVersion).toBe(network.server.table.version);
+  });
+
+  test("a client that cannot apply a delta says what it holds, and gets what it lacks", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    const held = x.state.tableVersion ?? 0;
+    // x lost track (as after a bug or a lost snapshot part): it holds an older version.
+    x.state.tableVersion = held - 1;
+    x.state.table = x.state.table.filter((entry) => entry.name !== "y");
+    const mark = x.shown().length;
+    y.type("dereg y");
+    network.settle();
+    expect(x.state.table.map((e) => `${e.name}:${e.online}`)).toEqual(["x:true", "y:false"]);
+    expect(x.state.tableVersion).toBe(network.server.table.version);
+    expect(x.shownSince(mark)).toContain(TABLE_UPDATED);
+  });
+
+  test("changes made while a push is out are gathered into the next one", () => {
+    const network = registeredNetwork(["x", "y", "z", "w"]);
+    const x = network.client("x");
+    const mark = network.sent.length;
+    // Three changes in the same instant: x is sent at most two pushes, not three.
+    network.client("y").type("dereg y");
+    network.client("z").type("dereg z");
+    network.client("w").type("dereg w");
+    network.settle();
+    const toX = tablesSent(network, mark).filter((table) =>
+      network.sent.some((d) => d.message === table && d.to === "x"),
+    );
+    expect(new Set(toX.map((t) => t.id)).size).toBeLessThanOrEqual(2);
+    expect(x.state.table.filter((e) => !e.online).map((e) => e.name)).toEqual(["y", "z", "w"]);
+  });
+});
+
+describe("forgetting", () => {
+  test("an offline name with nothing stored is forgotten after the retention period", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.type("dereg y");
+    network.settle();
+    const mark = x.shown().length;
+    network.advance(network.server.retentionMs - 1);
+    network.tickServer();
+    network.settle();
+    expect(network.server.clients.has("y")).toBe(true);
+    network.advance(1);
+    network.tickServer();
+    network.settle();
+    expect(network.server.clients.has("y")).toBe(false);
+    expect(network.store.load().clients.map((c) => c.name)).toEqual(["x"]);
+    expect(x.state.table.map((e) => e.name)).toEqual(["x"]);
+    expect(x.shownSince(mark)).toEqual([TABLE_UPDATED]);
+    // The name is free again, for anyone.
+    const newcomer = network.addClient("y", { label: "y2" });
+    network.settle();
+    expect(newcomer.state.phase).toBe("online");
+  });
+
+  test("an offline name with stored messages is kept", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.type("dereg y");
+    network.settle();
+    x.type("send y are you there?");
+    network.settle();
+    network.advance(network.server.retentionMs + timing.ackWaitMs);
+    network.tickServer();
+    network.settle();
+    expect(network.server.clients.has("y")).toBe(true);
+  });
+});
+
+describe("write, then answer", () => {
+  test("a save the disk refuses is answered store-failed, kept nowhere, and works once the disk does", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.type("dereg y");
+    network.settle();
+    network.storeRefusesWrites = true;
+    const mark = x.shown().length;
+    x.type("send y lost to a full disk");
+    network.settle();
+    expect(x.shownSince(mark)).toEqual([
+      "[The server could not write to its disk; nothing was saved. Try again later.]",
+    ]);
+    expect(network.server.mailboxes.get("y")).toBeUndefined();
+    expect(network.server.storeUse.messages).toBe(0);
+    network.storeRefusesWrites = false;
+    x.type("send y kept once the disk has room");
+    network.settle();
+    expect(x.shown().at(-1)).toBe("[Messages received by the server and saved]");
+    const yMark = y.shown().length;
+    y.type("reg y");
+    network.settle();
+    const shown = y.shownSince(yMark).join("\n");
+    expect(shown).toContain("kept once the disk has room");
+    expect(shown).not.toContain("lost to a full disk");
+  });
+
+  test("no answer leaves before its commit: a retransmission meanwhile gets nothing", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    y.type("dereg y");
+    network.settle();
+    network.storeRefusesWrites = true;
+    x.type("send y twice refused");
+    network.settle();
+    // Every try was worked on afresh and refused; none was ever acknowledged.
+    const acks = network.sent.filter(
+      (d) => d.from === "server" && d.to === "x" && d.message.type === "ack",
+    );
+    expect(acks).toHaveLength(0);
+  });
+});
