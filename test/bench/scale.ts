@@ -282,6 +282,7 @@ async function benchSize(
     const atStart = processUsage(pid);
 
     // Registration of all, then convergence after the last one.
+    const swarmCpuRegistering = process.cpuUsage();
     const registerStarted = performance.now();
     const registration = await swarm.registerAll(swarm.clients, options.registerWindow);
     const registerMs = registration.lastAt - registerStarted;
@@ -295,6 +296,8 @@ async function benchSize(
       convergedAt === undefined ? undefined : Math.max(0, convergedAt - registration.lastAt);
     const afterRegistration = swarm.snapshot();
     const registered = processUsage(pid);
+    const swarmCpuRegistered = process.cpuUsage(swarmCpuRegistering);
+    const registrationWallMs = performance.now() - registerStarted;
 
     // Single changes: one client leaves and comes back, the swarm otherwise still.
     const mover = swarm.clients[1] as SimClient;
@@ -466,6 +469,11 @@ async function benchSize(
       {
         what: "server CPU, registration + convergence",
         chatapp: cpuBetween(atStart, registered),
+        baseline: NONE,
+      },
+      {
+        what: `swarm CPU, same phase (${(registrationWallMs / 1000).toFixed(1)} s wall)`,
+        chatapp: seconds((swarmCpuRegistered.user + swarmCpuRegistered.system) / 1e6),
         baseline: NONE,
       },
       { what: "server CPU, whole run", chatapp: cpuBetween(atStart, atEnd), baseline: NONE },

@@ -99,13 +99,14 @@ export interface Answer {
 }
 
 /**
- * Reads a non-negative integer field straight from the JSON text. Safe for `table`
- * datagrams: entries hold only names, addresses, ports and flags, so a key such as
- * `"version":` cannot occur inside them. Parsing 8 KB snapshot parts in full would
- * make the swarm, not the server, the bottleneck at 10,000 clients.
+ * Reads a non-negative integer field straight from the JSON text of a `table` datagram,
+ * looking only at the `head` (the text before `"clients":` when that array is the last
+ * member). Safe: entries hold only names, addresses, ports and flags, so a key such as
+ * `"version":` cannot occur inside them. Parsing 8 KB snapshot parts in full, or scanning
+ * each one for every field, would make the swarm, not the server, the bottleneck.
  */
-function integerField(text: string, key: string): number | undefined {
-  const at = text.indexOf(key);
+function integerField(text: string, key: string, head: number): number | undefined {
+  const at = text.lastIndexOf(key, head);
   if (at < 0) return undefined;
   let value = 0;
   let digits = 0;
@@ -116,6 +117,13 @@ function integerField(text: string, key: string): number | undefined {
     digits++;
   }
   return digits > 0 ? value : undefined;
+}
+
+/** Where the header fields of a `table` datagram end (see `integerField`). */
+function headLength(text: string): number {
+  const clients = text.indexOf('"clients":');
+  // The only array member of a `table` is `clients`: a text ending in "]}" ends with it.
+  return clients >= 0 && text.endsWith("]}") ? clients : text.length;
 }
 
 function parseObject(text: string): Fields | undefined {
@@ -237,9 +245,10 @@ export class Swarm {
     }
     this.counters.fromServer++;
     this.counters.bytesFromServer += data.byteLength;
-    const text = data.toString("utf8");
-    if (text.includes('"type":"table"') && this.onTable(client, text, data.byteLength)) return;
-    const fields = parseObject(text);
+    // Table parts are ASCII (names, addresses, ports): latin1 decodes them fastest.
+    const ascii = data.toString("latin1");
+    if (ascii.includes('"type":"table"') && this.onTable(client, ascii, data.byteLength)) return;
+    const fields = parseObject(data.toString("utf8"));
     const { id, type } = fields ?? {};
     if (!fields || typeof id !== "number" || typeof type !== "string") {
       this.counters.strays++;
@@ -273,12 +282,13 @@ export class Swarm {
 
   /** A `table` part; false if its header could not be read (then it is a stray). */
   private onTable(client: SimClient, text: string, bytes: number): boolean {
-    const id = integerField(text, '"id":');
-    const version = integerField(text, '"version":');
+    const head = headLength(text);
+    const id = integerField(text, '"id":', head);
+    const version = integerField(text, '"version":', head);
     if (id === undefined || version === undefined) return false;
-    const base = integerField(text, '"base":');
-    const part = integerField(text, '"part":') ?? 0;
-    const parts = integerField(text, '"parts":') ?? 1;
+    const base = integerField(text, '"base":', head);
+    const part = integerField(text, '"part":', head) ?? 0;
+    const parts = integerField(text, '"parts":', head) ?? 1;
     this.lastTableAt = performance.now();
     if (version > this.maxVersion) this.maxVersion = version;
     let entries: EntryChange[] = [];
