@@ -3,7 +3,7 @@
  * even when a benchmark fails. Output is read line by line with arrival times.
  */
 
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -294,4 +294,59 @@ export async function startClient(
     LINE_TIMEOUT_MS,
   );
   return client;
+}
+
+/** What /proc says a process used: peak and current resident memory, CPU time so far. */
+export interface ProcessUsage {
+  readonly peakRssBytes: number;
+  readonly rssBytes: number;
+  readonly cpuSeconds: number;
+}
+
+let clockTicks: number | undefined;
+
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const result = Bun.spawnSync(["getconf", "CLK_TCK"], { stdout: "pipe", stderr: "ignore" });
+    const value = Number(result.stdout.toString().trim());
+    clockTicks = result.exitCode === 0 && value > 0 ? value : 100;
+  }
+  return clockTicks;
+}
+
+/** VmHWM, VmRSS (/proc/<pid>/status) and utime + stime (/proc/<pid>/stat); undefined once it is gone. */
+export function processUsage(pid: number): ProcessUsage | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kilobytes = (key: string) =>
+      Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after "(comm) ": state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return {
+      peakRssBytes: kilobytes("VmHWM") * 1024,
+      rssBytes: kilobytes("VmRSS") * 1024,
+      cpuSeconds: ticks / ticksPerSecond(),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The most files this process may hold open (sockets count), from /proc/self/limits. */
+export function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((text) => text.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === undefined
+      ? undefined
+      : soft === "unlimited"
+        ? Number.POSITIVE_INFINITY
+        : Number(soft);
+  } catch {
+    return undefined;
+  }
 }

@@ -13,6 +13,7 @@ import {
   ROOT,
   sourceProgram,
 } from "./processes.ts";
+import { benchScale, scaleOptions } from "./scale.ts";
 import { benchStartup } from "./startup.ts";
 
 const USAGE = "usage: bun run bench [--quick] [--source]";
@@ -136,6 +137,7 @@ async function runAll(group: ProcessGroup, { quick, program }: Settings): Promis
         }),
     ],
     ["start-up", () => benchStartup(group, program, { runs: quick ? 5 : 20 })],
+    ["scale", () => benchScale(group, program, scaleOptions(quick))],
   ];
 
   const broken: string[] = [];

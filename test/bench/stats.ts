@@ -20,7 +20,7 @@ export function sum(values: readonly number[]): number {
   return values.reduce((total, value) => total + value, 0);
 }
 
-export type Unit = "ms" | "s" | "/s" | "count" | "B";
+export type Unit = "ms" | "s" | "/s" | "count" | "B" | "MB";
 
 /** A figure with its unit, or a plain text cell (for "—" and notes). */
 export type Cell = { readonly value: number; readonly unit: Unit } | string;
@@ -35,6 +35,9 @@ export const ms = (value: number): Cell => ({ value, unit: "ms" });
 export const seconds = (value: number): Cell => ({ value, unit: "s" });
 export const perSecond = (value: number): Cell => ({ value, unit: "/s" });
 export const count = (value: number): Cell => ({ value, unit: "count" });
+export const bytes = (value: number): Cell => ({ value, unit: "B" });
+/** Bytes, printed in MiB. */
+export const megabytes = (value: number): Cell => ({ value, unit: "MB" });
 export const NONE: Cell = "—";
 
 function formatNumber(value: number, digits: number): string {
@@ -57,6 +60,8 @@ export function formatCell(cell: Cell): string {
       return `${formatNumber(value, 0)} /s`;
     case "B":
       return `${formatNumber(value, 0)} B`;
+    case "MB":
+      return `${formatNumber(value / 1_048_576, 1)} MB`;
     case "count":
       return formatNumber(value, Number.isInteger(value) ? 0 : 1);
     default:

@@ -1,0 +1,577 @@
+/**
+ * Benchmark 4 (issue #8 item 10): a swarm of simulated clients in this process (one UDP
+ * socket each, 127.0.0.1 only) against the real server process, phase by phase:
+ * registration, convergence of the table, the cost of single table changes, churn,
+ * channel fan-out, durable saves beside bun:sqlite baselines, the server's RSS and CPU.
+ *
+ * Alone: `bun test/bench/scale.ts [--quick] [--clients N] [--source]`.
+ * It never fails on a time; it exits 1 only when something broke (a phase that did not
+ * finish within its generous bound, registrations that failed), after printing what it has.
+ */
+import { commitRate } from "./commit-baseline.ts";
+import {
+  binaryProgram,
+  openFileLimit,
+  ProcessGroup,
+  type ProcessUsage,
+  type Program,
+  processUsage,
+  sourceProgram,
+  startServer,
+} from "./processes.ts";
+import {
+  bytes,
+  type Cell,
+  count,
+  median,
+  megabytes,
+  ms,
+  NONE,
+  perSecond,
+  printTable,
+  type Row,
+  seconds,
+} from "./stats.ts";
+import { type Answer, difference, type SimClient, Swarm, type SwarmCounters } from "./swarm.ts";
+
+export interface ScaleOptions {
+  readonly sizes: readonly number[];
+  /** Registrations (handshakes) outstanding at once. */
+  readonly registerWindow: number;
+  /** Deregister/register cycles of one client, for the cost of a single change. */
+  readonly cycles: number;
+  /** Clients that leave and come back at once. */
+  readonly churn: number;
+  readonly saveSenders: number;
+  readonly savesPerSender: number;
+  /** Saves each sender has outstanding at once. */
+  readonly saveWindow: number;
+}
+
+export function scaleOptions(quick: boolean, clients?: number): ScaleOptions {
+  return {
+    sizes: clients !== undefined ? [clients] : quick ? [200, 1000] : [1000, 10_000],
+    registerWindow: 64,
+    cycles: quick ? 5 : 20,
+    churn: 10,
+    saveSenders: 50,
+    savesPerSender: quick ? 100 : 400,
+    saveWindow: 8,
+  };
+}
+
+/** Sockets this process needs besides the swarm's (stdio, pipes, the baseline database). */
+const SPARE_FILES = 256;
+const SAVE_TEXT_LENGTH = 32;
+const FAN_OUT_TEXT = "scale fan-out: one post to every member";
+/** Generous bounds: past them a phase counts as broken, not slow. */
+function convergeBoundMs(size: number): number {
+  return Math.max(30_000, size * 10);
+}
+const CHANGE_BOUND_MS = 30_000;
+
+class Problems {
+  readonly list: string[] = [];
+  add(text: string): void {
+    this.list.push(text);
+    console.log(`  ! ${text}`);
+  }
+}
+
+async function settle(
+  swarm: Swarm,
+  boundMs: number,
+  what: string,
+  problems: Problems,
+): Promise<number | undefined> {
+  const at = await swarm.converged(boundMs);
+  if (at === undefined) {
+    problems.add(
+      `${what}: did not converge in ${Math.round(boundMs / 1000)} s (${swarm.behind()} client(s) behind version ${swarm.maxVersion})`,
+    );
+  }
+  return at;
+}
+
+function failedAnswers(answers: readonly (Answer | undefined)[], expected: string): number {
+  return answers.filter((answer) => answer?.type !== expected).length;
+}
+
+interface ChangeCost {
+  readonly changes: number;
+  readonly counters: SwarmCounters;
+  readonly settleMs: number[];
+  readonly failed: number;
+}
+
+/** `cycles` × (deregister one client, settle, register it again with epoch and have, settle). */
+async function singleChanges(
+  swarm: Swarm,
+  client: SimClient,
+  cycles: number,
+  problems: Problems,
+): Promise<ChangeCost> {
+  const before = swarm.snapshot();
+  const settleMs: number[] = [];
+  let failed = 0;
+  for (let cycle = 0; cycle < cycles; cycle++) {
+    for (const step of ["deregister", "register"] as const) {
+      const started = performance.now();
+      const answer =
+        step === "deregister" ? await swarm.deregister(client) : await swarm.register(client);
+      if (answer?.type !== (step === "deregister" ? "ack" : "registered")) failed++;
+      const at = await settle(swarm, CHANGE_BOUND_MS, `single change (${step})`, problems);
+      if (at === undefined)
+        return {
+          changes: settleMs.length,
+          counters: difference(swarm.snapshot(), before),
+          settleMs,
+          failed: failed + 1,
+        };
+      settleMs.push(Math.max(0, at - started));
+    }
+  }
+  return {
+    changes: settleMs.length,
+    counters: difference(swarm.snapshot(), before),
+    settleMs,
+    failed,
+  };
+}
+
+interface FanOut {
+  readonly reachMs: number | undefined;
+  readonly ackMs: number | undefined;
+  readonly reached: number;
+  readonly wronglyOffline: number;
+  readonly counters: SwarmCounters;
+}
+
+async function fanOut(swarm: Swarm, sender: SimClient, problems: Problems): Promise<FanOut> {
+  const others = swarm.online.filter((client) => client !== sender).length;
+  swarm.shownOffline.clear();
+  swarm.watchOffline = true;
+  const before = swarm.snapshot();
+  const started = performance.now();
+  const { ref, answer } = swarm.post(sender, FAN_OUT_TEXT);
+  const bound = Math.max(10_000, others * 2);
+  let reachMs: number | undefined;
+  while (performance.now() - started < bound) {
+    if ((swarm.postReach.get(ref) ?? 0) >= others) {
+      reachMs = performance.now() - started;
+      break;
+    }
+    await Bun.sleep(2);
+  }
+  const acked = await answer;
+  const counters = difference(swarm.snapshot(), before);
+  if (reachMs === undefined) {
+    problems.add(
+      `fan-out: ${swarm.postReach.get(ref) ?? 0} of ${others} members had the post after ${bound / 1000} s`,
+    );
+  }
+  // Members marked offline on the way are table changes: let them arrive before counting.
+  await swarm.converged(5_000);
+  swarm.watchOffline = false;
+  const wrongly = new Set([...swarm.shownOffline, ...swarm.heldOffline()]);
+  return {
+    reachMs,
+    ackMs: acked?.type === "ack" ? acked.ms : undefined,
+    reached: swarm.postReach.get(ref) ?? 0,
+    wronglyOffline: wrongly.size,
+    counters,
+  };
+}
+
+interface Saves {
+  readonly perSecond: number;
+  readonly acked: number;
+  readonly failed: number;
+  readonly medianAckMs: number;
+}
+
+/** Each sender saves `count` messages to its own offline recipient, `window` outstanding. */
+async function durableSaves(
+  swarm: Swarm,
+  senders: readonly SimClient[],
+  recipients: readonly SimClient[],
+  perSender: number,
+  window: number,
+): Promise<Saves> {
+  let acked = 0;
+  let failed = 0;
+  const ackTimes: number[] = [];
+  const started = performance.now();
+  let lastAck = started;
+  const sendAll = async (sender: SimClient, recipient: SimClient) => {
+    let next = 0;
+    const worker = async () => {
+      while (next < perSender) {
+        const index = next++;
+        const text = `save ${index} from ${sender.name}`.padEnd(SAVE_TEXT_LENGTH, ".");
+        const answer = await swarm.request(sender, {
+          type: "save",
+          token: sender.token,
+          to: recipient.name,
+          text,
+        });
+        if (answer?.type === "ack") {
+          acked++;
+          ackTimes.push(answer.ms);
+          lastAck = performance.now();
+        } else failed++;
+      }
+    };
+    await Promise.all(Array.from({ length: window }, worker));
+  };
+  await Promise.all(
+    senders.map((sender, index) => {
+      const recipient = recipients[index];
+      return recipient ? sendAll(sender, recipient) : Promise.resolve();
+    }),
+  );
+  return {
+    perSecond: (acked / Math.max(1, lastAck - started)) * 1000,
+    acked,
+    failed,
+    medianAckMs: median(ackTimes),
+  };
+}
+
+function usageCell(usage: ProcessUsage | undefined, pick: (usage: ProcessUsage) => number): Cell {
+  return usage ? megabytes(pick(usage)) : "n/a";
+}
+
+function cpuBetween(from: ProcessUsage | undefined, to: ProcessUsage | undefined): Cell {
+  return from && to ? seconds(to.cpuSeconds - from.cpuSeconds) : "n/a";
+}
+
+function optionalMs(value: number | undefined): Cell {
+  return value === undefined ? "did not finish" : ms(value);
+}
+
+async function benchSize(
+  group: ProcessGroup,
+  program: Program,
+  size: number,
+  options: ScaleOptions,
+): Promise<string[]> {
+  const problems = new Problems();
+  const limit = openFileLimit();
+  if (limit !== undefined && limit < size + SPARE_FILES) {
+    problems.add(
+      `${size} clients need ${size + SPARE_FILES} open files; this process may open ${limit}: run \`ulimit -n ${size + SPARE_FILES}\` (or more) first`,
+    );
+    return problems.list;
+  }
+  const minimum = options.saveSenders * 2 + options.churn + 2;
+  if (size < minimum) {
+    problems.add(`the scale benchmark needs at least ${minimum} clients, got ${size}`);
+    return problems.list;
+  }
+  console.log(`\n4. Scale: ${size} simulated clients (running…)`);
+  const swarmCpuStart = process.cpuUsage();
+  const openStarted = performance.now();
+  const swarm = await Swarm.open(size);
+  const openMs = performance.now() - openStarted;
+  const dataDir = await group.makeDataDir();
+  try {
+    const { server, port } = await startServer(group, program, dataDir);
+    swarm.serverPort = port;
+    const pid = server.process.pid;
+    const atStart = processUsage(pid);
+
+    // Registration of all, then convergence after the last one.
+    const swarmCpuRegistering = process.cpuUsage();
+    const registerStarted = performance.now();
+    const registration = await swarm.registerAll(swarm.clients, options.registerWindow);
+    const registerMs = registration.lastAt - registerStarted;
+    if (registration.failed.length > 0) {
+      problems.add(
+        `${registration.failed.length} registration(s) failed, e.g. ${registration.failed.slice(0, 3).join("; ")}`,
+      );
+    }
+    const convergedAt = await settle(swarm, convergeBoundMs(size), "registration", problems);
+    const convergeMs =
+      convergedAt === undefined ? undefined : Math.max(0, convergedAt - registration.lastAt);
+    const afterRegistration = swarm.snapshot();
+    const registered = processUsage(pid);
+    const swarmCpuRegistered = process.cpuUsage(swarmCpuRegistering);
+    const registrationWallMs = performance.now() - registerStarted;
+
+    // Single changes: one client leaves and comes back, the swarm otherwise still.
+    const mover = swarm.clients[1] as SimClient;
+    const changes = await singleChanges(swarm, mover, options.cycles, problems);
+    const receivers = Math.max(1, size - 1) * Math.max(1, changes.changes);
+    const afterChanges = processUsage(pid);
+
+    // Churn: several leave at once, then come back at once.
+    const churners = swarm.clients.slice(2, 2 + options.churn);
+    const churnStarted = performance.now();
+    const churnAnswers = await Promise.all(churners.map((client) => swarm.deregister(client)));
+    const churnBack = await Promise.all(churners.map((client) => swarm.register(client)));
+    const churnAnsweredMs = performance.now() - churnStarted;
+    const churnAt = await settle(swarm, CHANGE_BOUND_MS, "churn", problems);
+    const churnFailed = failedAnswers(churnAnswers, "ack") + failedAnswers(churnBack, "registered");
+    const churnSlowest = Math.max(
+      0,
+      ...[...churnAnswers, ...churnBack].map((answer) => answer?.ms ?? 0),
+    );
+
+    // Channel fan-out from one client to all others.
+    const sender = swarm.clients[0] as SimClient;
+    const fan = await fanOut(swarm, sender, problems);
+    const afterFanOut = processUsage(pid);
+
+    // Durable saves: 50 senders, each to its own recipient, offline.
+    const senders = swarm.clients.slice(0, options.saveSenders);
+    const recipients = swarm.clients.slice(size - options.saveSenders);
+    const left = await Promise.all(recipients.map((client) => swarm.deregister(client)));
+    if (failedAnswers(left, "ack") > 0) {
+      problems.add(`${failedAnswers(left, "ack")} deregistration(s) of save recipients failed`);
+    }
+    await settle(swarm, CHANGE_BOUND_MS, "recipients going offline", problems);
+    const saves = await durableSaves(
+      swarm,
+      senders,
+      recipients,
+      options.savesPerSender,
+      options.saveWindow,
+    );
+    if (saves.failed > 0) problems.add(`${saves.failed} save(s) were not acknowledged`);
+    const atEnd = processUsage(pid);
+    await group.stop(server.process);
+    const swarmCpu = process.cpuUsage(swarmCpuStart);
+
+    // Baselines, in this process, while nothing else runs.
+    const totalSaves = options.saveSenders * options.savesPerSender;
+    const oneCommit = commitRate(dataDir, Math.min(2_000, totalSaves), 1, SAVE_TEXT_LENGTH);
+    const batched = commitRate(dataDir, totalSaves, options.saveSenders, SAVE_TEXT_LENGTH);
+
+    const registrationCounters = afterRegistration;
+    const perChange = (value: number) => count(value / receivers);
+    const rows: Row[] = [
+      {
+        what: `registration of ${size} (window ${options.registerWindow}, challenge + cookie)`,
+        chatapp: seconds(registerMs / 1000),
+        baseline: NONE,
+      },
+      {
+        what: "…slowest registration answer",
+        chatapp: ms(registration.slowestMs),
+        baseline: NONE,
+      },
+      {
+        what: "convergence after the last registration",
+        chatapp: convergeMs === undefined ? "did not converge" : seconds(convergeMs / 1000),
+        baseline: NONE,
+      },
+      {
+        what: "table datagrams per client while registering (snapshot + delta)",
+        chatapp: count(
+          (registrationCounters.snapshotParts + registrationCounters.deltaParts) / size,
+        ),
+        baseline: NONE,
+      },
+      {
+        what: "table bytes per client while registering",
+        chatapp: bytes(
+          (registrationCounters.snapshotBytes + registrationCounters.deltaBytes) / size,
+        ),
+        baseline: NONE,
+      },
+      {
+        what: `table datagrams per client per change (${changes.changes} single changes)`,
+        chatapp: perChange(changes.counters.snapshotParts + changes.counters.deltaParts),
+        baseline: NONE,
+      },
+      {
+        what: "table bytes per client per change",
+        chatapp: bytes((changes.counters.snapshotBytes + changes.counters.deltaBytes) / receivers),
+        baseline: NONE,
+      },
+      {
+        what: "all datagrams per client per change (to + from server)",
+        chatapp: perChange(
+          changes.counters.fromServer + changes.counters.acksSent + changes.counters.requestsSent,
+        ),
+        baseline: NONE,
+      },
+      {
+        what: "snapshot parts during single changes",
+        chatapp: count(changes.counters.snapshotParts),
+        baseline: NONE,
+      },
+      {
+        what: "single change: answer → all converged, median",
+        chatapp: ms(median(changes.settleMs)),
+        baseline: NONE,
+      },
+      {
+        what: "single change: …max",
+        chatapp: ms(changes.settleMs.length > 0 ? Math.max(...changes.settleMs) : Number.NaN),
+        baseline: NONE,
+      },
+      {
+        what: `churn: ${options.churn} dereg then reg, start → all converged`,
+        chatapp:
+          churnAt === undefined ? "did not converge" : seconds((churnAt - churnStarted) / 1000),
+        baseline: NONE,
+      },
+      {
+        what: "churn: …all answered",
+        chatapp: seconds(churnAnsweredMs / 1000),
+        baseline: NONE,
+      },
+      { what: "churn: slowest answer", chatapp: ms(churnSlowest), baseline: NONE },
+      {
+        what: `fan-out: one post reaching all ${size - 1} others`,
+        chatapp: optionalMs(fan.reachMs),
+        baseline: NONE,
+      },
+      { what: "fan-out: sender's ack", chatapp: optionalMs(fan.ackMs), baseline: NONE },
+      {
+        what: "fan-out: members wrongly shown offline (must be 0)",
+        chatapp: count(fan.wronglyOffline),
+        baseline: NONE,
+      },
+      {
+        what: "fan-out: probes / table parts meanwhile",
+        chatapp: `${fan.counters.probes} / ${fan.counters.snapshotParts + fan.counters.deltaParts}`,
+        baseline: NONE,
+      },
+      {
+        what: `durable saves/s, ${options.saveSenders} senders × ${options.savesPerSender} (vs one commit per save)`,
+        chatapp: perSecond(saves.perSecond),
+        baseline: perSecond(oneCommit),
+      },
+      {
+        what: `durable saves/s (vs ${options.saveSenders} rows per commit)`,
+        chatapp: perSecond(saves.perSecond),
+        baseline: perSecond(batched),
+      },
+      { what: "save: ack time, median", chatapp: ms(saves.medianAckMs), baseline: NONE },
+      {
+        what: "server RSS after registration",
+        chatapp: usageCell(registered, (usage) => usage.rssBytes),
+        baseline: NONE,
+      },
+      {
+        what: "server RSS after the single changes / after fan-out",
+        chatapp: `${formatMb(afterChanges)} / ${formatMb(afterFanOut)}`,
+        baseline: NONE,
+      },
+      {
+        what: "server peak RSS (VmHWM)",
+        chatapp: usageCell(atEnd, (usage) => usage.peakRssBytes),
+        baseline: NONE,
+      },
+      {
+        what: "server CPU, registration + convergence",
+        chatapp: cpuBetween(atStart, registered),
+        baseline: NONE,
+      },
+      {
+        what: `swarm CPU, same phase (${(registrationWallMs / 1000).toFixed(1)} s wall)`,
+        chatapp: seconds((swarmCpuRegistered.user + swarmCpuRegistered.system) / 1e6),
+        baseline: NONE,
+      },
+      { what: "server CPU, whole run", chatapp: cpuBetween(atStart, atEnd), baseline: NONE },
+      {
+        what: "swarm CPU (this process), whole run",
+        chatapp: seconds((swarmCpu.user + swarmCpu.system) / 1e6),
+        baseline: NONE,
+      },
+    ];
+    const counters = swarm.counters;
+    const errors = [...swarm.errors].map(([code, times]) => `${code} ×${times}`);
+    const notes = [
+      `chatapp: ${program.label} -s, ${size} clients simulated in this process (one socket each, opened in ${(openMs / 1000).toFixed(1)} s).`,
+      "Per client per change: divided by (clients − 1) × changes; a change is one dereg or one reg of one client.",
+      "Baselines: bun:sqlite in this process, WAL, synchronous=FULL, rows like stored messages.",
+      "Issue #8 targets at 10,000: convergence ≤ 2 s, ≤ 1 datagram and ≤ 200 B per client per change, fan-out ≤ 1 s with 0 wrongly offline, RSS ≤ 150 MB, ≥ 20,000 saves/s.",
+      `swarm: ${counters.requestsSent} requests (${counters.challenges} challenges), ${counters.acksSent} acks, ${counters.fromServer} datagrams from the server, ${counters.pushesApplied} pushes applied, ${counters.lateAnswers} repeated or late answers, ${counters.sendFailures} failed sends, ${counters.strays} strays.`,
+      ...(errors.length > 0 ? [`errors answered: ${errors.join(", ")}`] : []),
+      ...(changes.failed > 0 ? [`single changes not answered as expected: ${changes.failed}`] : []),
+      ...(churnFailed > 0 ? [`churn requests not answered as expected: ${churnFailed}`] : []),
+      ...serverWarnings(server.stdout.lines, server.stderr.lines),
+    ];
+    printTable(`4. Scale: ${size} clients`, rows, notes);
+    return problems.list;
+  } finally {
+    swarm.close();
+    await group.removeDataDir(dataDir);
+  }
+}
+
+function formatMb(usage: ProcessUsage | undefined): string {
+  return usage ? `${(usage.rssBytes / 1_048_576).toFixed(1)} MB` : "n/a";
+}
+
+function serverWarnings(
+  stdout: readonly { text: string }[],
+  stderr: readonly { text: string }[],
+): string[] {
+  const lines = [...stdout, ...stderr]
+    .map((line) => line.text)
+    .filter((text) => /\b(warn|error|WARN|ERROR)\b|marked offline|did not acknowledge/.test(text));
+  return lines.slice(0, 6).map((text) => `server: ${text}`);
+}
+
+/** Runs every size; throws (after printing every table) if any phase broke. */
+export async function benchScale(
+  group: ProcessGroup,
+  program: Program,
+  options: ScaleOptions,
+): Promise<void> {
+  const problems: string[] = [];
+  for (const size of options.sizes) {
+    try {
+      problems.push(...(await benchSize(group, program, size, options)));
+    } finally {
+      await group.killAll();
+    }
+  }
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+}
+
+const USAGE = "usage: bun test/bench/scale.ts [--quick] [--clients N] [--source]";
+
+async function main(): Promise<number> {
+  let quick = false;
+  let source = false;
+  let clients: number | undefined;
+  const args = process.argv.slice(2);
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index];
+    if (arg === "--quick") quick = true;
+    else if (arg === "--source") source = true;
+    else if (arg === "--clients") {
+      clients = Number(args[++index]);
+      if (!Number.isInteger(clients) || clients < 1) {
+        console.error(`--clients needs a whole number of clients, got ${args[index]}\n${USAGE}`);
+        return 2;
+      }
+    } else {
+      console.error(`unknown argument ${arg}\n${USAGE}`);
+      return 2;
+    }
+  }
+  const program = source || !binaryProgram ? sourceProgram : binaryProgram;
+  const group = new ProcessGroup();
+  process.on("exit", () => group.cleanUpNow());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => void group.cleanUp().finally(() => process.exit(130)));
+  }
+  try {
+    await benchScale(group, program, scaleOptions(quick, clients));
+    return 0;
+  } catch (error) {
+    console.error(`\nscale: broken: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  } finally {
+    await group.cleanUp();
+  }
+}
+
+if (import.meta.main) process.exit(await main());

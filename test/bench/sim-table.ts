@@ -1,0 +1,112 @@
+/**
+ * What one simulated client knows of the server's table, kept as PROTOCOL.md v2 ("The
+ * client table: a versioned change log") says, but without the entries themselves: the
+ * version it holds (the `have` of its acks), and the names it holds as offline, which is
+ * all the benchmark asks of a table. 10,000 clients holding 10,000 entries each would
+ * cost the swarm more than the server.
+ */
+
+/** One entry of a `table` push, as far as the bookkeeping needs it. */
+export interface EntryChange {
+  readonly name: string;
+  readonly online?: boolean;
+  readonly gone?: boolean;
+}
+
+/** One datagram of a push: a snapshot part (no `base`) or a delta part. */
+export interface TablePart {
+  readonly version: number;
+  readonly base?: number;
+  /** 0-based; 0 of 1 when the push is one datagram. */
+  readonly part: number;
+  readonly parts: number;
+  /** Snapshot: the names shown offline (the others are online). Delta: every entry. */
+  readonly entries: readonly EntryChange[];
+}
+
+interface Assembly {
+  readonly version: number;
+  readonly base: number | undefined;
+  readonly parts: number;
+  readonly received: Map<number, readonly EntryChange[]>;
+}
+
+export class SimTable {
+  /** The epoch the version belongs to, from `registered`. */
+  epoch: string | undefined;
+  /** False until a snapshot of this epoch was applied. */
+  holds = false;
+  /** The version held; 0 while nothing is held. What every `table` ack says in `have`. */
+  version = 0;
+  /** Complete pushes applied: a real client prints `[Client table updated.]` for each. */
+  applied = 0;
+  /** Names this client's table shows offline. */
+  readonly offline = new Set<string>();
+  private assembly: Assembly | undefined;
+
+  /** `registered` names the epoch; a table of another epoch is worth nothing. */
+  setEpoch(epoch: string | undefined): void {
+    if (epoch === undefined || epoch === this.epoch) return;
+    if (this.epoch !== undefined) {
+      this.holds = false;
+      this.version = 0;
+      this.offline.clear();
+      this.assembly = undefined;
+    }
+    this.epoch = epoch;
+  }
+
+  /** The version to send as `have` (0: nothing held). */
+  get have(): number {
+    return this.holds ? this.version : 0;
+  }
+
+  /**
+   * Takes one part; returns true when it completed a push that was applied. A delta is
+   * applied when the version held is at least its `base`; one the client cannot apply
+   * is left, and the ack's `have` tells the server where the client is.
+   */
+  receive(part: TablePart): boolean {
+    if (part.parts < 1 || part.part < 0 || part.part >= part.parts) return false;
+    if (!this.applicable(part)) return false;
+    let assembly = this.assembly;
+    if (
+      !assembly ||
+      assembly.version !== part.version ||
+      assembly.base !== part.base ||
+      assembly.parts !== part.parts
+    ) {
+      // A newer push replaces one still being gathered; an older one is a late repeat.
+      if (assembly && part.version < assembly.version) return false;
+      assembly = { version: part.version, base: part.base, parts: part.parts, received: new Map() };
+      this.assembly = assembly;
+    }
+    assembly.received.set(part.part, part.entries);
+    if (assembly.received.size < assembly.parts) return false;
+    this.assembly = undefined;
+    const entries = [...assembly.received.values()].flat();
+    if (assembly.base === undefined) this.replace(entries);
+    else this.upsert(entries);
+    this.holds = true;
+    this.version = assembly.version;
+    this.applied++;
+    return true;
+  }
+
+  private applicable(part: TablePart): boolean {
+    if (part.base === undefined) return !this.holds || part.version > this.version;
+    return this.holds && this.version >= part.base && part.version > this.version;
+  }
+
+  private replace(entries: readonly EntryChange[]): void {
+    this.offline.clear();
+    for (const entry of entries) if (entry.online === false) this.offline.add(entry.name);
+  }
+
+  private upsert(entries: readonly EntryChange[]): void {
+    for (const entry of entries) {
+      if (entry.gone === true || entry.online === true) this.offline.delete(entry.name);
+      else if (entry.online === false) this.offline.add(entry.name);
+    }
+  }
+}

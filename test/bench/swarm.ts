@@ -1,0 +1,476 @@
+/**
+ * A swarm of simulated chatapp clients in one process, one Bun UDP socket each on
+ * loopback, written from PROTOCOL.md v2 alone (not from src/): the registration
+ * handshake with its padding and cookie, requests retried every 500 ms with the same
+ * id, every server request acknowledged, `table` pushes applied as a change log and
+ * acknowledged with the version held (`have`).
+ */
+import { LOOPBACK } from "./processes.ts";
+import { type EntryChange, SimTable } from "./sim-table.ts";
+
+const PROTOCOL_VERSION = 2;
+/** PROTOCOL.md: a `register` without a valid cookie must be at least this many bytes. */
+const REGISTER_MIN_BYTES = 160;
+const REQUEST_RESEND_MS = 500;
+const REQUEST_TRIES = 6;
+
+type Socket = Bun.udp.Socket<"buffer">;
+type Fields = Record<string, unknown>;
+
+/** Counters over the whole swarm; read before and after a phase. */
+export interface SwarmCounters {
+  /** Datagrams and bytes the clients received from the server, repeats included. */
+  fromServer: number;
+  bytesFromServer: number;
+  /** Of those, `table` parts: snapshots (no `base`) and deltas. */
+  snapshotParts: number;
+  snapshotBytes: number;
+  deltaParts: number;
+  deltaBytes: number;
+  /** Complete pushes applied (each a `[Client table updated.]` in a real client). */
+  pushesApplied: number;
+  probes: number;
+  channelMessages: number;
+  stored: number;
+  /** Datagrams the clients sent the server: acks, and requests with their retries. */
+  acksSent: number;
+  requestsSent: number;
+  bytesToServer: number;
+  challenges: number;
+  /** Sends that threw (a stale ICMP error) even when tried once more. */
+  sendFailures: number;
+  /** Answers to requests no longer waiting: repeats for retransmissions, or too late. */
+  lateAnswers: number;
+  /** Datagrams from anywhere but the server, or that were not a message. */
+  strays: number;
+}
+
+function zeroCounters(): SwarmCounters {
+  return {
+    fromServer: 0,
+    bytesFromServer: 0,
+    snapshotParts: 0,
+    snapshotBytes: 0,
+    deltaParts: 0,
+    deltaBytes: 0,
+    pushesApplied: 0,
+    probes: 0,
+    channelMessages: 0,
+    stored: 0,
+    acksSent: 0,
+    requestsSent: 0,
+    bytesToServer: 0,
+    challenges: 0,
+    sendFailures: 0,
+    lateAnswers: 0,
+    strays: 0,
+  };
+}
+
+export function difference(after: SwarmCounters, before: SwarmCounters): SwarmCounters {
+  const result = { ...after };
+  for (const key of Object.keys(result) as (keyof SwarmCounters)[]) {
+    result[key] = after[key] - before[key];
+  }
+  return result;
+}
+
+export class SimClient {
+  readonly table = new SimTable();
+  token: string | undefined;
+  /** Registered and not deregistered: the server should show it online. */
+  online = false;
+  /** performance.now() when the table version held last changed. */
+  versionAt = 0;
+  /** `ref`s of the channel posts this client received. */
+  readonly posts = new Set<number>();
+
+  constructor(
+    readonly name: string,
+    readonly socket: Socket,
+  ) {}
+}
+
+export interface Answer {
+  readonly type: string;
+  readonly fields: Fields;
+  /** ms from the first send to the answer. */
+  readonly ms: number;
+}
+
+/**
+ * Reads a non-negative integer field straight from the JSON text of a `table` datagram,
+ * looking only at the `head` (the text before `"clients":` when that array is the last
+ * member). Safe: entries hold only names, addresses, ports and flags, so a key such as
+ * `"version":` cannot occur inside them. Parsing 8 KB snapshot parts in full, or scanning
+ * each one for every field, would make the swarm, not the server, the bottleneck.
+ */
+function integerField(text: string, key: string, head: number): number | undefined {
+  const at = text.lastIndexOf(key, head);
+  if (at < 0) return undefined;
+  let value = 0;
+  let digits = 0;
+  for (let index = at + key.length; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 48 || code > 57) break;
+    value = value * 10 + (code - 48);
+    digits++;
+  }
+  return digits > 0 ? value : undefined;
+}
+
+/** Where the header fields of a `table` datagram end (see `integerField`). */
+function headLength(text: string): number {
+  const clients = text.indexOf('"clients":');
+  // The only array member of a `table` is `clients`: a text ending in "]}" ends with it.
+  return clients >= 0 && text.endsWith("]}") ? clients : text.length;
+}
+
+function parseObject(text: string): Fields | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Fields)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function entryChanges(clients: unknown, onlyOffline: boolean): EntryChange[] {
+  if (!Array.isArray(clients)) return [];
+  const changes: EntryChange[] = [];
+  for (const entry of clients as Fields[]) {
+    if (typeof entry?.name !== "string") continue;
+    if (entry.gone === true) changes.push({ name: entry.name, gone: true });
+    else if (entry.online === false) changes.push({ name: entry.name, online: false });
+    else if (!onlyOffline && entry.online === true)
+      changes.push({ name: entry.name, online: true });
+  }
+  return changes;
+}
+
+/** Pads a `register` to REGISTER_MIN_BYTES with a `pad` string, as PROTOCOL.md asks. */
+export function encodeRegister(fields: Fields): string {
+  const bare = JSON.stringify({ v: PROTOCOL_VERSION, ...fields });
+  const missing = REGISTER_MIN_BYTES - (bare.length + ',"pad":""'.length);
+  return missing > 0
+    ? JSON.stringify({ v: PROTOCOL_VERSION, ...fields, pad: "-".repeat(missing) })
+    : bare;
+}
+
+export class Swarm {
+  readonly clients: SimClient[] = [];
+  readonly byName = new Map<string, SimClient>();
+  counters: SwarmCounters = zeroCounters();
+  /** The highest table version any client was sent. */
+  maxVersion = 0;
+  /** performance.now() of the last `table` datagram. */
+  lastTableAt = 0;
+  /** While true, alive clients shown offline in any push are collected in `shownOffline`. */
+  watchOffline = false;
+  readonly shownOffline = new Set<string>();
+  /** Clients that have each channel post, by `ref`. */
+  readonly postReach = new Map<number, number>();
+  readonly errors = new Map<string, number>();
+  serverPort = 0;
+  // PROTOCOL.md: message ids start at a random point in each client process.
+  private nextId = Math.floor(Math.random() * 2 ** 40);
+  private readonly pending = new Map<number, (type: string, fields: Fields) => void>();
+
+  /** Opens `size` sockets; names are `<prefix><index>`. */
+  static async open(size: number, prefix = "s"): Promise<Swarm> {
+    const swarm = new Swarm();
+    const width = String(size).length;
+    for (let index = 1; index <= size; index++) {
+      const name = `${prefix}${String(index).padStart(width, "0")}`;
+      let client: SimClient | undefined;
+      const socket = await Bun.udpSocket({
+        hostname: LOOPBACK,
+        port: 0,
+        socket: {
+          data(_socket, data, port, address) {
+            try {
+              if (client) swarm.receive(client, data, port, address);
+            } catch {
+              swarm.counters.strays++;
+            }
+          },
+          error() {},
+        },
+      });
+      client = new SimClient(name, socket);
+      swarm.clients.push(client);
+      swarm.byName.set(name, client);
+    }
+    return swarm;
+  }
+
+  close(): void {
+    for (const client of this.clients) if (!client.socket.closed) client.socket.close();
+  }
+
+  snapshot(): SwarmCounters {
+    return { ...this.counters };
+  }
+
+  get online(): SimClient[] {
+    return this.clients.filter((client) => client.online);
+  }
+
+  private send(client: SimClient, text: string): void {
+    this.counters.bytesToServer += text.length;
+    try {
+      client.socket.send(text, this.serverPort, LOOPBACK);
+    } catch {
+      // BUN-NOTES: a stale ICMP error poisons the next send; one more try goes through.
+      try {
+        client.socket.send(text, this.serverPort, LOOPBACK);
+      } catch {
+        this.counters.sendFailures++;
+      }
+    }
+  }
+
+  private ack(client: SimClient, id: number, have?: number): void {
+    this.counters.acksSent++;
+    const haveField = have === undefined ? "" : `,"have":${have}`;
+    this.send(client, `{"v":${PROTOCOL_VERSION},"type":"ack","id":${id}${haveField}}`);
+  }
+
+  private receive(client: SimClient, data: Buffer, port: number, address: string): void {
+    if (port !== this.serverPort || (address !== LOOPBACK && address !== `::ffff:${LOOPBACK}`)) {
+      this.counters.strays++;
+      return;
+    }
+    this.counters.fromServer++;
+    this.counters.bytesFromServer += data.byteLength;
+    // Table parts are ASCII (names, addresses, ports): latin1 decodes them fastest.
+    const ascii = data.toString("latin1");
+    if (ascii.includes('"type":"table"') && this.onTable(client, ascii, data.byteLength)) return;
+    const fields = parseObject(data.toString("utf8"));
+    const { id, type } = fields ?? {};
+    if (!fields || typeof id !== "number" || typeof type !== "string") {
+      this.counters.strays++;
+      return;
+    }
+    switch (type) {
+      case "probe":
+        this.counters.probes++;
+        this.ack(client, id);
+        return;
+      case "stored":
+        this.counters.stored++;
+        this.ack(client, id);
+        return;
+      case "channel-message": {
+        this.counters.channelMessages++;
+        this.ack(client, id);
+        const { ref } = fields;
+        if (typeof ref !== "number" || client.posts.has(ref)) return;
+        client.posts.add(ref);
+        this.postReach.set(ref, (this.postReach.get(ref) ?? 0) + 1);
+        return;
+      }
+      default: {
+        const answer = this.pending.get(id);
+        if (answer) answer(type, fields);
+        else this.counters.lateAnswers++;
+      }
+    }
+  }
+
+  /** A `table` part; false if its header could not be read (then it is a stray). */
+  private onTable(client: SimClient, text: string, bytes: number): boolean {
+    const head = headLength(text);
+    const id = integerField(text, '"id":', head);
+    const version = integerField(text, '"version":', head);
+    if (id === undefined || version === undefined) return false;
+    const base = integerField(text, '"base":', head);
+    const part = integerField(text, '"part":', head) ?? 0;
+    const parts = integerField(text, '"parts":', head) ?? 1;
+    this.lastTableAt = performance.now();
+    if (version > this.maxVersion) this.maxVersion = version;
+    let entries: EntryChange[] = [];
+    if (base === undefined) {
+      this.counters.snapshotParts++;
+      this.counters.snapshotBytes += bytes;
+      // A snapshot's online entries change nothing the bookkeeping keeps: read only offline ones.
+      if (text.includes('"online":false')) entries = entryChanges(parseObject(text)?.clients, true);
+    } else {
+      this.counters.deltaParts++;
+      this.counters.deltaBytes += bytes;
+      entries = entryChanges(parseObject(text)?.clients, false);
+    }
+    if (this.watchOffline) {
+      for (const entry of entries) {
+        if (entry.online === false && this.byName.get(entry.name)?.online) {
+          this.shownOffline.add(entry.name);
+        }
+      }
+    }
+    const partInfo = { version, part, parts, entries };
+    if (client.table.receive(base === undefined ? partInfo : { ...partInfo, base })) {
+      this.counters.pushesApplied++;
+      client.versionAt = this.lastTableAt;
+    }
+    this.ack(client, id, client.table.have);
+    return true;
+  }
+
+  /**
+   * Sends a request as a chatapp client does (the same id every 500 ms, six tries) and
+   * resolves to the answer, or undefined if none came. A `challenge` is answered by the
+   * same `register` with its cookie, same id, as PROTOCOL.md's handshake says.
+   */
+  request(client: SimClient, fields: Fields): Promise<Answer | undefined> {
+    const id = this.nextId++;
+    const started = performance.now();
+    const isRegister = fields.type === "register";
+    let message: Fields = { ...fields, id };
+    const encode = () =>
+      isRegister ? encodeRegister(message) : JSON.stringify({ v: PROTOCOL_VERSION, ...message });
+    return new Promise((resolve) => {
+      let tries = 0;
+      let timer: Timer | undefined;
+      let text = encode();
+      const attempt = () => {
+        if (tries >= REQUEST_TRIES) {
+          this.pending.delete(id);
+          resolve(undefined);
+          return;
+        }
+        tries++;
+        this.counters.requestsSent++;
+        this.send(client, text);
+        timer = setTimeout(attempt, REQUEST_RESEND_MS);
+      };
+      this.pending.set(id, (type, answer) => {
+        if (type === "challenge" && isRegister) {
+          if (typeof answer.cookie !== "string" || message.cookie === answer.cookie) return;
+          this.counters.challenges++;
+          message = { ...message, cookie: answer.cookie };
+          text = encode();
+          clearTimeout(timer);
+          tries = 0;
+          attempt();
+          return;
+        }
+        clearTimeout(timer);
+        this.pending.delete(id);
+        if (type === "error") {
+          const code = `${String(fields.type)}: ${String(answer.code)}`;
+          this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+        }
+        resolve({ type, fields: answer, ms: performance.now() - started });
+      });
+      attempt();
+    });
+  }
+
+  /**
+   * `register` (or `reg` again, with the token, epoch and version held). Resolves to the
+   * answer; on `registered` the client is online with its token and epoch.
+   */
+  async register(client: SimClient): Promise<Answer | undefined> {
+    const fields: Fields = { type: "register", name: client.name };
+    if (client.token !== undefined) fields.token = client.token;
+    if (client.table.holds && client.table.epoch !== undefined) {
+      fields.epoch = client.table.epoch;
+      fields.have = client.table.have;
+    }
+    const answer = await this.request(client, fields);
+    if (answer?.type === "registered" && typeof answer.fields.token === "string") {
+      client.token = answer.fields.token;
+      const { epoch } = answer.fields;
+      client.table.setEpoch(typeof epoch === "string" ? epoch : undefined);
+      client.online = true;
+    }
+    return answer;
+  }
+
+  async deregister(client: SimClient): Promise<Answer | undefined> {
+    client.online = false;
+    return this.request(client, { type: "deregister", token: client.token });
+  }
+
+  /** Posts to the channel; `ref` is the id the members' `channel-message`s will carry. */
+  post(client: SimClient, text: string): { ref: number; answer: Promise<Answer | undefined> } {
+    const ref = this.nextId;
+    return { ref, answer: this.request(client, { type: "channel", token: client.token, text }) };
+  }
+
+  /**
+   * Registers every client, at most `window` handshakes outstanding at once. Resolves
+   * with failures and the time the last `registered` arrived.
+   */
+  async registerAll(
+    clients: readonly SimClient[],
+    window: number,
+  ): Promise<{ failed: string[]; lastAt: number; slowestMs: number }> {
+    const failed: string[] = [];
+    let next = 0;
+    let lastAt = performance.now();
+    let slowestMs = 0;
+    const worker = async () => {
+      while (next < clients.length) {
+        const client = clients[next++];
+        if (!client) break;
+        const answer = await this.register(client);
+        if (answer?.type === "registered") {
+          lastAt = performance.now();
+          slowestMs = Math.max(slowestMs, answer.ms);
+        } else {
+          failed.push(`${client.name}: ${answer ? JSON.stringify(answer.fields) : "no answer"}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(window, clients.length) }, worker));
+    return { failed, lastAt, slowestMs };
+  }
+
+  /**
+   * Waits until every online client holds the highest version sent, and no `table`
+   * datagram came for `quietMs`. Resolves to the moment the last client got there, or
+   * undefined at the deadline.
+   */
+  async converged(timeoutMs: number, quietMs = 300): Promise<number | undefined> {
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      const now = performance.now();
+      if (now - this.lastTableAt >= quietMs) {
+        let last = 0;
+        let all = true;
+        for (const client of this.clients) {
+          if (!client.online) continue;
+          if (!client.table.holds || client.table.version !== this.maxVersion) {
+            all = false;
+            break;
+          }
+          last = Math.max(last, client.versionAt);
+        }
+        if (all) return last;
+      }
+      await Bun.sleep(20);
+    }
+    return undefined;
+  }
+
+  /** Online clients that do not hold the highest version sent. */
+  behind(): number {
+    return this.clients.filter(
+      (client) =>
+        client.online && (!client.table.holds || client.table.version !== this.maxVersion),
+    ).length;
+  }
+
+  /** Alive (online) names that some online client's table shows offline. */
+  heldOffline(): Set<string> {
+    const names = new Set<string>();
+    for (const client of this.clients) {
+      if (!client.online) continue;
+      for (const name of client.table.offline) if (this.byName.get(name)?.online) names.add(name);
+    }
+    return names;
+  }
+}
