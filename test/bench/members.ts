@@ -3,7 +3,9 @@
  * protocol to a server (or to the raw baseline) and acknowledging every request.
  */
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 import { LOOPBACK } from "./processes.ts";
+import { SimTable, type TablePart } from "./sim-table.ts";
 
 type Socket = Bun.udp.Socket<"buffer">;
 type Fields = Record<string, unknown>;
@@ -36,11 +38,10 @@ export class Member {
   token: string | undefined;
   /** At least one table part showed a client (this one or another) offline. */
   sawOffline = false;
-  /** Entries and online count of the last complete table, by version. */
-  lastTable: { version: number; entries: number; online: number } | undefined;
+  /** The table as PROTOCOL.md v2's change log: the version held and who is offline. */
+  readonly table = new SimTable();
   readonly posts = new Set<number>();
   readonly errors: string[] = [];
-  private readonly parts = new Map<number, Map<number, Fields[]>>();
 
   constructor(
     readonly name: string,
@@ -51,22 +52,9 @@ export class Member {
     return this.socket.port;
   }
 
-  onTable(version: number, part: number, parts: number, clients: Fields[]): void {
-    if (clients.some((client) => client.online === false)) this.sawOffline = true;
-    let held = this.parts.get(version);
-    if (!held) {
-      held = new Map();
-      this.parts.set(version, held);
-    }
-    held.set(part, clients);
-    if (held.size < parts) return;
-    const entries = [...held.values()].flat();
-    this.parts.delete(version);
-    for (const older of this.parts.keys()) if (older < version) this.parts.delete(older);
-    if (!this.lastTable || version >= this.lastTable.version) {
-      const online = entries.filter((client) => client.online === true).length;
-      this.lastTable = { version, entries: entries.length, online };
-    }
+  onTable(part: TablePart): void {
+    if (part.entries.some((entry) => entry.online === false)) this.sawOffline = true;
+    this.table.receive(part);
   }
 }
 
@@ -144,9 +132,11 @@ export class Swarm {
     }
   }
 
-  private ack(member: Member, id: number): void {
+  private ack(member: Member, id: number, have?: number): void {
     this.counters.acksSent++;
-    this.send(member, encodeMessage({ type: "ack", id }));
+    const ack =
+      have === undefined ? { type: "ack" as const, id } : { type: "ack" as const, id, have };
+    this.send(member, encodeMessage(ack));
   }
 
   private receive(member: Member, data: Buffer, port: number, address: string): void {
@@ -173,17 +163,26 @@ export class Swarm {
       case "table": {
         this.counters.tableParts++;
         this.lastTableAt = performance.now();
-        this.ack(member, id);
-        const { version, part, parts, clients } = fields;
+        const { version, base, clients } = fields;
+        const part = fields.part ?? 0;
+        const parts = fields.parts ?? 1;
         if (
           typeof version === "number" &&
+          (base === undefined || typeof base === "number") &&
           typeof part === "number" &&
           typeof parts === "number" &&
           Array.isArray(clients)
         ) {
           if (part === 0) this.counters.tablePushes++;
-          member.onTable(version, part, parts, clients as Fields[]);
+          member.onTable({
+            version,
+            ...(base === undefined ? {} : { base }),
+            part,
+            parts,
+            entries: clients as TablePart["entries"],
+          });
         }
+        this.ack(member, id, member.table.have);
         return;
       }
       case "probe":
@@ -222,7 +221,8 @@ export class Swarm {
   ): Promise<{ type: string; fields: Fields } | undefined> {
     const id = this.nextRequestId++;
     let message = build(id);
-    const bytes = () => new TextEncoder().encode(JSON.stringify({ v: 1, ...message }));
+    const bytes = () =>
+      new TextEncoder().encode(JSON.stringify({ v: PROTOCOL_VERSION, ...message }));
     return new Promise((resolve) => {
       let tries = 0;
       let timer: Timer | undefined;
@@ -268,6 +268,8 @@ export class Swarm {
         );
         if (answer?.type === "registered" && typeof answer.fields.token === "string") {
           member.token = answer.fields.token;
+          const { epoch } = answer.fields;
+          if (typeof epoch === "string") member.table.setEpoch(epoch);
         } else {
           failed.push(`${member.name}: ${answer ? JSON.stringify(answer.fields) : "no answer"}`);
         }
@@ -277,11 +279,12 @@ export class Swarm {
     return { failed };
   }
 
-  /** Every member holds a complete table with every member online. */
+  /** Every member holds the same, latest version, with no member offline. */
   tablesComplete(): boolean {
-    const size = this.members.length;
+    const latest = Math.max(...this.members.map((member) => member.table.version));
     return this.members.every(
-      (member) => member.lastTable?.entries === size && member.lastTable.online === size,
+      (member) =>
+        member.table.holds && member.table.version === latest && member.table.offline.size === 0,
     );
   }
 
