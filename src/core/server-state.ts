@@ -46,6 +46,8 @@ export type ServerPurpose =
       readonly clientKey: string;
       readonly post: ChannelPost;
       readonly round: number;
+      /** The member's stored copy, kept while it is delivered live (undefined for an old one). */
+      readonly copy: StoredMessage | undefined;
     };
 
 /** Work waiting for a probe's verdict on whether a client is alive. */
@@ -68,6 +70,7 @@ export type ProbeWaiter =
       readonly message: Message;
       readonly post: ChannelPost;
       readonly round: number;
+      readonly copy: StoredMessage | undefined;
     };
 
 export interface Probe {
@@ -116,6 +119,15 @@ export interface ServerState {
   readonly outbound: OutboundRequests<ServerPurpose>;
   readonly probes: Map<string, Probe>;
   readonly storedDeliveries: Set<string>;
+  /** Clients whose return the others learn once their stored messages are delivered (SPEC §5). */
+  readonly announceWhenDelivered: Set<string>;
+  /**
+   * Ids of stored copies of channel posts being delivered live: on disk so that a crash
+   * loses none, not counted against limits, gone once the member acknowledges.
+   */
+  readonly delivering: Set<number>;
+  /** Set at start: online clients with stored copies get them (a fan-out a crash cut short). */
+  resumeDeliveries: boolean;
   nextCommit: number;
   readonly awaitingCommit: Map<number, AwaitingCommit>;
   /** New names taken per source address in the current period. */
@@ -183,6 +195,11 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     outbound: new OutboundRequests(SERVER_LANES),
     probes: new Map(),
     storedDeliveries: new Set(),
+    announceWhenDelivered: new Set(),
+    delivering: new Set(),
+    resumeDeliveries: [...clients.values()].some(
+      (client) => client.online && (mailboxes.get(client.key)?.length ?? 0) > 0,
+    ),
     nextCommit: 1,
     awaitingCommit: new Map(),
     nameGrants: new Map(),

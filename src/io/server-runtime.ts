@@ -98,6 +98,8 @@ export async function runServer(options: ServerOptions): Promise<number> {
   log.info(`chatapp server listening on UDP port ${endpoint.port}`);
   if (options.simulate) log.warn(describeFaultSpec(options.simulate));
   log.info(`data directory: ${dataDir} (${describeState(state)})`);
+  // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
+  feed({ kind: "tick" });
 
   return await new Promise<number>((done) => {
     const stop = (signal: NodeJS.Signals) => {
