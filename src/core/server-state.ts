@@ -3,7 +3,7 @@ import { nameKey } from "../protocol/names.ts";
 import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
-import type { DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
+import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
 import { TableLog } from "./table-log.ts";
 import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
 
@@ -138,6 +138,7 @@ export interface ServerState {
   nextForgetCheckAt: number | undefined;
   readonly replies: Map<string, CachedReply>;
   readonly drops: DropCounts;
+  readonly activity: ActivityCounts;
   /** Per source address: datagrams it may still send now (a token bucket). */
   readonly rates: Map<string, RateBucket>;
 }
@@ -209,6 +210,14 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     nextForgetCheckAt,
     replies: new Map(),
     drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0 },
+    activity: {
+      saved: 0,
+      storedForChannel: 0,
+      deliveredStored: 0,
+      channelPosts: 0,
+      registrations: 0,
+      storeFailures: 0,
+    },
     rates: new Map(),
   };
 }

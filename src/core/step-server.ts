@@ -177,6 +177,7 @@ function takeBackFailed(step: Step, commit: number): void {
   if (!held) return;
   state.awaitingCommit.delete(commit);
   for (const message of held.stored) unstoreMessage(state, message);
+  state.activity.storeFailures++;
   for (const datagram of held.datagrams) {
     if (!held.replies.has(datagram)) {
       step.released.push({ kind: "send", ...datagram });
@@ -468,6 +469,7 @@ function acceptRegistration(
   state.clients.set(key, client);
   state.clientsByToken.set(client.token, key);
   persistClient(step, client);
+  state.activity.registrations++;
   const pending = state.mailboxes.get(key)?.length ?? 0;
   step.log(
     "info",
@@ -655,7 +657,8 @@ function storeAndAcknowledge(
     replyError(step, from, requestId, refusal);
     return;
   }
-  step.log("info", `saved a message from ${save.sender} for ${recipient.name}`);
+  step.state.activity.saved++;
+  step.log("debug", `saved a message from ${save.sender} for ${recipient.name}`);
   reply(step, from, { type: "ack", id: requestId });
 }
 
@@ -770,7 +773,8 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
   step.changes.push({ kind: "remove-messages", ids: messageIds });
   const client = state.clients.get(clientKey);
   if (client) {
-    step.log("info", `delivered ${messageIds.length} stored message(s) to ${client.name}`);
+    state.activity.deliveredStored += messageIds.length;
+    step.log("debug", `delivered ${messageIds.length} stored message(s) to ${client.name}`);
     sendNextStoredBatch(step, client);
   }
 }
@@ -806,9 +810,11 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
       stored++;
     }
   }
+  step.state.activity.channelPosts++;
+  step.state.activity.storedForChannel += stored;
   step.log(
-    "info",
-    `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored}${unstored ? `, not stored for ${unstored} (mailbox or store full)` : ""}`,
+    "debug",
+    `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored} offline${unstored ? `, not stored for ${unstored} (mailbox or store full)` : ""}`,
   );
   reply(step, from, { type: "ack", id: request.id, ...(unstored > 0 ? { unstored } : {}) });
 }
@@ -895,7 +901,8 @@ function storeChannelPost(
     if (!state.delivering.delete(copy.id)) return;
     state.storeUse.messages++;
     state.storeUse.textBytes += copy.text.length;
-    step.log("info", `stored a channel message from ${post.sender} for ${member.name}`);
+    state.activity.storedForChannel++;
+    step.log("debug", `stored a channel message from ${post.sender} for ${member.name}`);
     return;
   }
   const refusal = storeMessage(step, member, channelStored(post));
@@ -905,7 +912,8 @@ function storeChannelPost(
       `a channel message from ${post.sender} could not be stored for ${member.name}: ${refusal}`,
     );
   } else {
-    step.log("info", `stored a channel message from ${post.sender} for ${member.name}`);
+    step.state.activity.storedForChannel++;
+    step.log("debug", `stored a channel message from ${post.sender} for ${member.name}`);
   }
 }
 

@@ -6,6 +6,7 @@ import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
+import { ActivitySummary } from "./activity-summary.ts";
 import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
@@ -100,12 +101,21 @@ export async function runServer(options: ServerOptions): Promise<number> {
   log.info(`data directory: ${dataDir} (${describeState(state)})`);
   // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
   feed({ kind: "tick" });
+  const activity = new ActivitySummary(state.activity);
+  const summarise = () => {
+    const line = activity.next(SUMMARY_EVERY_MS / 1000);
+    if (line) log.info(line);
+  };
+  const summaries = setInterval(summarise, SUMMARY_EVERY_MS);
+  summaries.unref();
 
   return await new Promise<number>((done) => {
     const stop = (signal: NodeJS.Signals) => {
       for (const name of stopSignals) process.off(name, stop);
       timer.cancel();
+      clearInterval(summaries);
       commits.flush();
+      summarise();
       endpoint?.close();
       store.close();
       dropLog?.flush();
@@ -121,6 +131,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
 }
 
 const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+const SUMMARY_EVERY_MS = 10_000;
 
 function describeState(state: ServerState): string {
   let stored = 0;
