@@ -9,6 +9,7 @@ const ipRule = "an IPv4 address such as 127.0.0.1, an IPv6 address, or localhost
 const simulateLine = `  --simulate FAULTS  inject faults into this side's UDP traffic for experiments: ${FAULT_SPEC_SYNTAX}`;
 
 const serverOptions = [
+  "  --bind ADDRESS   listen on this address only (default: all interfaces); 0.0.0.0 or :: for all",
   `  --data-dir DIR   where the client table and stored messages are kept (default ${DEFAULT_DATA_DIR})`,
   "  --quiet          log only warnings and errors",
   "  --verbose        log debugging detail as well (dropped datagrams, socket problems)",

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   checkName,
   DEFAULT_DATA_DIR,
+  parseBindAddress,
   parseClientArgs,
   parsePort,
   parseServerArgs,
@@ -80,11 +81,11 @@ describe("parseServerArgs", () => {
       [[""], 'port must be an integer from 1024 to 65535, got ""'],
       [
         ["5000", "--foo"],
-        'unknown option "--foo" (server options: --data-dir, --quiet, --verbose, --simulate)',
+        'unknown option "--foo" (server options: --bind, --data-dir, --quiet, --verbose, --simulate)',
       ],
       [
         ["5000", "-q"],
-        'unknown option "-q" (server options: --data-dir, --quiet, --verbose, --simulate)',
+        'unknown option "-q" (server options: --bind, --data-dir, --quiet, --verbose, --simulate)',
       ],
       [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
       [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],
@@ -95,6 +96,46 @@ describe("parseServerArgs", () => {
       ],
       [["5000", "--data-dir="], "--data-dir must not be empty"],
       [["5000", "--data-dir", "a", "--data-dir", "b"], "--data-dir is given twice"],
+    ];
+    for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
+  });
+});
+
+describe("--bind", () => {
+  test("an address of either family, localhost, or all interfaces", () => {
+    expect(parseServerArgs(["5000", "--bind", "127.0.0.1"]).bind).toBe("127.0.0.1");
+    expect(parseServerArgs(["--bind=::1", "5000"]).bind).toBe("::1");
+    expect(parseServerArgs(["5000", "--bind", "[::1]"]).bind).toBe("::1");
+    expect(parseServerArgs(["5000", "--bind", "localhost"]).bind).toBe("127.0.0.1");
+    expect(parseBindAddress("0.0.0.0")).toBe("0.0.0.0");
+    expect(parseBindAddress("::")).toBe("::");
+    expect(parseBindAddress("0:0::0")).toBe("::");
+    expect(parseServerArgs(["5000"]).bind).toBeUndefined();
+  });
+
+  test("refused like the server IP, naming --bind", () => {
+    const cases: [string[], string][] = [
+      [["5000", "--bind"], "--bind needs an address, as in --bind 127.0.0.1"],
+      [["5000", "--bind", "--quiet"], "--bind needs an address, as in --bind 127.0.0.1"],
+      [["5000", "--bind="], "--bind must not be empty"],
+      [["5000", "--bind", "::1", "--bind", "::1"], "--bind is given twice"],
+      [
+        ["5000", "--bind", "127.0.0.01"],
+        '--bind "127.0.0.01" is not a valid IPv4 address: "01" has a leading zero',
+      ],
+      [
+        ["5000", "--bind", "0.1.2.3"],
+        '--bind "0.1.2.3" is not an address of this machine; 0.0.0.0 means all IPv4 interfaces',
+      ],
+      [
+        ["5000", "--bind", "224.0.0.1"],
+        '--bind "224.0.0.1" is a multicast address; give an address of this machine',
+      ],
+      [["5000", "--bind", "1::2::3"], '--bind "1::2::3" is not a valid IPv6 address'],
+      [
+        ["5000", "--bind", "example.com"],
+        '--bind must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got "example.com" (host names other than localhost are not looked up)',
+      ],
     ];
     for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
   });

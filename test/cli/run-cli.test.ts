@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import type { ClientOptions, ServerOptions } from "../../src/cli/options.ts";
 import { type CliDeps, runCli } from "../../src/cli/run-cli.ts";
 import { formatVersion, versionInfo } from "../../src/cli/version.ts";
-import { PortInUseError, StoreOpenError } from "../../src/io/errors.ts";
+import { BindError, bindProblem, PortInUseError, StoreOpenError } from "../../src/io/errors.ts";
 
 interface Harness {
   readonly deps: CliDeps;
@@ -87,6 +87,19 @@ describe("runCli in-process", () => {
     expect(h.err).toEqual([
       "chatapp: Port 5000 is already in use. Choose another port or stop the program that holds it.",
     ]);
+  });
+
+  test("an address that cannot be bound: exit 1 with the reason in words", async () => {
+    const h = harness(() =>
+      Promise.reject(new BindError("192.0.2.1", 5000, bindProblem("EADDRNOTAVAIL", "?"))),
+    );
+    expect(await runCli(["-s", "5000", "--bind", "192.0.2.1"], h.deps)).toBe(1);
+    expect(h.err).toEqual([
+      "chatapp: cannot listen on 192.0.2.1 port 5000: no network interface of this machine has that address",
+    ]);
+    expect(h.servers[0]?.bind).toBe("192.0.2.1");
+    expect(bindProblem("EACCES", "?")).toBe("permission denied");
+    expect(bindProblem("EWHATEVER", "bind failed")).toBe("bind failed");
   });
 
   test("a store that cannot be opened: exit 1 with its own message", async () => {
