@@ -21,7 +21,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
   const positionals: string[] = [];
   let dataDir: string | undefined;
   let bind: string | undefined;
-  let simulate: FaultSpec | undefined;
+  let simulate: string | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -66,8 +66,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
       }
       case "--simulate": {
         if (simulate !== undefined) refuse("--simulate is given twice");
-        const value = inlineValue ?? args[++i];
-        simulate = parseSimulate(value, USAGE_SERVER);
+        simulate = simulateValue(inlineValue ?? args[++i], USAGE_SERVER);
         break;
       }
       case "--quiet":
@@ -92,19 +91,20 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
     );
   }
   const logLevel: LogLevel = quiet ? "quiet" : verbose ? "verbose" : "normal";
+  const port = parsePort("port", portText, USAGE_SERVER);
   return {
-    port: parsePort("port", portText, USAGE_SERVER),
+    port,
     ...(bind === undefined ? {} : { bind }),
     dataDir: dataDir ?? DEFAULT_DATA_DIR,
     logLevel,
-    ...(simulate ? { simulate } : {}),
+    ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, port, USAGE_SERVER) }),
   };
 }
 
 /** Validates what follows `-c`: `<name> <server-ip> <server-port> <client-port>`. */
 export function parseClientArgs(args: readonly string[]): ClientOptions {
   const positionals: string[] = [];
-  let simulate: FaultSpec | undefined;
+  let simulate: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
     if (arg === "--") {
@@ -120,7 +120,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
         );
       }
       if (simulate !== undefined) throw new UsageError("--simulate is given twice", USAGE_CLIENT);
-      simulate = parseSimulate(inlineValue ?? args[++i], USAGE_CLIENT);
+      simulate = simulateValue(inlineValue ?? args[++i], USAGE_CLIENT);
       continue;
     }
     positionals.push(arg);
@@ -145,31 +145,49 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
       USAGE_CLIENT,
     );
   }
+  const checkedName = checkName(name);
+  const checkedIp = parseServerIp(serverIp);
+  const checkedServerPort = parsePort("server-port", serverPort, USAGE_CLIENT);
+  const ownPort = parsePort("client-port", clientPort, USAGE_CLIENT);
   return {
-    name: checkName(name),
-    serverIp: parseServerIp(serverIp),
-    serverPort: parsePort("server-port", serverPort, USAGE_CLIENT),
-    clientPort: parsePort("client-port", clientPort, USAGE_CLIENT),
-    ...(simulate ? { simulate } : {}),
+    name: checkedName,
+    serverIp: checkedIp,
+    serverPort: checkedServerPort,
+    clientPort: ownPort,
+    ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, ownPort, USAGE_CLIENT) }),
   };
 }
 
-/** Without `seed=`, runs are repeatable with seed 1. */
-function parseSimulate(value: string | undefined, usage: string): FaultSpec {
+function simulateValue(value: string | undefined, usage: string): string {
   if (value === undefined || isOption(value)) {
     throw new UsageError("--simulate needs faults, as in --simulate loss=0.2,dup=0.1", usage);
   }
+  return value;
+}
+
+/**
+ * Without `seed=` the seed is the process's own port: the two sides of a run never
+ * share a seed, and the same command line repeats the same faults.
+ */
+function parseSimulate(value: string, ownPort: number, usage: string): FaultSpec {
   try {
-    return parseFaultSpec(value, 1);
+    return parseFaultSpec(value, ownPort);
   } catch (error) {
     if (error instanceof FaultSpecError) throw new UsageError(error.message, usage);
     throw error;
   }
 }
 
-/** `label` names the argument in the message: `port`, `server-port` or `client-port`. */
+/**
+ * `label` names the argument in the message: `port`, `server-port` or `client-port`.
+ * A leading zero is refused, as in an IPv4 address, where some tools read it as octal.
+ */
 export function parsePort(label: string, text: string, usage: string): number {
-  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (/^0+[1-9][0-9]*$/.test(text)) {
+    const plain = text.replace(/^0+/, "");
+    throw new UsageError(`${label} ${quoteArg(text)} has a leading zero; write ${plain}`, usage);
+  }
+  const port = /^[1-9][0-9]{0,4}$/.test(text) ? Number(text) : Number.NaN;
   if (!(port >= PORT_MIN && port <= PORT_MAX)) {
     throw new UsageError(
       `${label} must be an integer from ${PORT_MIN} to ${PORT_MAX}, got ${quoteArg(text)}`,

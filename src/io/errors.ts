@@ -1,7 +1,7 @@
 /** The UDP port could not be bound because another program holds it. */
 export class PortInUseError extends Error {
   constructor(readonly port: number) {
-    super(`Port ${port} is already in use. Choose another port or stop the program that holds it.`);
+    super(`port ${port} is already in use: choose another port or stop the program that holds it`);
     this.name = "PortInUseError";
   }
 }
@@ -39,7 +39,7 @@ export class StoreOpenError extends Error {
     readonly path: string,
     reason: string,
   ) {
-    super(`Cannot open the message store at ${path}: ${reason}`);
+    super(`cannot open the message store at ${path}: ${reason}`);
     this.name = "StoreOpenError";
   }
 }

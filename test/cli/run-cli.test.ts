@@ -59,7 +59,7 @@ describe("runCli in-process", () => {
     expect(await runCli(["-c", "alice", "127.0.0.1", "5000", "80"], h.deps)).toBe(2);
     expect(h.err).toEqual([
       'chatapp: client-port must be an integer from 1024 to 65535, got "80"\n' +
-        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [--simulate FAULTS]",
+        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [options]",
     ]);
     expect(h.clients).toEqual([]);
     expect(h.out).toEqual([]);
@@ -85,7 +85,7 @@ describe("runCli in-process", () => {
     const h = harness(() => Promise.reject(new PortInUseError(5000)));
     expect(await runCli(["-s", "5000"], h.deps)).toBe(1);
     expect(h.err).toEqual([
-      "chatapp: Port 5000 is already in use. Choose another port or stop the program that holds it.",
+      "chatapp: port 5000 is already in use: choose another port or stop the program that holds it",
     ]);
   });
 
@@ -108,7 +108,7 @@ describe("runCli in-process", () => {
     );
     expect(await runCli(["-s", "5000", "--data-dir", "/nope"], h.deps)).toBe(1);
     expect(h.err).toEqual([
-      "chatapp: Cannot open the message store at /nope/db.sqlite: permission denied",
+      "chatapp: cannot open the message store at /nope/db.sqlite: permission denied",
     ]);
   });
 

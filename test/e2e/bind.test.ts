@@ -68,7 +68,7 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
       );
       expect(await server.waitForExit()).toBe(1);
       expect(server.lines("stderr")).toEqual([
-        `chatapp: Port ${port} is already in use. Choose another port or stop the program that holds it.`,
+        `chatapp: port ${port} is already in use: choose another port or stop the program that holds it`,
       ]);
       expect(server.lines()).toEqual([]);
     } finally {
