@@ -4,6 +4,8 @@ export type LogLevel = "quiet" | "normal" | "verbose";
 
 export interface ServerOptions {
   readonly port: number;
+  /** An IP literal to listen on; all interfaces when omitted. */
+  readonly bind?: string;
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly simulate?: FaultSpec;

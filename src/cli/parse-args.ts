@@ -13,14 +13,15 @@ export const DEFAULT_DATA_DIR = "./chatapp-data";
 
 const CLIENT_ARGUMENTS = ["<name>", "<server-ip>", "<server-port>", "<client-port>"] as const;
 
-/** Validates what follows `-s`: `<port> [--data-dir DIR] [--quiet | --verbose]`. */
+/** Validates what follows `-s`: `<port> [--bind ADDRESS] [--data-dir DIR] [--quiet | --verbose] [--simulate FAULTS]`. */
 export function parseServerArgs(args: readonly string[]): ServerOptions {
   function refuse(message: string): never {
     throw new UsageError(message, USAGE_SERVER);
   }
   const positionals: string[] = [];
   let dataDir: string | undefined;
-  let simulate: FaultSpec | undefined;
+  let bind: string | undefined;
+  let simulate: string | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -51,10 +52,21 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         dataDir = value;
         break;
       }
+      case "--bind": {
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value)) {
+            refuse("--bind needs an address, as in --bind 127.0.0.1");
+          }
+          i++;
+        }
+        if (bind !== undefined) refuse("--bind is given twice");
+        bind = parseBindAddress(value ?? "");
+        break;
+      }
       case "--simulate": {
         if (simulate !== undefined) refuse("--simulate is given twice");
-        const value = inlineValue ?? args[++i];
-        simulate = parseSimulate(value, USAGE_SERVER);
+        simulate = simulateValue(inlineValue ?? args[++i], USAGE_SERVER);
         break;
       }
       case "--quiet":
@@ -65,7 +77,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         break;
       default:
         refuse(
-          `unknown option ${quoteArg(arg)} (server options: --data-dir, --quiet, --verbose, --simulate)`,
+          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --quiet, --verbose, --simulate)`,
         );
     }
   }
@@ -79,18 +91,20 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
     );
   }
   const logLevel: LogLevel = quiet ? "quiet" : verbose ? "verbose" : "normal";
+  const port = parsePort("port", portText, USAGE_SERVER);
   return {
-    port: parsePort("port", portText, USAGE_SERVER),
+    port,
+    ...(bind === undefined ? {} : { bind }),
     dataDir: dataDir ?? DEFAULT_DATA_DIR,
     logLevel,
-    ...(simulate ? { simulate } : {}),
+    ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, port, USAGE_SERVER) }),
   };
 }
 
 /** Validates what follows `-c`: `<name> <server-ip> <server-port> <client-port>`. */
 export function parseClientArgs(args: readonly string[]): ClientOptions {
   const positionals: string[] = [];
-  let simulate: FaultSpec | undefined;
+  let simulate: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
     if (arg === "--") {
@@ -106,7 +120,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
         );
       }
       if (simulate !== undefined) throw new UsageError("--simulate is given twice", USAGE_CLIENT);
-      simulate = parseSimulate(inlineValue ?? args[++i], USAGE_CLIENT);
+      simulate = simulateValue(inlineValue ?? args[++i], USAGE_CLIENT);
       continue;
     }
     positionals.push(arg);
@@ -131,31 +145,49 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
       USAGE_CLIENT,
     );
   }
+  const checkedName = checkName(name);
+  const checkedIp = parseServerIp(serverIp);
+  const checkedServerPort = parsePort("server-port", serverPort, USAGE_CLIENT);
+  const ownPort = parsePort("client-port", clientPort, USAGE_CLIENT);
   return {
-    name: checkName(name),
-    serverIp: parseServerIp(serverIp),
-    serverPort: parsePort("server-port", serverPort, USAGE_CLIENT),
-    clientPort: parsePort("client-port", clientPort, USAGE_CLIENT),
-    ...(simulate ? { simulate } : {}),
+    name: checkedName,
+    serverIp: checkedIp,
+    serverPort: checkedServerPort,
+    clientPort: ownPort,
+    ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, ownPort, USAGE_CLIENT) }),
   };
 }
 
-/** Without `seed=`, runs are repeatable with seed 1. */
-function parseSimulate(value: string | undefined, usage: string): FaultSpec {
+function simulateValue(value: string | undefined, usage: string): string {
   if (value === undefined || isOption(value)) {
     throw new UsageError("--simulate needs faults, as in --simulate loss=0.2,dup=0.1", usage);
   }
+  return value;
+}
+
+/**
+ * Without `seed=` the seed is the process's own port: the two sides of a run never
+ * share a seed, and the same command line repeats the same faults.
+ */
+function parseSimulate(value: string, ownPort: number, usage: string): FaultSpec {
   try {
-    return parseFaultSpec(value, 1);
+    return parseFaultSpec(value, ownPort);
   } catch (error) {
     if (error instanceof FaultSpecError) throw new UsageError(error.message, usage);
     throw error;
   }
 }
 
-/** `label` names the argument in the message: `port`, `server-port` or `client-port`. */
+/**
+ * `label` names the argument in the message: `port`, `server-port` or `client-port`.
+ * A leading zero is refused, as in an IPv4 address, where some tools read it as octal.
+ */
 export function parsePort(label: string, text: string, usage: string): number {
-  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (/^0+[1-9][0-9]*$/.test(text)) {
+    const plain = text.replace(/^0+/, "");
+    throw new UsageError(`${label} ${quoteArg(text)} has a leading zero; write ${plain}`, usage);
+  }
+  const port = /^[1-9][0-9]{0,4}$/.test(text) ? Number(text) : Number.NaN;
   if (!(port >= PORT_MIN && port <= PORT_MAX)) {
     throw new UsageError(
       `${label} must be an integer from ${PORT_MIN} to ${PORT_MAX}, got ${quoteArg(text)}`,
@@ -170,12 +202,33 @@ export function parsePort(label: string, text: string, usage: string): number {
  * than `localhost` are refused rather than looked up, so nothing waits on DNS.
  */
 export function parseServerIp(text: string): string {
-  function refuse(why: string): never {
-    throw new UsageError(`server-ip ${quoteArg(text)} ${why}`, USAGE_CLIENT);
-  }
-  const notOwnAddress = "give the address of the machine the server runs on";
+  return parseIp(text, { label: "server-ip", usage: USAGE_CLIENT, forBind: false });
+}
 
-  if (text === "") throw new UsageError("server-ip must not be empty", USAGE_CLIENT);
+/**
+ * The address for `--bind`: the same rules as the server IP, except that the
+ * unspecified addresses `0.0.0.0` (all IPv4 interfaces) and `::` (all) are allowed.
+ */
+export function parseBindAddress(text: string): string {
+  return parseIp(text, { label: "--bind", usage: USAGE_SERVER, forBind: true });
+}
+
+interface IpRules {
+  readonly label: string;
+  readonly usage: string;
+  readonly forBind: boolean;
+}
+
+function parseIp(text: string, rules: IpRules): string {
+  const { label, usage, forBind } = rules;
+  function refuse(why: string): never {
+    throw new UsageError(`${label} ${quoteArg(text)} ${why}`, usage);
+  }
+  const notOwnAddress = forBind
+    ? "give an address of this machine"
+    : "give the address of the machine the server runs on";
+
+  if (text === "") throw new UsageError(`${label} must not be empty`, usage);
   if (text.toLowerCase() === "localhost") return "127.0.0.1";
 
   if (/^[0-9.]+$/.test(text)) {
@@ -190,8 +243,14 @@ export function parseServerIp(text: string): string {
       if (Number(part) > 255) refuse(`is not a valid IPv4 address: ${part} is greater than 255`);
     }
     const first = Number(parts[0]);
-    if (first === 0)
-      refuse(`is not a destination address; for a server on this machine use 127.0.0.1`);
+    if (forBind && text === "0.0.0.0") return text;
+    if (first === 0) {
+      refuse(
+        forBind
+          ? "is not an address of this machine; 0.0.0.0 means all IPv4 interfaces"
+          : "is not a destination address; for a server on this machine use 127.0.0.1",
+      );
+    }
     if (text === "255.255.255.255") refuse(`is the broadcast address; ${notOwnAddress}`);
     if (first >= 224 && first <= 239) refuse(`is a multicast address; ${notOwnAddress}`);
     if (first >= 240) refuse(`is a reserved address; ${notOwnAddress}`);
@@ -203,17 +262,19 @@ export function parseServerIp(text: string): string {
       text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text
     ).toLowerCase();
     if (!isIPv6(literal)) refuse("is not a valid IPv6 address");
-    if (/^[0:]+$/.test(literal))
+    if (/^[0:]+$/.test(literal)) {
+      if (forBind) return "::";
       refuse("is the unspecified address; for a server on this machine use ::1");
+    }
     if (literal.startsWith("ff")) refuse(`is a multicast address; ${notOwnAddress}`);
     return literal;
   }
 
   const looksLikeHostName = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$/.test(text);
   throw new UsageError(
-    `server-ip must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got ${quoteArg(text)}` +
+    `${label} must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got ${quoteArg(text)}` +
       (looksLikeHostName ? " (host names other than localhost are not looked up)" : ""),
-    USAGE_CLIENT,
+    usage,
   );
 }
 

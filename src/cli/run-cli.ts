@@ -1,6 +1,6 @@
 import { runMain } from "citty";
 import { runClient } from "../io/client-runtime.ts";
-import { PortInUseError, StoreOpenError } from "../io/errors.ts";
+import { BindError, PortInUseError, StoreOpenError } from "../io/errors.ts";
 import { runServer } from "../io/server-runtime.ts";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { createCommands, type Mode } from "./commands.ts";
@@ -82,7 +82,11 @@ export function reportError(error: unknown, writeErr: (text: string) => void): n
     writeErr(`chatapp: ${error.message}\n${error.usage}`);
     return 2;
   }
-  if (error instanceof PortInUseError || error instanceof StoreOpenError) {
+  if (
+    error instanceof PortInUseError ||
+    error instanceof BindError ||
+    error instanceof StoreOpenError
+  ) {
     writeErr(`chatapp: ${oneLine(error.message)}`);
     return 1;
   }

@@ -86,6 +86,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   try {
     endpoint = await openUdpEndpoint({
       port: options.port,
+      ...(options.bind === undefined ? {} : { hostname: options.bind }),
       onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
       onProblem: (text) => log.debug(text),
       onOversized: (from, bytes) => dropLog?.record(from, bytes, "oversized", Date.now()),
@@ -96,7 +97,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
     throw error;
   }
 
-  log.info(`chatapp server listening on UDP port ${endpoint.port}`);
+  log.info(`chatapp server listening on UDP port ${endpoint.port}${describeBind(options.bind)}`);
   if (options.simulate) log.warn(describeFaultSpec(options.simulate));
   log.info(`data directory: ${dataDir} (${describeState(state)})`);
   // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
@@ -132,6 +133,12 @@ export async function runServer(options: ServerOptions): Promise<number> {
 
 const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const SUMMARY_EVERY_MS = 10_000;
+
+function describeBind(bind: string | undefined): string {
+  if (bind === undefined || bind === "::") return " (all interfaces, IPv6 and IPv4)";
+  if (bind === "0.0.0.0") return " (all IPv4 interfaces)";
+  return ` on ${bind.includes(":") ? `[${bind}]` : bind} only`;
+}
 
 function describeState(state: ServerState): string {
   let stored = 0;
