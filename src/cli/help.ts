@@ -1,6 +1,12 @@
 import { FAULT_SPEC_SYNTAX } from "../io/fault-injection.ts";
 import { NAME_RULE } from "../protocol/names.ts";
-import { DEFAULT_DATA_DIR, PORT_MAX, PORT_MIN } from "./parse-args.ts";
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_RETENTION_DAYS,
+  DEFAULT_STORE_QUOTA,
+  PORT_MAX,
+  PORT_MIN,
+} from "./parse-args.ts";
 import { USAGE_CLIENT } from "./usage.ts";
 
 /** Help is written for an 80-column terminal. */
@@ -26,6 +32,14 @@ const serverOnlyRows: readonly Row[] = [
   [
     "--data-dir DIR",
     `where the client table and stored messages are kept (default ${DEFAULT_DATA_DIR})`,
+  ],
+  [
+    "--retention DAYS",
+    `forget offline names with nothing stored after this many days (default ${DEFAULT_RETENTION_DAYS})`,
+  ],
+  [
+    "--store-quota N",
+    `keep at most N stored messages in all; saves beyond are refused (default ${DEFAULT_STORE_QUOTA.toLocaleString("en-US")})`,
   ],
   ["--quiet", "log only warnings and errors"],
   ["--verbose", "log debugging detail too, and each dropped datagram as it arrives"],

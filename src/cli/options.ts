@@ -7,6 +7,10 @@ export interface ServerOptions {
   /** An IP literal to listen on; all interfaces when omitted. */
   readonly bind?: string;
   readonly dataDir: string;
+  /** Offline names with nothing stored are forgotten after this many days. */
+  readonly retentionDays: number;
+  /** Stored messages the server keeps in all, at most. */
+  readonly storeQuota: number;
   readonly logLevel: LogLevel;
   readonly simulate?: FaultSpec;
 }

@@ -10,6 +10,8 @@ import { UsageError } from "./usage-error.ts";
 export const PORT_MIN = 1024;
 export const PORT_MAX = 65535;
 export const DEFAULT_DATA_DIR = "./chatapp-data";
+export const DEFAULT_RETENTION_DAYS = 30;
+export const DEFAULT_STORE_QUOTA = 100_000;
 
 const CLIENT_ARGUMENTS = ["<name>", "<server-ip>", "<server-port>", "<client-port>"] as const;
 
@@ -22,6 +24,8 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
   let dataDir: string | undefined;
   let bind: string | undefined;
   let simulate: string | undefined;
+  let retentionDays: number | undefined;
+  let storeQuota: number | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -69,6 +73,31 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         simulate = simulateValue(inlineValue ?? args[++i], USAGE_SERVER);
         break;
       }
+      case "--retention":
+      case "--store-quota": {
+        const example = flag === "--retention" ? "--retention 30" : "--store-quota 100000";
+        const what = flag === "--retention" ? "a number of days" : "a number of messages";
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value))
+            refuse(`${flag} needs ${what}, as in ${example}`);
+          i++;
+        }
+        const amount = parseWholeNumber(value ?? "");
+        if (amount === undefined || amount < 1) {
+          refuse(
+            `${flag} must be ${what} from 1 up, as in ${example}; got ${quoteArg(value ?? "")}`,
+          );
+        }
+        if (flag === "--retention") {
+          if (retentionDays !== undefined) refuse("--retention is given twice");
+          retentionDays = amount;
+        } else {
+          if (storeQuota !== undefined) refuse("--store-quota is given twice");
+          storeQuota = amount;
+        }
+        break;
+      }
       case "--quiet":
       case "--verbose":
         if (inlineValue !== undefined) refuse(`${flag} takes no value, got ${quoteArg(arg)}`);
@@ -77,7 +106,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         break;
       default:
         refuse(
-          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --quiet, --verbose, --simulate)`,
+          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)`,
         );
     }
   }
@@ -96,9 +125,17 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
     port,
     ...(bind === undefined ? {} : { bind }),
     dataDir: dataDir ?? DEFAULT_DATA_DIR,
+    retentionDays: retentionDays ?? DEFAULT_RETENTION_DAYS,
+    storeQuota: storeQuota ?? DEFAULT_STORE_QUOTA,
     logLevel,
     ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, port, USAGE_SERVER) }),
   };
+}
+
+/** A whole number written plainly (no sign, no leading zero, no exponent), or undefined. */
+function parseWholeNumber(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,14})$/.test(text)) return undefined;
+  return Number(text);
 }
 
 /** Validates what follows `-c`: `<name> <server-ip> <server-port> <client-port>`. */

@@ -3,6 +3,7 @@ import type { ServerOptions } from "../cli/options.ts";
 import type { DropCounts, ServerEffect, ServerInput } from "../core/server-effects.ts";
 import { createServerState, type ServerState } from "../core/server-state.ts";
 import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.ts";
+import { DEFAULT_STORE_QUOTA } from "../core/timing.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
@@ -26,6 +27,8 @@ export async function runServer(options: ServerOptions): Promise<number> {
     firstRequestId: randomRequestId(),
     cookieFor: cookieMaker(randomHex(32)),
     epoch: randomHex(EPOCH_LENGTH / 2),
+    retentionMs: options.retentionDays * DAY_MS,
+    storeQuota: { messages: options.storeQuota, textBytes: DEFAULT_STORE_QUOTA.textBytes },
   });
 
   let endpoint: UdpEndpoint | undefined;
@@ -133,6 +136,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
 
 const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const SUMMARY_EVERY_MS = 10_000;
+const DAY_MS = 24 * 3_600_000;
 
 function describeBind(bind: string | undefined): string {
   if (bind === undefined || bind === "::") return " (all interfaces, IPv6 and IPv4)";

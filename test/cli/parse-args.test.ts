@@ -39,10 +39,36 @@ const server =
     parseServerArgs(args);
 
 describe("parseServerArgs", () => {
+  test("--retention and --store-quota take whole numbers from 1 up", () => {
+    expect(parseServerArgs(["5000", "--retention", "7", "--store-quota=500"])).toMatchObject({
+      retentionDays: 7,
+      storeQuota: 500,
+    });
+    for (const bad of [
+      ["--retention", "0"],
+      ["--retention", "1.5"],
+      ["--store-quota", "-3"],
+      ["--store-quota", "1e6"],
+      ["--retention", "007"],
+    ]) {
+      expect(() => parseServerArgs(["5000", ...bad])).toThrow(
+        /must be a number of (days|messages) from 1 up/,
+      );
+    }
+    expect(() => parseServerArgs(["5000", "--retention"])).toThrow(
+      /--retention needs a number of days/,
+    );
+    expect(() => parseServerArgs(["5000", "--store-quota", "5", "--store-quota", "6"])).toThrow(
+      /given twice/,
+    );
+  });
+
   test("a port alone gives the defaults", () => {
     expect(parseServerArgs(["5000"])).toEqual({
       port: 5000,
       dataDir: DEFAULT_DATA_DIR,
+      retentionDays: 30,
+      storeQuota: 100_000,
       logLevel: "normal",
     });
     expect(DEFAULT_DATA_DIR).toBe("./chatapp-data");
@@ -52,11 +78,15 @@ describe("parseServerArgs", () => {
     expect(parseServerArgs(["--data-dir", "/tmp/d", "5000", "--quiet"])).toEqual({
       port: 5000,
       dataDir: "/tmp/d",
+      retentionDays: 30,
+      storeQuota: 100_000,
       logLevel: "quiet",
     });
     expect(parseServerArgs(["65535", "--data-dir=rel/dir", "--verbose"])).toEqual({
       port: 65535,
       dataDir: "rel/dir",
+      retentionDays: 30,
+      storeQuota: 100_000,
       logLevel: "verbose",
     });
     expect(parseServerArgs(["1024", "--quiet", "--quiet"]).logLevel).toBe("quiet");
@@ -81,11 +111,11 @@ describe("parseServerArgs", () => {
       [[""], 'port must be an integer from 1024 to 65535, got ""'],
       [
         ["5000", "--foo"],
-        'unknown option "--foo" (server options: --bind, --data-dir, --quiet, --verbose, --simulate)',
+        'unknown option "--foo" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)',
       ],
       [
         ["5000", "-q"],
-        'unknown option "-q" (server options: --bind, --data-dir, --quiet, --verbose, --simulate)',
+        'unknown option "-q" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)',
       ],
       [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
       [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],

@@ -41,7 +41,15 @@ describe("runCli in-process", () => {
   test("-s starts the server runtime with the parsed options and returns its exit code", async () => {
     const h = harness(async () => 3);
     expect(await runCli(["-s", "5000", "--verbose"], h.deps)).toBe(3);
-    expect(h.servers).toEqual([{ port: 5000, dataDir: "./chatapp-data", logLevel: "verbose" }]);
+    expect(h.servers).toEqual([
+      {
+        port: 5000,
+        dataDir: "./chatapp-data",
+        retentionDays: 30,
+        storeQuota: 100_000,
+        logLevel: "verbose",
+      },
+    ]);
     expect(h.clients).toEqual([]);
     expect(h.err).toEqual([]);
   });
