@@ -1,3 +1,4 @@
+import { addressKey } from "../protocol/address.ts";
 import type { Address, Message } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
@@ -108,6 +109,8 @@ export interface ServerState {
   readonly deps: ServerDeps;
   readonly clients: Map<string, ServerClient>;
   readonly clientsByToken: Map<string, string>;
+  /** Which client's entry holds each address (addressKey): one process per address. */
+  readonly clientsByAddress: Map<string, string>;
   readonly mailboxes: Map<string, StoredMessage[]>;
   nextStoredId: number;
   nextRequestId: number;
@@ -156,10 +159,12 @@ export interface RateBucket {
 export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): ServerState {
   const clients = new Map<string, ServerClient>();
   const clientsByToken = new Map<string, string>();
+  const clientsByAddress = new Map<string, string>();
   for (const record of snapshot.clients) {
     const key = nameKey(record.name);
     clients.set(key, { key, ...record, synced: undefined, push: undefined, refresh: false });
     clientsByToken.set(record.token, key);
+    clientsByAddress.set(addressKey(record), key);
   }
   const table = new TableLog(deps.epoch);
   for (const client of clients.values()) table.recordChange(client);
@@ -186,6 +191,7 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     deps,
     clients,
     clientsByToken,
+    clientsByAddress,
     mailboxes,
     nextStoredId: lastStoredId + 1,
     nextRequestId: deps.firstRequestId,

@@ -447,12 +447,21 @@ function acceptRegistration(
   // A push still out to the address it had is no use to it now; it gets its own.
   if (previous) cancelTablePush(step, previous);
   // One address, one process: whoever held it before has gone, or the newcomer could not have bound it.
-  for (const other of state.clients.values()) {
-    if (other.key !== key && other.online && sameAddress(other, from)) {
+  const address = addressKey(from);
+  const otherKey = state.clientsByAddress.get(address);
+  const other = otherKey === undefined ? undefined : state.clients.get(otherKey);
+  if (other && other.key !== key) {
+    // What was on its way to that address is no use to the newcomer there.
+    cancelTablePush(step, other);
+    if (other.online) {
       step.log("info", `${other.name} is gone: ${name} registered from its address`);
       markOffline(step, other);
     }
   }
+  if (previous && state.clientsByAddress.get(addressKey(previous)) === key) {
+    state.clientsByAddress.delete(addressKey(previous));
+  }
+  state.clientsByAddress.set(address, key);
   const client: ServerClient = {
     key,
     name,
@@ -1068,6 +1077,9 @@ function forgetIfDue(step: Step): void {
     }
     state.clients.delete(client.key);
     state.clientsByToken.delete(client.token);
+    if (state.clientsByAddress.get(addressKey(client)) === client.key) {
+      state.clientsByAddress.delete(addressKey(client));
+    }
     cancelTablePush(step, client);
     step.changes.push({ kind: "remove-client", name: client.name });
     state.table.recordForgotten(client.key, client.name);
