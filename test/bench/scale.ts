@@ -38,6 +38,8 @@ export interface ScaleOptions {
   readonly sizes: readonly number[];
   /** Registrations (handshakes) outstanding at once. */
   readonly registerWindow: number;
+  /** Registrations started per second at most; undefined: only the window paces them. */
+  readonly registerRate: number | undefined;
   /** Deregister/register cycles of one client, for the cost of a single change. */
   readonly cycles: number;
   /** Clients that leave and come back at once. */
@@ -48,10 +50,15 @@ export interface ScaleOptions {
   readonly saveWindow: number;
 }
 
-export function scaleOptions(quick: boolean, clients?: number): ScaleOptions {
+export function scaleOptions(
+  quick: boolean,
+  clients?: number,
+  registerRate?: number,
+): ScaleOptions {
   return {
     sizes: clients !== undefined ? [clients] : quick ? [200, 1000] : [1000, 10_000],
     registerWindow: 64,
+    registerRate,
     cycles: quick ? 5 : 20,
     churn: 10,
     saveSenders: 50,
@@ -284,7 +291,11 @@ async function benchSize(
     // Registration of all, then convergence after the last one.
     const swarmCpuRegistering = process.cpuUsage();
     const registerStarted = performance.now();
-    const registration = await swarm.registerAll(swarm.clients, options.registerWindow);
+    const registration = await swarm.registerAll(
+      swarm.clients,
+      options.registerWindow,
+      options.registerRate,
+    );
     const registerMs = registration.lastAt - registerStarted;
     if (registration.failed.length > 0) {
       problems.add(
@@ -352,7 +363,7 @@ async function benchSize(
     const perChange = (value: number) => count(value / receivers);
     const rows: Row[] = [
       {
-        what: `registration of ${size} (window ${options.registerWindow}, challenge + cookie)`,
+        what: `registration of ${size} (window ${options.registerWindow}${options.registerRate === undefined ? "" : `, ≤ ${options.registerRate}/s`}, challenge + cookie)`,
         chatapp: seconds(registerMs / 1000),
         baseline: NONE,
       },
@@ -535,12 +546,14 @@ export async function benchScale(
   if (problems.length > 0) throw new Error(problems.join("\n"));
 }
 
-const USAGE = "usage: bun test/bench/scale.ts [--quick] [--clients N] [--source]";
+const USAGE =
+  "usage: bun test/bench/scale.ts [--quick] [--clients N] [--register-rate N] [--source]";
 
 async function main(): Promise<number> {
   let quick = false;
   let source = false;
   let clients: number | undefined;
+  let registerRate: number | undefined;
   const args = process.argv.slice(2);
   for (let index = 0; index < args.length; index++) {
     const arg = args[index];
@@ -550,6 +563,14 @@ async function main(): Promise<number> {
       clients = Number(args[++index]);
       if (!Number.isInteger(clients) || clients < 1) {
         console.error(`--clients needs a whole number of clients, got ${args[index]}\n${USAGE}`);
+        return 2;
+      }
+    } else if (arg === "--register-rate") {
+      registerRate = Number(args[++index]);
+      if (!(registerRate > 0)) {
+        console.error(
+          `--register-rate needs registrations per second, got ${args[index]}\n${USAGE}`,
+        );
         return 2;
       }
     } else {
@@ -564,7 +585,7 @@ async function main(): Promise<number> {
     process.on(signal, () => void group.cleanUp().finally(() => process.exit(130)));
   }
   try {
-    await benchScale(group, program, scaleOptions(quick, clients));
+    await benchScale(group, program, scaleOptions(quick, clients, registerRate));
     return 0;
   } catch (error) {
     console.error(`\nscale: broken: ${error instanceof Error ? error.message : String(error)}`);
