@@ -319,7 +319,7 @@ async function benchSize(
         baseline: NONE,
       },
       {
-        what: "whole-table pushes begun (per member)",
+        what: "table pushes begun (per member)",
         chatapp: count(registration.tablePushes / size),
         baseline: NONE,
       },

@@ -3,6 +3,7 @@
  * protocol to a server (or to the raw baseline) and acknowledging every request.
  */
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 import { LOOPBACK } from "./processes.ts";
 
 type Socket = Bun.udp.Socket<"buffer">;
@@ -20,7 +21,7 @@ export interface SwarmCounters {
   /** Other datagrams members sent to the server (register, channel, their resends). */
   requestsSent: number;
   tableParts: number;
-  /** Table parts numbered 0: roughly how many whole-table pushes began. */
+  /** Table parts numbered 0: roughly how many pushes (snapshots or deltas) began. */
   tablePushes: number;
   /** `challenge` answers to `register` (PROTOCOL.md's address check). */
   challenges: number;
@@ -36,11 +37,16 @@ export class Member {
   token: string | undefined;
   /** At least one table part showed a client (this one or another) offline. */
   sawOffline = false;
-  /** Entries and online count of the last complete table, by version. */
+  /** Entries and online count of the table held, and its version (PROTOCOL.md v2). */
   lastTable: { version: number; entries: number; online: number } | undefined;
   readonly posts = new Set<number>();
   readonly errors: string[] = [];
-  private readonly parts = new Map<number, Map<number, Fields[]>>();
+  /** The table held: online flag by name. */
+  private readonly table = new Map<string, boolean>();
+  /** Parts of the push being gathered. */
+  private gathering:
+    | { version: number; base: number | undefined; parts: Map<number, Fields[]> }
+    | undefined;
 
   constructor(
     readonly name: string,
@@ -51,22 +57,40 @@ export class Member {
     return this.socket.port;
   }
 
-  onTable(version: number, part: number, parts: number, clients: Fields[]): void {
+  /** The version to acknowledge as `have` (0: none held). */
+  get have(): number {
+    return this.lastTable?.version ?? 0;
+  }
+
+  /** A snapshot (no `base`) replaces the table; a delta applies when the version held is at least `base`. */
+  onTable(
+    version: number,
+    base: number | undefined,
+    part: number,
+    parts: number,
+    clients: Fields[],
+  ): void {
     if (clients.some((client) => client.online === false)) this.sawOffline = true;
-    let held = this.parts.get(version);
-    if (!held) {
-      held = new Map();
-      this.parts.set(version, held);
+    const held = this.lastTable?.version;
+    if (held !== undefined && version <= held) return;
+    if (base !== undefined && (held === undefined || held < base)) return;
+    let gathering = this.gathering;
+    if (!gathering || gathering.version !== version || gathering.base !== base) {
+      gathering = { version, base, parts: new Map() };
+      this.gathering = gathering;
     }
-    held.set(part, clients);
-    if (held.size < parts) return;
-    const entries = [...held.values()].flat();
-    this.parts.delete(version);
-    for (const older of this.parts.keys()) if (older < version) this.parts.delete(older);
-    if (!this.lastTable || version >= this.lastTable.version) {
-      const online = entries.filter((client) => client.online === true).length;
-      this.lastTable = { version, entries: entries.length, online };
+    gathering.parts.set(part, clients);
+    if (gathering.parts.size < parts) return;
+    this.gathering = undefined;
+    if (base === undefined) this.table.clear();
+    for (const entry of [...gathering.parts.values()].flat()) {
+      if (typeof entry.name !== "string") continue;
+      if (entry.gone === true) this.table.delete(entry.name);
+      else this.table.set(entry.name, entry.online === true);
     }
+    let online = 0;
+    for (const isOnline of this.table.values()) if (isOnline) online++;
+    this.lastTable = { version, entries: this.table.size, online };
   }
 }
 
@@ -144,9 +168,12 @@ export class Swarm {
     }
   }
 
-  private ack(member: Member, id: number): void {
+  private ack(member: Member, id: number, have?: number): void {
     this.counters.acksSent++;
-    this.send(member, encodeMessage({ type: "ack", id }));
+    this.send(
+      member,
+      encodeMessage(have === undefined ? { type: "ack", id } : { type: "ack", id, have }),
+    );
   }
 
   private receive(member: Member, data: Buffer, port: number, address: string): void {
@@ -173,17 +200,18 @@ export class Swarm {
       case "table": {
         this.counters.tableParts++;
         this.lastTableAt = performance.now();
-        this.ack(member, id);
-        const { version, part, parts, clients } = fields;
+        const { version, base, part = 0, parts = 1, clients } = fields;
         if (
           typeof version === "number" &&
+          (base === undefined || typeof base === "number") &&
           typeof part === "number" &&
           typeof parts === "number" &&
           Array.isArray(clients)
         ) {
           if (part === 0) this.counters.tablePushes++;
-          member.onTable(version, part, parts, clients as Fields[]);
+          member.onTable(version, base, part, parts, clients as Fields[]);
         }
+        this.ack(member, id, member.have);
         return;
       }
       case "probe":
@@ -222,7 +250,8 @@ export class Swarm {
   ): Promise<{ type: string; fields: Fields } | undefined> {
     const id = this.nextRequestId++;
     let message = build(id);
-    const bytes = () => new TextEncoder().encode(JSON.stringify({ v: 1, ...message }));
+    const bytes = () =>
+      new TextEncoder().encode(JSON.stringify({ v: PROTOCOL_VERSION, ...message }));
     return new Promise((resolve) => {
       let tries = 0;
       let timer: Timer | undefined;
