@@ -4,7 +4,7 @@ export type Command =
   | { readonly kind: "send-all"; readonly text: string }
   | { readonly kind: "dereg"; readonly name: string }
   | { readonly kind: "reg"; readonly name: string }
-  | { readonly kind: "list" }
+  | { readonly kind: "list"; readonly prefix: string }
   | { readonly kind: "help" }
   | { readonly kind: "quit" };
 
@@ -19,20 +19,29 @@ export const commandUsage = {
   sendAll: "send_all <message>",
   dereg: "dereg <name>",
   reg: "reg <name>",
-  list: "list",
+  list: "list [<prefix>]",
   help: "help",
   quit: "quit",
 } as const;
 
-export const helpLines: readonly string[] = [
-  `${commandUsage.send}    message one client directly (stored by the server if it is away)`,
-  `${commandUsage.sendAll}       message every client through the server's channel`,
-  `${commandUsage.dereg}            go offline; the server keeps your messages`,
-  `${commandUsage.reg}              come back online and get the messages kept for you`,
-  `${commandUsage.list}                    show the client table`,
-  `${commandUsage.help}                    show this list`,
-  `${commandUsage.quit}                    leave without telling the server (as ctrl+c or ctrl+d)`,
+const helpRows: readonly (readonly [string, string])[] = [
+  [commandUsage.send, "message one client directly (stored by the server if it is away)"],
+  [commandUsage.sendAll, "message every client through the server's channel"],
+  [commandUsage.dereg, "go offline; the server keeps your messages"],
+  [commandUsage.reg, "come back online and get the messages kept for you"],
+  [commandUsage.list, "show the client table, or only the names that start with <prefix>"],
+  [commandUsage.help, "show this list"],
+  [commandUsage.quit, "leave without telling the server, once messages on their way are done"],
+  // The words of the original Python client, for people who arrive with its habits.
+  ["showall, exit", "the same as list and quit"],
+  ["send <name> : <message>", "also accepted, as is send_all : <message>"],
 ];
+
+const helpColumn = Math.max(...helpRows.map(([usage]) => usage.length)) + 2;
+
+export const helpLines: readonly string[] = helpRows.map(
+  ([usage, what]) => `${usage.padEnd(helpColumn)}${what}`,
+);
 
 function command(value: Command): ParsedLine {
   return { kind: "command", command: value };
@@ -48,17 +57,34 @@ function firstWord(text: string): [string, string] {
   return match ? [match[1] ?? "", (match[2] ?? "").trim()] : ["", ""];
 }
 
+/**
+ * A message is everything after the one space that separates it from what comes before,
+ * spaces at either end included, as typed. A lone `:` there is a separator too
+ * (`send y : hi` sends `hi`), but one that starts a word is text (`send y :-)`).
+ */
+function messageText(afterSeparator: string): string | undefined {
+  const colon = /^\s+:(?:\s([\s\S]*))?$/.exec(afterSeparator);
+  const text = colon ? (colon[1] ?? "") : afterSeparator.slice(1);
+  return text.trim() === "" ? undefined : text;
+}
+
 export function parseCommandLine(line: string): ParsedLine {
-  const trimmed = line.trim();
-  if (trimmed === "") return { kind: "empty" };
-  const [word, rest] = firstWord(trimmed);
+  const typed = line.trimStart();
+  if (typed.trim() === "") return { kind: "empty" };
+  const [word = "", afterWord = ""] = /^(\S+)([\s\S]*)$/.exec(typed)?.slice(1) ?? [];
+  const rest = afterWord.trim();
   switch (word) {
     case "send": {
-      const [to, text] = firstWord(rest);
-      return to && text ? command({ kind: "send", to, text }) : usage(commandUsage.send);
+      const [to = "", afterName = ""] = /^\s+(\S+)([\s\S]*)$/.exec(afterWord)?.slice(1) ?? [];
+      const text = messageText(afterName);
+      return to && text !== undefined
+        ? command({ kind: "send", to, text })
+        : usage(commandUsage.send);
     }
-    case "send_all":
-      return rest ? command({ kind: "send-all", text: rest }) : usage(commandUsage.sendAll);
+    case "send_all": {
+      const text = messageText(afterWord);
+      return text === undefined ? usage(commandUsage.sendAll) : command({ kind: "send-all", text });
+    }
     case "dereg":
     case "reg": {
       const [name, extra] = firstWord(rest);
@@ -66,9 +92,15 @@ export function parseCommandLine(line: string): ParsedLine {
       return command({ kind: word, name });
     }
     case "list":
+    case "showall": {
+      const [prefix, extra] = firstWord(rest);
+      return extra ? usage(commandUsage.list) : command({ kind: "list", prefix });
+    }
     case "help":
+      return rest ? usage(commandUsage.help) : command({ kind: "help" });
     case "quit":
-      return rest ? usage(commandUsage[word]) : command({ kind: word });
+    case "exit":
+      return rest ? usage(commandUsage.quit) : command({ kind: "quit" });
     default:
       return { kind: "unknown", word };
   }

@@ -1,5 +1,5 @@
 import type { Address, Message, TableChange, TableEntry } from "../protocol/messages.ts";
-import type { Command } from "./client-commands.ts";
+import type { ParsedLine } from "./client-commands.ts";
 import { DedupWindow } from "./dedup-window.ts";
 import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
 import { TokenBucket } from "./token-bucket.ts";
@@ -67,16 +67,27 @@ export interface ClientState {
   /** Requests to the server not yet sent, in order, and the pace they go out at. */
   readonly paced: PacedRequest[];
   readonly pacer: TokenBucket;
-  /** Commands typed before the first registration finished, run once it has. */
-  readonly queued: Command[];
+  /**
+   * Lines typed while a registration or de-registration is outstanding, run in order once
+   * its outcome is known: a command never overtakes one typed before it.
+   */
+  readonly queued: ParsedLine[];
+  /** The registration or de-registration outstanding, if one is: later commands wait for it. */
+  phaseRequest: number | undefined;
   /** Set while queued commands wait for the first table after registering; they run by this time at the latest. */
   queuedUntil: number | undefined;
   /** Ids of server requests already handled: a retransmission is acknowledged again, nothing more. */
   readonly seen: DedupWindow;
   /** Messages already shown, by sender and the sender's id, however long ago (bounded in number). */
   readonly shown: DedupWindow;
-  /** Input has ended: leave once nothing is outstanding. */
+  /** Stored messages the server announced at registration and has not delivered yet. */
+  storedExpected: number;
+  /** Until when to wait for the next batch of them; undefined when none are awaited. */
+  storedUntil: number | undefined;
+  /** Input has ended, or the user typed quit: leave once nothing is outstanding. */
   leaving: boolean;
+  /** The user typed quit while something was outstanding; a second quit leaves at once. */
+  quitting: boolean;
   droppedDatagrams: number;
 }
 
@@ -104,10 +115,14 @@ export function createClientState(deps: ClientDeps): ClientState {
     paced: [],
     pacer: new TokenBucket(CLIENT_REQUESTS_PER_SECOND, CLIENT_REQUEST_BURST),
     queued: [],
+    phaseRequest: undefined,
     queuedUntil: undefined,
     seen: new DedupWindow(timing.dedupWindowMs, 10_000),
     shown: new DedupWindow(timing.shownMemoryMs, 100_000),
+    storedExpected: 0,
+    storedUntil: undefined,
     leaving: false,
+    quitting: false,
     droppedDatagrams: 0,
   };
 }

@@ -1,4 +1,4 @@
-import { sameAddress } from "../protocol/address.ts";
+import { formatAddress, ipFamily, isLoopback, sameAddress, samePeer } from "../protocol/address.ts";
 import { decodeMessage, encodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
 import {
   type Address,
@@ -15,7 +15,7 @@ import { nameKey } from "../protocol/names.ts";
 import { notices } from "../text/notices.ts";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { formatTimestamp } from "../text/timestamp.ts";
-import { type Command, helpLines, parseCommandLine } from "./client-commands.ts";
+import { type Command, helpLines, type ParsedLine, parseCommandLine } from "./client-commands.ts";
 import type {
   ClientEffect,
   ClientInput,
@@ -25,6 +25,9 @@ import type {
   PendingRequest,
 } from "./client-state.ts";
 import { timing } from "./timing.ts";
+
+/** Past this many rows `list` ends with the count again. */
+const LIST_RECOUNT_ROWS = 20;
 
 type Step = { readonly state: ClientState; readonly now: number; readonly effects: ClientEffect[] };
 
@@ -48,11 +51,13 @@ export function stepClient(state: ClientState, input: ClientInput, now: number):
       launchPaced(step);
       advanceRequests(step);
       if (state.queuedUntil !== undefined && state.queuedUntil <= now) runQueued(step);
+      if (state.storedUntil !== undefined && state.storedUntil <= now) stopAwaitingStored(state);
       break;
     default:
       return input satisfies never;
   }
-  if (state.leaving && isIdle(state)) exit(step, 0);
+  drainQueue(step);
+  if (state.leaving && !hasExited(state) && isIdle(state)) exit(step, 0);
   return step.effects;
 }
 
@@ -69,6 +74,9 @@ export function nextClientWakeAt(state: ClientState): number | undefined {
     const at = state.pacer.readyAt();
     if (earliest === undefined || at < earliest) earliest = at;
   }
+  if (state.storedUntil !== undefined && (earliest === undefined || state.storedUntil < earliest)) {
+    earliest = state.storedUntil;
+  }
   return earliest;
 }
 
@@ -82,7 +90,29 @@ function isIdle(state: ClientState): boolean {
     state.pending.size === 0 &&
     state.paced.length === 0 &&
     state.queued.length === 0 &&
-    state.queuedUntil === undefined
+    state.queuedUntil === undefined &&
+    state.storedUntil === undefined
+  );
+}
+
+/** What the user asked for and has not seen the outcome of; the first registration is not theirs. */
+function hasUserWork(state: ClientState): boolean {
+  const isUsers = (request: PacedRequest): boolean =>
+    request.purpose.kind !== "register" || !request.purpose.first;
+  return (
+    state.queued.length > 0 ||
+    state.storedUntil !== undefined ||
+    state.paced.some(isUsers) ||
+    [...state.pending.values()].some(isUsers)
+  );
+}
+
+/** A registration or de-registration changes what later commands mean: they wait for its outcome. */
+function isBlocked(state: ClientState): boolean {
+  return (
+    state.phase === "registering" ||
+    state.phaseRequest !== undefined ||
+    state.queuedUntil !== undefined
   );
 }
 
@@ -94,6 +124,7 @@ function exit(step: Step, code: number): void {
   step.state.phase = "exited";
   step.state.pending.clear();
   step.state.paced.length = 0;
+  step.state.queued.length = 0;
   step.effects.push({ kind: "exit", code });
 }
 
@@ -132,18 +163,25 @@ function startRequest(
   to: Address,
   purpose: ClientPurpose,
   build: (id: number) => Message,
-): void {
+): number {
   const { state } = step;
   const id = nextId(state);
   const message = build(id);
   if (purpose.kind === "chat") {
     launch(step, { id, to, message, purpose });
-    return;
+    return id;
   }
   // Requests to the server are paced below its per-source limit: a script of thousands
   // of commands must not look like a flood.
   state.paced.push({ id, to, message, purpose });
   launchPaced(step);
+  return id;
+}
+
+/** A request is over, answered or given up: commands waiting on it may run. */
+function settle(state: ClientState, id: number): void {
+  state.pending.delete(id);
+  if (state.phaseRequest === id) state.phaseRequest = undefined;
 }
 
 function launch(step: Step, request: PacedRequest): void {
@@ -165,7 +203,7 @@ function advanceRequests(step: Step): void {
   for (const request of [...step.state.pending.values()]) {
     if (hasExited(step.state)) return;
     if (request.giveUpAt <= step.now) {
-      step.state.pending.delete(request.id);
+      settle(step.state, request.id);
       requestUnanswered(step, request);
       continue;
     }
@@ -211,7 +249,23 @@ function requestUnanswered(step: Step, request: PendingRequest): void {
 // Commands ---------------------------------------------------------------------------------------
 
 function onLine(step: Step, text: string): void {
+  const { state } = step;
   const parsed = parseCommandLine(text);
+  if (parsed.kind === "empty") return;
+  if (parsed.kind === "command" && parsed.command.kind === "quit") {
+    quit(step);
+    return;
+  }
+  // A mistake is answered at once unless commands typed before it still wait: then it
+  // waits too, so answers come in the order the lines were typed.
+  if (parsed.kind !== "command" && state.queued.length === 0) {
+    runLine(step, parsed);
+    return;
+  }
+  state.queued.push(parsed);
+}
+
+function runLine(step: Step, parsed: ParsedLine): void {
   switch (parsed.kind) {
     case "empty":
       return;
@@ -222,10 +276,6 @@ function onLine(step: Step, text: string): void {
       show(step, notices.unknownCommand(sanitiseForTerminal(parsed.word)));
       return;
     case "command":
-      if (isStillStarting(step.state)) {
-        step.state.queued.push(parsed.command);
-        return;
-      }
       run(step, parsed.command);
       return;
     default:
@@ -233,9 +283,16 @@ function onLine(step: Step, text: string): void {
   }
 }
 
-/** Until registered and holding the first table, commands wait, in order: `send y` needs to know y. */
-function isStillStarting(state: ClientState): boolean {
-  return state.phase === "registering" || state.queuedUntil !== undefined;
+/** Leaves once what the user started has an outcome to show; a second quit leaves at once. */
+function quit(step: Step): void {
+  const { state } = step;
+  if (state.quitting || !hasUserWork(state)) {
+    exit(step, 0);
+    return;
+  }
+  state.quitting = true;
+  state.leaving = true;
+  show(step, notices.finishingBeforeQuit);
 }
 
 function run(step: Step, command: Command): void {
@@ -257,23 +314,21 @@ function run(step: Step, command: Command): void {
     case "dereg":
       if (!isOwnName(step, command.name)) return;
       if (state.phase === "offline") show(step, notices.alreadyOffline);
-      else if (isWaitingFor(state, "deregister")) show(step, notices.busy("dereg"));
       else deregister(step);
       return;
     case "reg":
       if (!isOwnName(step, command.name)) return;
       if (state.phase === "online") show(step, notices.alreadyRegistered);
-      else if (isWaitingFor(state, "register")) show(step, notices.busy("reg"));
       else register(step, false);
       return;
     case "list":
-      showTable(step);
+      showTable(step, command.prefix);
       return;
     case "help":
       for (const line of helpLines) show(step, line);
       return;
     case "quit":
-      exit(step, 0);
+      quit(step);
       return;
     default:
       command satisfies never;
@@ -321,12 +376,34 @@ function send(step: Step, to: string, text: string): void {
     saveAtServer(step, recipient.name, text);
     return;
   }
+  if (!canReachDirectly(state, recipient)) {
+    show(
+      step,
+      notices.otherAddressFamily(recipient.name, ipFamily(recipient.ip), ipFamily(ownIp(state))),
+    );
+    return;
+  }
   startRequest(
     step,
     { ip: recipient.ip, port: recipient.port },
     { kind: "chat", to: recipient.name, text },
     (id) => ({ type: "chat", id, from: state.name, to: recipient.name, text }),
   );
+}
+
+function ownIp(state: ClientState): string {
+  return findInTable(state, state.name)?.ip ?? state.server.ip;
+}
+
+/**
+ * A datagram to an IPv4 peer leaves from our IPv4 address, which the peer's table does not
+ * hold for us if we registered over IPv6 (and the other way round): it would drop it, and
+ * the server, finding it alive, would refuse to store it. Loopback is one host either way.
+ */
+function canReachDirectly(state: ClientState, recipient: Address): boolean {
+  const own = ownIp(state);
+  if (isLoopback(own) && isLoopback(recipient.ip)) return true;
+  return ipFamily(own) === ipFamily(recipient.ip);
 }
 
 /** `ref` is the id of the direct try that came first, if one did: the message keeps one name. */
@@ -352,7 +429,7 @@ function isFirstCopy(step: Step, sender: string, ref: number): boolean {
 
 function register(step: Step, first: boolean): void {
   const { state } = step;
-  startRequest(step, state.server, { kind: "register", first }, (id) =>
+  state.phaseRequest = startRequest(step, state.server, { kind: "register", first }, (id) =>
     padRegistration({
       type: "register",
       id,
@@ -368,7 +445,7 @@ function register(step: Step, first: boolean): void {
 
 function deregister(step: Step): void {
   const { state } = step;
-  startRequest(step, state.server, { kind: "deregister" }, (id) => ({
+  state.phaseRequest = startRequest(step, state.server, { kind: "deregister" }, (id) => ({
     type: "deregister",
     id,
     token: state.token ?? "",
@@ -376,19 +453,33 @@ function deregister(step: Step): void {
 }
 
 /** While offline no pushes come: the table is as it was, except that we are offline. */
-function showTable(step: Step): void {
+function showTable(step: Step, prefix: string): void {
   const { state } = step;
   const offline = state.phase !== "online";
-  show(
-    step,
-    offline
-      ? notices.tableHeadingOffline(state.table.length)
-      : notices.tableHeading(state.table.length),
-  );
-  for (const entry of state.table) {
+  const wanted = prefix.toLowerCase();
+  const entries = state.table.filter((entry) => entry.name.toLowerCase().startsWith(wanted));
+  const total = state.table.length;
+  const heading = offline ? notices.tableHeadingOffline : notices.tableHeading;
+  show(step, prefix ? heading(total, entries.length, sanitiseForTerminal(prefix)) : heading(total));
+  const rows = entries.map((entry) => {
     const self = nameKey(entry.name) === nameKey(state.name);
-    const online = self && offline ? false : entry.online;
-    show(step, notices.tableRow(entry.name, `${entry.ip}:${entry.port}`, online));
+    return {
+      name: sanitiseForTerminal(entry.name),
+      address: formatAddress(entry),
+      online: self && offline ? false : entry.online,
+    };
+  });
+  const nameWidth = Math.max(0, ...rows.map((row) => row.name.length));
+  const addressWidth = Math.max(0, ...rows.map((row) => row.address.length));
+  for (const row of rows) {
+    show(
+      step,
+      notices.tableRow(row.name.padEnd(nameWidth), row.address.padEnd(addressWidth), row.online),
+    );
+  }
+  // A long table scrolls its heading away: say again how many there were.
+  if (rows.length > LIST_RECOUNT_ROWS) {
+    show(step, notices.tableCount(rows.length, rows.filter((row) => row.online).length));
   }
 }
 
@@ -461,6 +552,7 @@ function onServerRequest(
     case "probe":
       return;
     case "stored":
+      receivedStored(step, message.messages.length);
       for (const stored of message.messages) {
         if (!isFirstCopy(step, stored.sender, stored.ref)) continue;
         const timestamp = formatTimestamp(stored.at);
@@ -576,7 +668,7 @@ function onChat(step: Step, from: Address, chat: ChatMessage, size: number): voi
   const { id, from: sender, text } = chat;
   const known = findInTable(state, sender);
   const forMe = nameKey(chat.to) === nameKey(state.name);
-  if (state.phase !== "online" || !forMe || !known || !sameAddress(known, from)) {
+  if (state.phase !== "online" || !forMe || !known || !samePeer(known, from)) {
     state.droppedDatagrams++;
     return;
   }
@@ -596,7 +688,7 @@ function onAnswer(
     state.droppedDatagrams++;
     return;
   }
-  state.pending.delete(answer.id);
+  settle(state, answer.id);
   const { purpose } = request;
   if (answer.type === "error") {
     onRefusal(step, purpose, answer.code);
@@ -664,7 +756,12 @@ function registered(step: Step, token: string, pending: number, epoch: string): 
   state.token = token;
   state.phase = "online";
   show(step, notices.welcome);
-  if (pending > 0) show(step, notices.youHaveMessages);
+  if (pending > 0) {
+    show(step, notices.youHaveMessages);
+    // Input may already have ended: stay for them, or they are announced and never shown.
+    state.storedExpected = pending;
+    state.storedUntil = step.now + timing.pushDeadlineMs;
+  }
   if (state.queued.length > 0 && state.table.length === 0) {
     // Give the first table push its full retry time; run the commands without it after that.
     state.queuedUntil = step.now + timing.pushDeadlineMs;
@@ -673,13 +770,33 @@ function registered(step: Step, token: string, pending: number, epoch: string): 
   runQueued(step);
 }
 
+/** The first table is in, or it is late: what was typed meanwhile runs without waiting for it longer. */
 function runQueued(step: Step): void {
+  step.state.queuedUntil = undefined;
+  drainQueue(step);
+}
+
+/** Runs the lines that wait, in order, until one of them starts a change of phase. */
+function drainQueue(step: Step): void {
   const { state } = step;
-  state.queuedUntil = undefined;
-  for (const command of state.queued.splice(0)) {
-    if (hasExited(state)) return;
-    run(step, command);
+  while (state.queued.length > 0 && !isBlocked(state) && !hasExited(state)) {
+    const next = state.queued.shift();
+    if (next) runLine(step, next);
   }
+}
+
+/** Each batch gives the next one the server's full retry time to arrive. */
+function receivedStored(step: Step, count: number): void {
+  const { state } = step;
+  if (state.storedUntil === undefined) return;
+  state.storedExpected -= count;
+  if (state.storedExpected <= 0) stopAwaitingStored(state);
+  else state.storedUntil = step.now + timing.pushDeadlineMs;
+}
+
+function stopAwaitingStored(state: ClientState): void {
+  state.storedExpected = 0;
+  state.storedUntil = undefined;
 }
 
 function onRefusal(step: Step, purpose: ClientPurpose, code: ErrorCode): void {

@@ -1,23 +1,23 @@
 import { resolve } from "node:path";
-import { createConsola } from "consola";
 import type { ServerOptions } from "../cli/options.ts";
-import type { ServerEffect } from "../core/server-effects.ts";
+import type { DropCounts, ServerEffect, ServerInput } from "../core/server-effects.ts";
 import { createServerState, type ServerState } from "../core/server-state.ts";
 import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
+import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
+import { createServerLog, type ServerLog } from "./server-log.ts";
 import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
 import { WakeTimer } from "./wake-timer.ts";
 
-const consolaLevels = { quiet: 1, normal: 3, verbose: 4 } as const;
-
 /** Runs the server until SIGINT, SIGTERM or SIGHUP; resolves to the exit code. */
 export async function runServer(options: ServerOptions): Promise<number> {
-  const log = createConsola({ level: consolaLevels[options.logLevel], throttle: 0 });
+  const log = createServerLog({ level: options.logLevel });
+  const dropLog = options.logLevel === "verbose" ? createDropLog(log) : undefined;
   const dataDir = resolve(options.dataDir);
   const store = openSqliteStore(dataDir);
   const state = createServerState(store.load(), {
@@ -66,10 +66,20 @@ export async function runServer(options: ServerOptions): Promise<number> {
 
   function feed(input: Parameters<typeof stepServer>[1]): void {
     const now = Date.now();
+    const dropsBefore = dropLog ? { ...state.drops } : undefined;
     carryOut(stepServer(state, input, now));
+    if (dropsBefore) logDrops(input, dropsBefore, now);
     const wake = nextServerWakeAt(state);
     const forget = nextForgetAt(state);
     timer.arm(wake === undefined || (forget !== undefined && forget < wake) ? forget : wake, now);
+  }
+
+  /** `--verbose`: the core only counts what it drops; the counts that went up say why. */
+  function logDrops(input: ServerInput, before: DropCounts, now: number): void {
+    if (input.kind !== "datagram") return;
+    for (const reason of dropsBetween(before, state.drops)) {
+      dropLog?.record(input.from, input.bytes.byteLength, reason, now);
+    }
   }
 
   try {
@@ -77,6 +87,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
       port: options.port,
       onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
       onProblem: (text) => log.debug(text),
+      onOversized: (from, bytes) => dropLog?.record(from, bytes, "oversized", Date.now()),
       ...(options.simulate ? { simulate: options.simulate } : {}),
     });
   } catch (error) {
@@ -95,6 +106,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
       commits.flush();
       endpoint?.close();
       store.close();
+      dropLog?.flush();
       const { malformed, unauthenticated, unexpected, rateLimited } = state.drops;
       log.debug(
         `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected, ${rateLimited} over the rate limit`,
@@ -112,4 +124,12 @@ function describeState(state: ServerState): string {
   let stored = 0;
   for (const mailbox of state.mailboxes.values()) stored += mailbox.length;
   return `${state.clients.size} known client(s), ${stored} stored message(s)`;
+}
+
+/** `--verbose`: each dropped datagram, at most 10 lines a second and a summary of the rest. */
+function createDropLog(log: ServerLog): DropLog {
+  return new DropLog({
+    write: (text) => log.debug(text),
+    schedule: (ms, run) => setTimeout(run, ms).unref(),
+  });
 }

@@ -5,6 +5,11 @@ import { PipeLines } from "./pipe-lines.ts";
 
 export const prompt = ">>> ";
 
+const BRACKETED_PASTE_ON = "\x1b[?2004h";
+const BRACKETED_PASTE_OFF = "\x1b[?2004l";
+const PASTE_START = "\x1b[200~";
+const PASTE_END = "\x1b[201~";
+
 export type LeaveReason = "interrupt" | "hangup" | "terminate" | "end-of-input";
 
 export interface TerminalEvents {
@@ -33,8 +38,13 @@ export interface TerminalIo {
   output: NodeJS.WritableStream & { isTTY?: boolean };
   /** Line editing with a prompt; by default only when both input and output are TTYs. */
   interactive?: boolean;
-  /** Listen for SIGINT, SIGHUP and SIGTERM on the process; by default true. */
+  /** Listen for SIGINT, SIGHUP, SIGTERM and SIGCONT on the process; by default true. */
   handleSignals?: boolean;
+  /**
+   * Ctrl+Z on a TTY: stops the process as a shell's job and returns once it is continued
+   * (`fg`). By default sends SIGTSTP to the process itself.
+   */
+  suspend?: () => void;
 }
 
 const signalReasons = [
@@ -58,6 +68,8 @@ export function openTerminal(
   let left = false;
   let inputEnded = false;
   let outputFailed = false;
+  /** Ctrl+D closes readline; the client still prints the outcomes of what is outstanding. */
+  let readlineClosed = false;
 
   const leave = (reason: LeaveReason): void => {
     if (left || closed) return;
@@ -129,19 +141,80 @@ export function openTerminal(
     readline.clearScreenDown(output);
   };
 
+  // Bracketed paste: the terminal marks pasted text, so the lines of a multi-line paste
+  // are not run one by one as commands. They are joined into the line being edited, and
+  // Enter sends them as one.
+  let pasting = false;
+  const pasted: string[] = [];
+  const onKeypress = (_text: string | undefined, key: { sequence?: string } | undefined): void => {
+    if (!rl) return;
+    if (key?.sequence === PASTE_START) {
+      pasting = true;
+      return;
+    }
+    if (key?.sequence !== PASTE_END) return;
+    pasting = false;
+    if (pasted.length === 0) return;
+    const joined = [...pasted.splice(0), rl.line].join(" ");
+    const editable = rl as unknown as { line: string; cursor: number; prevRows: number };
+    editable.line = joined;
+    editable.cursor = joined.length;
+    guard(() => {
+      clearPromptArea();
+      editable.prevRows = 0;
+      rl.prompt(true);
+    });
+  };
+  if (rl) input.on("keypress", onKeypress);
+
   lines.on("line", (text: string) => {
     if (closed || left) return;
     // On a TTY a line ends with Enter; one that comes with the end of input is the
     // half-typed text of a terminal that went away, never meant to be sent.
     if (interactive && inputEnded) return;
+    if (pasting) {
+      pasted.push(text);
+      return;
+    }
     events.line(text);
     if (rl && prompting && !closed && !left) guard(() => rl.prompt());
   });
   lines.on("close", () => {
+    if (rl && !readlineClosed) {
+      readlineClosed = true;
+      // The cursor is still after the prompt; what is printed from now on starts below it.
+      if (!closed && prompting) guard(() => write(BRACKETED_PASTE_OFF));
+      if (!closed) guard(clearPromptArea);
+    }
     // A TTY whose input ended (rather than Ctrl+D, which closes readline directly) is gone.
     leave(interactive && inputEnded ? "hangup" : "end-of-input");
   });
   rl?.on("SIGINT", () => leave("interrupt"));
+
+  const setRawMode = (raw: boolean): void => {
+    const tty = input as { setRawMode?: (mode: boolean) => unknown };
+    tty.setRawMode?.(raw);
+  };
+  const redrawPrompt = (): void => {
+    if (!rl || closed || left || readlineClosed || !prompting) return;
+    (rl as unknown as { prevRows: number }).prevRows = 0;
+    rl.prompt(true);
+  };
+  // Ctrl+Z. readline's own handling leaves the input paused after `fg` (Bun 1.4.5): nothing
+  // is echoed or run until a datagram wakes it. The shell saves the terminal's mode when a
+  // job stops and restores it on `fg`, so it must be the user's normal mode when we stop.
+  rl?.on("SIGTSTP", () => {
+    guard(() => {
+      setRawMode(false);
+      (io.suspend ?? (() => process.kill(process.pid, "SIGTSTP")))();
+      if (closed || readlineClosed) return;
+      setRawMode(true);
+      input.resume();
+      redrawPrompt();
+    });
+  });
+  // Stopped from outside (kill -STOP), the terminal kept its mode; the screen may not have.
+  const onContinue = (): void => guard(redrawPrompt);
   // Seen when the terminal is gone: setRawMode fails with EIO.
   rl?.on("error", () => leave("hangup"));
 
@@ -151,12 +224,13 @@ export function openTerminal(
   });
   if (io.handleSignals ?? true) {
     for (const [signal, handler] of signalHandlers) process.on(signal, handler);
+    process.on("SIGCONT", onContinue);
   }
 
   return {
     show(text) {
       const line = `${prompt}${sanitiseForTerminal(text)}\n`;
-      if (!rl || closed) {
+      if (!rl || closed || readlineClosed) {
         guard(() => write(line));
         return;
       }
@@ -176,13 +250,19 @@ export function openTerminal(
       if (!rl || closed || prompting) return;
       prompting = true;
       rl.setPrompt(prompt);
-      guard(() => rl.prompt(true));
+      guard(() => {
+        write(BRACKETED_PASTE_ON);
+        rl.prompt(true);
+      });
     },
 
     close() {
       if (closed) return;
       closed = true;
       for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+      process.off("SIGCONT", onContinue);
+      input.off("keypress", onKeypress);
+      if (prompting && !readlineClosed) guard(() => write(BRACKETED_PASTE_OFF));
       // Leave the screen as if the prompt had never been there, so later output starts at column 0.
       if (interactive) guard(clearPromptArea);
       try {

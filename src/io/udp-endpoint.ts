@@ -13,6 +13,8 @@ export interface UdpEndpointOptions {
   readonly port: number;
   readonly onDatagram: (from: Address, bytes: Uint8Array) => void;
   readonly onProblem: (text: string) => void;
+  /** A datagram dropped before `onDatagram` because it is too big or was cut short. */
+  readonly onOversized?: (from: Address, bytes: number) => void;
   /** Faults injected into both directions, for experiments (`--simulate`). */
   readonly simulate?: FaultSpec;
 }
@@ -45,7 +47,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * A Bun UDP socket hardened as BUN-NOTES.md describes: ICMP errors from peers that left
+ * A Bun UDP socket hardened as docs/PLATFORM-NOTES.md describes: ICMP errors from peers that left
  * are handled, never fatal; handlers never throw; a send poisoned by a stale
  * ECONNREFUSED is made once more.
  */
@@ -61,7 +63,10 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
   const handlers: Bun.udp.SocketHandler<"buffer"> = {
     data(_socket, data, port, address, flags) {
       try {
-        if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) return;
+        if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) {
+          options.onOversized?.({ ip: address, port }, data.byteLength);
+          return;
+        }
         onDatagram({ ip: address, port }, new Uint8Array(data));
       } catch (error) {
         onProblem(`error while handling a datagram: ${String(error)}`);

@@ -40,16 +40,35 @@ export const notices = {
   alreadyOffline: "[You are already offline. Type reg <name> to come back.]",
   badName: (name: string) => `[The server refused the name ${name}.]`,
   serverTooLong: (limit: number) => `[The server refused the message: over ${limit} characters.]`,
-  tableHeading: (count: number) => `[Client table: ${count} client${count === 1 ? "" : "s"}]`,
-  tableHeadingOffline: (count: number) =>
-    `[Client table: ${count} client${count === 1 ? "" : "s"}, as it was when you went offline]`,
+  tableHeading: (total: number, matching?: number, prefix?: string) =>
+    `[Client table: ${tableCount(total, matching, prefix)}]`,
+  tableHeadingOffline: (total: number, matching?: number, prefix?: string) =>
+    `[Client table: ${tableCount(total, matching, prefix)}, as it was when you went offline]`,
   tableRow: (name: string, address: string, online: boolean) =>
     `  ${name}  ${address}  ${online ? "online" : "offline"}`,
+  tableCount: (shown: number, online: number) =>
+    `[${clients(shown)} shown, ${online.toLocaleString("en-US")} online]`,
   notYourName: (own: string) => `[You are ${own}; you can only use your own name here.]`,
-  busy: (what: string) => `[Still waiting for the server on ${what}; try again in a moment.]`,
+  finishingBeforeQuit:
+    "[Leaving once the messages on their way have an answer. Type quit again to leave now.]",
   unknownCommand: (word: string) => `[Unknown command: ${word}. Type help for the list.]`,
   usage: (line: string) => `[Usage: ${line}]`,
+  otherAddressFamily: (name: string, theirs: string, ours: string) =>
+    `[Cannot reach ${name} directly: ${name} registered over ${theirs}, you over ${ours}. Start both clients with the same kind of server address.]`,
   registeringAgain: "[The server lost track of you; registering again.]",
   sessionExpired:
     "[The server no longer knows this session. Restart the client to register again.]",
 } as const;
+
+function clients(count: number): string {
+  return `${count.toLocaleString("en-US")} client${count === 1 ? "" : "s"}`;
+}
+
+function tableCount(
+  total: number,
+  matching: number | undefined,
+  prefix: string | undefined,
+): string {
+  if (matching === undefined || prefix === undefined) return clients(total);
+  return `${matching.toLocaleString("en-US")} of ${clients(total)} with names starting "${prefix}"`;
+}

@@ -5,6 +5,7 @@
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 import { LOOPBACK } from "./processes.ts";
+import { SimTable, type TablePart } from "./sim-table.ts";
 
 type Socket = Bun.udp.Socket<"buffer">;
 type Fields = Record<string, unknown>;
@@ -21,7 +22,7 @@ export interface SwarmCounters {
   /** Other datagrams members sent to the server (register, channel, their resends). */
   requestsSent: number;
   tableParts: number;
-  /** Table parts numbered 0: roughly how many pushes (snapshots or deltas) began. */
+  /** Table parts numbered 0: roughly how many whole-table pushes began. */
   tablePushes: number;
   /** `challenge` answers to `register` (PROTOCOL.md's address check). */
   challenges: number;
@@ -37,16 +38,10 @@ export class Member {
   token: string | undefined;
   /** At least one table part showed a client (this one or another) offline. */
   sawOffline = false;
-  /** Entries and online count of the table held, and its version (PROTOCOL.md v2). */
-  lastTable: { version: number; entries: number; online: number } | undefined;
+  /** The table as PROTOCOL.md v2's change log: the version held and who is offline. */
+  readonly table = new SimTable();
   readonly posts = new Set<number>();
   readonly errors: string[] = [];
-  /** The table held: online flag by name. */
-  private readonly table = new Map<string, boolean>();
-  /** Parts of the push being gathered. */
-  private gathering:
-    | { version: number; base: number | undefined; parts: Map<number, Fields[]> }
-    | undefined;
 
   constructor(
     readonly name: string,
@@ -57,40 +52,9 @@ export class Member {
     return this.socket.port;
   }
 
-  /** The version to acknowledge as `have` (0: none held). */
-  get have(): number {
-    return this.lastTable?.version ?? 0;
-  }
-
-  /** A snapshot (no `base`) replaces the table; a delta applies when the version held is at least `base`. */
-  onTable(
-    version: number,
-    base: number | undefined,
-    part: number,
-    parts: number,
-    clients: Fields[],
-  ): void {
-    if (clients.some((client) => client.online === false)) this.sawOffline = true;
-    const held = this.lastTable?.version;
-    if (held !== undefined && version <= held) return;
-    if (base !== undefined && (held === undefined || held < base)) return;
-    let gathering = this.gathering;
-    if (!gathering || gathering.version !== version || gathering.base !== base) {
-      gathering = { version, base, parts: new Map() };
-      this.gathering = gathering;
-    }
-    gathering.parts.set(part, clients);
-    if (gathering.parts.size < parts) return;
-    this.gathering = undefined;
-    if (base === undefined) this.table.clear();
-    for (const entry of [...gathering.parts.values()].flat()) {
-      if (typeof entry.name !== "string") continue;
-      if (entry.gone === true) this.table.delete(entry.name);
-      else this.table.set(entry.name, entry.online === true);
-    }
-    let online = 0;
-    for (const isOnline of this.table.values()) if (isOnline) online++;
-    this.lastTable = { version, entries: this.table.size, online };
+  onTable(part: TablePart): void {
+    if (part.entries.some((entry) => entry.online === false)) this.sawOffline = true;
+    this.table.receive(part);
   }
 }
 
@@ -170,10 +134,9 @@ export class Swarm {
 
   private ack(member: Member, id: number, have?: number): void {
     this.counters.acksSent++;
-    this.send(
-      member,
-      encodeMessage(have === undefined ? { type: "ack", id } : { type: "ack", id, have }),
-    );
+    const ack =
+      have === undefined ? { type: "ack" as const, id } : { type: "ack" as const, id, have };
+    this.send(member, encodeMessage(ack));
   }
 
   private receive(member: Member, data: Buffer, port: number, address: string): void {
@@ -200,7 +163,9 @@ export class Swarm {
       case "table": {
         this.counters.tableParts++;
         this.lastTableAt = performance.now();
-        const { version, base, part = 0, parts = 1, clients } = fields;
+        const { version, base, clients } = fields;
+        const part = fields.part ?? 0;
+        const parts = fields.parts ?? 1;
         if (
           typeof version === "number" &&
           (base === undefined || typeof base === "number") &&
@@ -209,9 +174,15 @@ export class Swarm {
           Array.isArray(clients)
         ) {
           if (part === 0) this.counters.tablePushes++;
-          member.onTable(version, base, part, parts, clients as Fields[]);
+          member.onTable({
+            version,
+            ...(base === undefined ? {} : { base }),
+            part,
+            parts,
+            entries: clients as TablePart["entries"],
+          });
         }
-        this.ack(member, id, member.have);
+        this.ack(member, id, member.table.have);
         return;
       }
       case "probe":
@@ -297,6 +268,8 @@ export class Swarm {
         );
         if (answer?.type === "registered" && typeof answer.fields.token === "string") {
           member.token = answer.fields.token;
+          const { epoch } = answer.fields;
+          if (typeof epoch === "string") member.table.setEpoch(epoch);
         } else {
           failed.push(`${member.name}: ${answer ? JSON.stringify(answer.fields) : "no answer"}`);
         }
@@ -306,11 +279,12 @@ export class Swarm {
     return { failed };
   }
 
-  /** Every member holds a complete table with every member online. */
+  /** Every member holds the same, latest version, with no member offline. */
   tablesComplete(): boolean {
-    const size = this.members.length;
+    const latest = Math.max(...this.members.map((member) => member.table.version));
     return this.members.every(
-      (member) => member.lastTable?.entries === size && member.lastTable.online === size,
+      (member) =>
+        member.table.holds && member.table.version === latest && member.table.offline.size === 0,
     );
   }
 

@@ -11,10 +11,10 @@ import { LOOPBACK } from "./processes.ts";
 
 type Socket = Bun.udp.Socket<"buffer">;
 
-/** BUN-NOTES.md: without an error handler an ICMP error from a closed port kills the process. */
+/** docs/PLATFORM-NOTES.md: without an error handler an ICMP error from a closed port kills the process. */
 const ignoreErrors = { error() {} };
 
-/** A stale ECONNREFUSED can poison one send (BUN-NOTES.md): try once more. */
+/** A stale ECONNREFUSED can poison one send (docs/PLATFORM-NOTES.md): try once more. */
 function send(socket: Socket, bytes: Uint8Array | string, port: number): void {
   try {
     socket.send(bytes, port, LOOPBACK);

@@ -1,13 +1,14 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
+import { BINARY_PATH } from "../helpers/fresh-binary.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
-const BINARY = join(ROOT, "dist/chatapp");
 
-// The compiled binary is checked too when present (.ci/run builds it before the tests).
-const programs: [string, string[]][] = [["bun src/main.ts", [process.execPath, "src/main.ts"]]];
-if (existsSync(BINARY)) programs.push(["dist/chatapp", [BINARY]]);
+// The test preload builds the binary when it is missing or stale, so both always run.
+const programs: [string, string[]][] = [
+  ["bun src/main.ts", [process.execPath, "src/main.ts"]],
+  ["dist/chatapp", [BINARY_PATH]],
+];
 
 interface Run {
   readonly exitCode: number;

@@ -188,13 +188,14 @@ describe("refusals are shown and nothing is sent", () => {
     expect(network.sent.slice(sentMark)).toEqual([]);
   });
 
-  test("a second dereg or reg while the first is outstanding", () => {
+  test("a second dereg while the first is outstanding waits for its outcome", () => {
     const network = registeredNetwork(["x"]);
     const x = network.client("x");
-    network.crashServer();
     x.type("dereg x");
     x.type("dereg x");
-    expect(x.shown().at(-1)).toBe(notices.busy("dereg"));
+    expect(network.sentBy("x", "deregister")).toHaveLength(1);
+    network.settle();
+    expect(x.shown().slice(-2)).toEqual([notices.offlineBye, notices.alreadyOffline]);
     expect(network.sentBy("x", "deregister")).toHaveLength(1);
   });
 

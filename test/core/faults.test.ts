@@ -160,7 +160,11 @@ function runSeed(seed: number): RunResult {
     if (action === 6 && c.running && c.state.phase === "online") c.type("dereg c");
     if (action === 13 && c.running && c.state.phase === "offline") c.type("reg c");
     const senders = NAMES.map((name) => network.client(name)).filter(
-      (client) => client.running && client.state.phase === "online",
+      // One whose dereg or reg is still outstanding would hold the command until its outcome.
+      (client) =>
+        client.running &&
+        client.state.phase === "online" &&
+        client.state.phaseRequest === undefined,
     );
     const sender = pick(senders);
     if (!sender) continue;

@@ -24,7 +24,7 @@ const badCommands: readonly (readonly [typed: string, explanation: string])[] = 
   ["dereg y", shown(notices.notYourName("x"))],
   ["reg x", shown(notices.alreadyRegistered)],
   ["send nobody hi", shown(notices.unknownRecipient("nobody"))],
-  ["list everything", shown(notices.usage(commandUsage.list))],
+  ["list every thing", shown(notices.usage(commandUsage.list))],
 ];
 
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));

@@ -25,7 +25,8 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     const [x, y] = await chat.startClients(server, ["x", "y"]);
 
     x.type("send x   a note to   myself  ");
-    await x.waitForLine(">>> x: a note to   myself");
+    // Everything after the one separating space, as typed: leading and trailing spaces too.
+    await x.waitForLine(">>> x:   a note to   myself  ");
     await x.waitForLine(">>> [Message received by x.]");
 
     y.type("send x héllo  世界 😀 \u001b[31mred\u001b[0m\u0007 \u202Eevil");

@@ -14,8 +14,8 @@ import {
 afterAll(killAll);
 
 const SCRIPT = ["send y hello from a script", "send_all to everyone", "list", "dereg x"];
-const READ_MARKER = "end-of-script";
-const READ_MARKER_ANSWER = `>>> ${notices.unknownCommand(READ_MARKER)}`;
+const READ_MARKER = "quit";
+const READ_MARKER_ANSWER = `>>> ${notices.finishingBeforeQuit}`;
 
 describe.concurrent.each(programs)("%s", (_title, program) => {
   const it = testsFor(program);
@@ -26,8 +26,8 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     const [y] = await chat.startClients(server, ["y"]);
 
     // As `chatapp -c x ... < script.txt`: all of it is read before the client has registered.
-    // The server is held (SIGSTOP) until the client has shown it read the whole script: an
-    // unknown word at its end is answered at once, while the commands before it wait.
+    // The server is held (SIGSTOP) until the client has shown it read the whole script: a
+    // quit at its end is answered at once (it leaves once the commands before it are done).
     server.process.kill("SIGSTOP");
     const x = chat.spawnClient("x", server, await freePort());
     for (const line of [...SCRIPT, READ_MARKER]) x.type(line);

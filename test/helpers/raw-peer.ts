@@ -154,7 +154,7 @@ export class RawPeer {
     try {
       this.#socket.send(bytes, to.port, to.ip);
     } catch {
-      // A stale ICMP error from a killed server poisons one send (BUN-NOTES.md): once more.
+      // A stale ICMP error from a killed server poisons one send (docs/PLATFORM-NOTES.md): once more.
       try {
         this.#socket.send(bytes, to.port, to.ip);
       } catch {

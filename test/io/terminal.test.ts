@@ -4,7 +4,7 @@ import { type LeaveReason, openTerminal, type Terminal } from "../../src/io/term
 
 const terminalModule = `${import.meta.dir}/../../src/io/terminal.ts`;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: escape codes are what this finds
-const escapeCodes = /\x1b\[[0-9;]*[A-Za-z]/g;
+const escapeCodes = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 interface Harness {
   input: PassThrough;
@@ -326,5 +326,97 @@ describe("openTerminal in a child process with piped stdin and stdout", () => {
     expect(stdout).toBe(
       ">>> ready\n>>> line a\n>>> line b\n>>> line last\n>>> leave end-of-input\n",
     );
+  });
+});
+
+describe("openTerminal on a TTY after Ctrl+D", () => {
+  test("every line shown afterwards reaches the screen, from column 0", async () => {
+    const { input, terminal, leaves, written } = open({ tty: true });
+    terminal.startPrompting();
+    await settle();
+    input.write("\x04");
+    await settle();
+    expect(leaves).toEqual(["end-of-input"]);
+    const before = written().length;
+    terminal.show("[No ACK from y, message sent to server.]");
+    terminal.show("[Messages received by the server and saved]");
+    terminal.close();
+    terminal.show("[Exiting]");
+    await settle();
+    const after = written().slice(before).replace(escapeCodes, "");
+    expect(after).toBe(
+      ">>> [No ACK from y, message sent to server.]\n>>> [Messages received by the server and saved]\n>>> [Exiting]\n",
+    );
+    // The prompt line was cleared, so the first of them does not follow the prompt.
+    expect(written().slice(0, before)).toEndWith("\x1b[0J");
+  });
+});
+
+describe("openTerminal on a TTY, Ctrl+Z", () => {
+  test("restores the normal mode before stopping, then raw mode, reading and the prompt after fg", async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const events: string[] = [];
+    Object.assign(input, {
+      isTTY: true,
+      setRawMode: (raw: boolean) => {
+        events.push(raw ? "raw" : "normal");
+        return input;
+      },
+    });
+    Object.assign(output, { isTTY: true, columns: 80, rows: 24 });
+    let written = "";
+    output.on("data", (chunk: Buffer) => {
+      written += chunk.toString("utf8");
+    });
+    const lines: string[] = [];
+    const terminal = openTerminal(
+      { line: (text) => lines.push(text), leave: () => {} },
+      {
+        input,
+        output,
+        handleSignals: false,
+        suspend: () => {
+          events.push("stopped");
+          // While the job is stopped the shell owns the screen.
+          written = "";
+        },
+      },
+    );
+    terminal.startPrompting();
+    input.write("send y half");
+    await settle();
+    events.length = 0;
+    input.write("\x1a");
+    await settle();
+    expect(events).toEqual(["normal", "stopped", "raw"]);
+    expect(written.replace(escapeCodes, "")).toBe(">>> send y half");
+    input.write(" typed after fg\r");
+    await settle();
+    expect(lines).toEqual(["send y half typed after fg"]);
+    terminal.close();
+  });
+});
+
+describe("openTerminal on a TTY, a multi-line paste", () => {
+  test("is joined into the line being edited, not run line by line; Enter sends it as one", async () => {
+    const { input, terminal, lines, written } = open({ tty: true });
+    terminal.startPrompting();
+    await settle();
+    expect(written()).toContain("\x1b[?2004h");
+    input.write("send y ");
+    input.write("\x1b[200~first line\rdereg me\rlast");
+    input.write("\x1b[201~");
+    await settle();
+    expect(lines).toEqual([]);
+    expect(written().replace(escapeCodes, "")).toEndWith(">>> send y first line dereg me last");
+    input.write(" words\r");
+    await settle();
+    expect(lines).toEqual(["send y first line dereg me last words"]);
+    input.write("\x1b[200~single line\x1b[201~\r");
+    await settle();
+    expect(lines.at(-1)).toBe("single line");
+    terminal.close();
+    expect(written()).toContain("\x1b[?2004l");
   });
 });

@@ -1431,7 +1431,7 @@ describe(`real processes under ${PROCESS_DATAGRAMS.toLocaleString("en")} hostile
             socket?.send(bytes, target === "server" ? server.port : x.port, LOOPBACK);
             sent[target] += bytes.byteLength;
           } catch {
-            // A stale ICMP error poisons one send (BUN-NOTES.md); that datagram is simply not sent.
+            // A stale ICMP error poisons one send (docs/PLATFORM-NOTES.md); that datagram is simply not sent.
           }
           // Pacing, not waiting for a protocol timer: a default receive buffer holds a few hundred.
           if (i % 100 === 99) await Bun.sleep(2);

@@ -77,7 +77,6 @@ const FINAL_NOTICES: readonly (string | ((name: string) => string))[] = [
   notices.badName,
   notices.serverTooLong(MAX_TEXT_LENGTH),
   notices.sessionExpired,
-  notices.busy,
 ];
 const FINAL_LINE = new RegExp(
   `^>>> (${FINAL_NOTICES.map((notice) =>
