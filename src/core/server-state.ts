@@ -16,6 +16,8 @@ export interface ServerClient {
   online: boolean;
   token: string;
   lastSeen: number;
+  /** The table version of this entry's last change. */
+  entryVersion: number;
   /** The table version this client acknowledged; undefined: it needs a snapshot. */
   synced: number | undefined;
   /** The table push out to it now, if any: at most one at a time. */
@@ -84,6 +86,8 @@ export interface TablePush {
   readonly id: number;
   readonly partIds: readonly number[];
   readonly version: number;
+  /** Parts not sent yet: a client has at most TABLE_PARTS_IN_FLIGHT of them coming at once. */
+  readonly unsent: Message[];
   outstandingParts: number;
   /** The highest version the client said it holds while this push was out. */
   reported: number | undefined;
@@ -162,12 +166,19 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
   const clientsByAddress = new Map<string, string>();
   for (const record of snapshot.clients) {
     const key = nameKey(record.name);
-    clients.set(key, { key, ...record, synced: undefined, push: undefined, refresh: false });
+    clients.set(key, {
+      key,
+      ...record,
+      entryVersion: 0,
+      synced: undefined,
+      push: undefined,
+      refresh: false,
+    });
     clientsByToken.set(record.token, key);
     clientsByAddress.set(addressKey(record), key);
   }
   const table = new TableLog(deps.epoch);
-  for (const client of clients.values()) table.recordChange(client);
+  for (const client of clients.values()) client.entryVersion = table.recordChange(client);
   const mailboxes = new Map<string, StoredMessage[]>();
   let lastStoredId = 0;
   const storeUse = { messages: 0, textBytes: 0 };

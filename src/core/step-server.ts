@@ -34,6 +34,7 @@ import {
   SOURCE_BURST,
   SOURCE_RATE_PER_SECOND,
   STORED_BATCH_BYTES,
+  TABLE_PARTS_IN_FLIGHT,
   timing,
 } from "./timing.ts";
 
@@ -471,6 +472,7 @@ function acceptRegistration(
     token: keptToken ?? state.deps.newToken(),
     lastSeen: step.now,
     // A client back after a dereg still holds its table: it needs only what changed since.
+    entryVersion: previous?.entryVersion ?? 0,
     synced: state.table.canDeltaFrom(request.epoch, request.have) ? request.have : undefined,
     push: undefined,
     refresh: false,
@@ -931,7 +933,7 @@ function storeChannelPost(
 /** One entry changed: a new version, and every client that was up to date needs a push. */
 function tableChanged(step: Step, client: ServerClient): void {
   const { state } = step;
-  state.table.recordChange(client);
+  client.entryVersion = state.table.recordChange(client);
   for (const key of state.syncIdle) state.syncQueue.add(key);
   state.syncIdle.clear();
   // SPEC §5 and §6: the table goes out before the answer that follows the change.
@@ -979,33 +981,40 @@ function pumpTablePushes(step: Step): void {
 
 function sendTablePush(step: Step, client: ServerClient): void {
   const { state } = step;
-  const content = state.table.pushFor(client.synced, state.clients);
+  const content = state.table.pushFor(client.synced, state.clients, client.entryVersion);
   const parts = content.parts.length;
   const partIds = content.parts.map(() => nextRequestId(state));
   const pushId = partIds[0] ?? nextRequestId(state);
+  const unsent = content.parts.map((clients, part): Message => {
+    const id = partIds[part] ?? pushId;
+    return content.base === undefined
+      ? { type: "table", id, version: content.version, part, parts, clients }
+      : { type: "table", id, version: content.version, base: content.base, part, parts, clients };
+  });
   client.push = {
     id: pushId,
     partIds,
     version: content.version,
+    unsent,
     outstandingParts: parts,
     reported: undefined,
   };
-  content.parts.forEach((clients, part) => {
-    const id = partIds[part] ?? pushId;
-    const message: Message =
-      content.base === undefined
-        ? { type: "table", id, version: content.version, part, parts, clients }
-        : { type: "table", id, version: content.version, base: content.base, part, parts, clients };
-    state.outbound.add(
-      id,
-      { ip: client.ip, port: client.port },
-      message,
-      { kind: "table", clientKey: client.key, pushId, version: content.version },
-      tablePolicy,
-      step.now,
-      step.datagrams,
-    );
-  });
+  for (let sent = 0; sent < TABLE_PARTS_IN_FLIGHT; sent++) sendNextPart(step, client);
+}
+
+function sendNextPart(step: Step, client: ServerClient): void {
+  const push = client.push;
+  const message = push?.unsent.shift();
+  if (!push || !message) return;
+  step.state.outbound.add(
+    message.id,
+    { ip: client.ip, port: client.port },
+    message,
+    { kind: "table", clientKey: client.key, pushId: push.id, version: push.version },
+    tablePolicy,
+    step.now,
+    step.datagrams,
+  );
 }
 
 /**
@@ -1026,7 +1035,10 @@ function tablePartDone(
     push.reported = Math.max(push.reported ?? have, have);
   }
   push.outstandingParts--;
-  if (push.outstandingParts > 0) return;
+  if (push.outstandingParts > 0) {
+    sendNextPart(step, client);
+    return;
+  }
   client.push = undefined;
   client.synced = push.reported ?? push.version;
   if (!client.online) return;
@@ -1040,9 +1052,8 @@ function tablePartUnanswered(step: Step, clientKey: string, pushId: number): voi
   const client = state.clients.get(clientKey);
   const push = client?.push;
   if (!client || push?.id !== pushId) return;
-  push.outstandingParts--;
-  if (push.outstandingParts > 0) return;
-  client.push = undefined;
+  // Six tries of one part went unanswered: the rest would fare no better.
+  cancelTablePush(step, client);
   if (push.reported !== undefined) client.synced = push.reported;
   if (client.online) state.syncIdle.add(clientKey);
 }

@@ -35,6 +35,11 @@ export const SERVER_LANES = { probe: 64, channel: 64, table: 64, stored: 16 } as
 export type ServerLane = keyof typeof SERVER_LANES;
 /** The largest of them: what one burst of acks can reach. */
 export const SERVER_SEND_WINDOW = SERVER_LANES.table;
+/**
+ * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 80
+ * parts, more than a default receive buffer (212 KB) holds if they come back to back.
+ */
+export const TABLE_PARTS_IN_FLIGHT = 4;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
 export const TABLE_PART_BYTES = 8_000;
