@@ -2,6 +2,7 @@ import { addressKey } from "../protocol/address.ts";
 import type { Address, Message } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
+import { FifoSet } from "./fifo-set.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
 import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
@@ -120,7 +121,7 @@ export interface ServerState {
   nextRequestId: number;
   readonly table: TableLog;
   /** Online clients that need a table push, in the order they will get one. */
-  readonly syncQueue: Set<string>;
+  readonly syncQueue: FifoSet<string>;
   /** Online clients at the current version with no push out: the next change queues them all. */
   readonly syncIdle: Set<string>;
   readonly outbound: OutboundRequests<ServerPurpose>;
@@ -207,7 +208,7 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     nextStoredId: lastStoredId + 1,
     nextRequestId: deps.firstRequestId,
     table,
-    syncQueue: new Set(),
+    syncQueue: new FifoSet(),
     // Online when the server stopped: the next change brings each of them a snapshot.
     syncIdle: new Set([...clients.values()].filter((client) => client.online).map((c) => c.key)),
     outbound: new OutboundRequests(SERVER_LANES),

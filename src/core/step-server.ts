@@ -965,9 +965,9 @@ function cancelTablePush(step: Step, client: ServerClient): void {
  */
 function pumpTablePushes(step: Step): void {
   const { state } = step;
-  for (const key of state.syncQueue) {
-    if (!state.outbound.hasRoom("table")) return;
-    state.syncQueue.delete(key);
+  while (state.syncQueue.size > 0 && state.outbound.hasRoom("table")) {
+    const key = state.syncQueue.shift();
+    if (key === undefined) return;
     const client = state.clients.get(key);
     if (!client || client.push !== undefined || state.storedDeliveries.has(key)) continue;
     if (client.synced === state.table.version && !client.refresh) {
