@@ -33,6 +33,15 @@ export interface ChannelPost {
   readonly receivedAt: number;
   /** The id of the sender's `channel` request: every copy of the post carries it. */
   readonly ref: number;
+  /** Its live deliveries, for the fan-out time in the metrics. */
+  readonly fanOut: FanOut;
+}
+
+/** A post's live deliveries: members still to acknowledge it or be given up on (stored). */
+export interface FanOut {
+  /** When the deliveries (and the sender's ack) went out: once the post was committed. */
+  startedAt: number;
+  pending: number;
 }
 
 /** Why the server sent a request of its own; decides what an ack or a silence means. */
@@ -102,6 +111,8 @@ export interface AwaitingCommit {
   readonly logs: readonly { readonly level: LogLevel; readonly text: string }[];
   /** Messages this step stored, taken back if the commit fails. */
   readonly stored: readonly StoredMessage[];
+  /** Fan-outs whose deliveries go out with the commit: they start then. */
+  readonly fanOuts: readonly FanOut[];
 }
 
 /** A cached answer to a client request, repeated verbatim when the request is retransmitted. */
@@ -147,9 +158,17 @@ export interface ServerState {
   readonly replies: Map<string, CachedReply>;
   readonly drops: DropCounts;
   readonly activity: ActivityCounts;
+  /**
+   * Milliseconds from each fan-out's start to its last member's ack or verdict, for the
+   * shell to read and empty after each step; at most FAN_OUT_TIMES_KEPT wait unread.
+   */
+  readonly fanOutTimes: number[];
   /** Per source address: datagrams it may still send now (a token bucket). */
   readonly rates: Map<string, RateBucket>;
 }
+
+/** Unread fan-out times kept when no shell reads them (the core's own tests). */
+export const FAN_OUT_TIMES_KEPT = 1024;
 
 export interface NameGrant {
   count: number;
@@ -236,6 +255,7 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
       registrations: 0,
       storeFailures: 0,
     },
+    fanOutTimes: [],
     rates: new Map(),
   };
 }

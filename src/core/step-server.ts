@@ -20,11 +20,13 @@ import type { LogLevel, ServerEffect, ServerInput } from "./server-effects.ts";
 import type {
   AwaitingCommit,
   ChannelPost,
+  FanOut,
   ProbeWaiter,
   ServerClient,
   ServerPurpose,
   ServerState,
 } from "./server-state.ts";
+import { FAN_OUT_TIMES_KEPT } from "./server-state.ts";
 import { tableEntry } from "./table-log.ts";
 import {
   FORGET_CHECK_EVERY_MS,
@@ -60,6 +62,7 @@ class Step {
   readonly datagrams: Datagram[] = [];
   readonly replies = new Set<Datagram>();
   readonly stored: StoredMessage[] = [];
+  readonly fanOuts: FanOut[] = [];
   readonly logs: { level: LogLevel; text: string }[] = [];
   readonly released: ServerEffect[] = [];
 
@@ -91,6 +94,7 @@ class Step {
         replies: this.replies,
         logs: this.logs,
         stored: this.stored,
+        fanOuts: this.fanOuts,
       });
       return [...this.released, { kind: "persist", commit, changes: this.changes }];
     }
@@ -163,6 +167,7 @@ function releaseCommitted(step: Step, commit: number): void {
   const held = step.state.awaitingCommit.get(commit);
   if (!held) return;
   step.state.awaitingCommit.delete(commit);
+  for (const fanOut of held.fanOuts) fanOut.startedAt = step.now;
   for (const datagram of held.replies) rememberReply(step.state, datagram, step.now);
   step.released.push(...logEffects(held.logs), ...sendEffects(held.datagrams));
 }
@@ -178,6 +183,7 @@ function takeBackFailed(step: Step, commit: number): void {
   if (!held) return;
   state.awaitingCommit.delete(commit);
   for (const message of held.stored) unstoreMessage(state, message);
+  for (const fanOut of held.fanOuts) fanOut.startedAt = step.now;
   state.activity.storeFailures++;
   for (const datagram of held.datagrams) {
     if (!held.replies.has(datagram)) {
@@ -620,6 +626,7 @@ function resumeAfterProbe(
         );
       } else {
         storeChannelPost(step, client, waiter.post, waiter.copy);
+        fanOutSettled(step, waiter.post);
       }
       return;
     default:
@@ -805,6 +812,7 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
     text: request.text,
     receivedAt: step.now,
     ref: request.id,
+    fanOut: { startedAt: step.now, pending: 0 },
   };
   let live = 0;
   let stored = 0;
@@ -821,6 +829,8 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
       stored++;
     }
   }
+  post.fanOut.pending = live;
+  if (live > 0) step.fanOuts.push(post.fanOut);
   step.state.activity.channelPosts++;
   step.state.activity.storedForChannel += stored;
   step.log(
@@ -925,6 +935,16 @@ function storeChannelPost(
   } else {
     step.state.activity.storedForChannel++;
     step.log("debug", `stored a channel message from ${post.sender} for ${member.name}`);
+  }
+}
+
+/** One member has the post or has been given up on; the last one ends the fan-out. */
+function fanOutSettled(step: Step, post: ChannelPost): void {
+  const { fanOut } = post;
+  fanOut.pending--;
+  const times = step.state.fanOutTimes;
+  if (fanOut.pending === 0 && times.length < FAN_OUT_TIMES_KEPT) {
+    times.push(step.now - fanOut.startedAt);
   }
 }
 
@@ -1124,6 +1144,7 @@ function onAck(step: Step, from: Address, id: number, have: number | undefined):
       return;
     case "channel":
       deliveredLive(step, purpose.copy);
+      fanOutSettled(step, purpose.post);
       return;
     default:
       purpose satisfies never;
@@ -1166,9 +1187,9 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
     }
     case "channel": {
       const member = state.clients.get(purpose.clientKey);
-      if (!member) return;
-      if (!member.online) {
-        storeChannelPost(step, member, purpose.post, purpose.copy);
+      if (!member?.online) {
+        if (member) storeChannelPost(step, member, purpose.post, purpose.copy);
+        fanOutSettled(step, purpose.post);
         return;
       }
       probe(step, member, {
