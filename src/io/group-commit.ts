@@ -18,9 +18,11 @@ export class GroupCommit {
   #carried: StoreChange[] = [];
   #scheduled = false;
 
+  /** `measure` hears of every transaction, for the metrics: how long it took, how many commits. */
   constructor(
     private readonly store: OfflineStore,
     private readonly report: (outcome: CommitOutcome) => void,
+    private readonly measure?: (transaction: CommitTiming) => void,
   ) {}
 
   add(commit: number, changes: readonly StoreChange[]): void {
@@ -38,20 +40,34 @@ export class GroupCommit {
     this.#waiting = [];
     const commits = batch.map((entry) => entry.commit);
     const changes = [...this.#carried, ...batch.flatMap((entry) => entry.changes)];
+    const startedAt = performance.now();
     try {
       this.store.apply(changes);
       this.#carried = [];
     } catch (error) {
       this.#carried = changesToWriteAgain(changes);
+      this.measure?.({ ok: false, commits: commits.length, seconds: secondsSince(startedAt) });
       this.report({ ok: false, commits, error });
       return;
     }
+    this.measure?.({ ok: true, commits: commits.length, seconds: secondsSince(startedAt) });
     this.report({ ok: true, commits });
   }
 
   get carriedChanges(): number {
     return this.#carried.length;
   }
+}
+
+export interface CommitTiming {
+  readonly ok: boolean;
+  /** The steps' commits in this one transaction. */
+  readonly commits: number;
+  readonly seconds: number;
+}
+
+function secondsSince(startedAt: number): number {
+  return (performance.now() - startedAt) / 1000;
 }
 
 /** A client's latest state and every removal; stored messages are the core's to take back. */

@@ -5,8 +5,17 @@ import { type FaultSpec, faultyPassage } from "./fault-injection.ts";
 
 export interface UdpEndpoint {
   readonly port: number;
+  /** Datagrams through the socket since it opened, for the metrics. */
+  readonly counts: Readonly<DatagramCounts>;
   send(to: Address, bytes: Uint8Array): void;
   close(): void;
+}
+
+export interface DatagramCounts {
+  received: number;
+  sent: number;
+  /** Received, and dropped at once because too big or cut short. */
+  oversized: number;
 }
 
 export interface UdpEndpointOptions {
@@ -77,10 +86,13 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
   const onDatagram = incoming
     ? (from: Address, bytes: Uint8Array) => incoming(() => options.onDatagram(from, bytes))
     : options.onDatagram;
+  const counts: DatagramCounts = { received: 0, sent: 0, oversized: 0 };
   const handlers: Bun.udp.SocketHandler<"buffer"> = {
     data(_socket, data, port, address, flags) {
+      counts.received++;
       try {
         if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) {
+          counts.oversized++;
           options.onOversized?.({ ip: address, port }, data.byteLength);
           return;
         }
@@ -103,6 +115,7 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
 
   function sendOnce(to: Address, bytes: Uint8Array): void {
     socket.send(bytes, to.port, to.ip);
+    counts.sent++;
   }
 
   function sendHardened(to: Address, bytes: Uint8Array): void {
@@ -124,6 +137,7 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
 
   return {
     port: socket.port,
+    counts,
     send: outgoing ? (to, bytes) => outgoing(() => sendHardened(to, bytes)) : sendHardened,
     close() {
       if (!socket.closed) socket.close();

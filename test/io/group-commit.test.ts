@@ -74,3 +74,28 @@ test("a refused transaction reports failure; client states are written again wit
   expect(loaded.clients.map((c) => `${c.name}:${c.online}`)).toEqual(["x:false"]);
   expect(loaded.messages.map((m) => m.id)).toEqual([2]);
 });
+
+test("every transaction is measured: how many commits it held, whether it went through, how long it took", async () => {
+  const store = countingStore();
+  const measured: { ok: boolean; commits: number; seconds: number }[] = [];
+  const commits = new GroupCommit(
+    store,
+    () => {},
+    (transaction) => measured.push(transaction),
+  );
+  commits.add(1, [message(1)]);
+  commits.add(2, [message(2)]);
+  commits.add(3, [message(3)]);
+  await settleTurn();
+  store.refuse = true;
+  commits.add(4, [message(4)]);
+  await settleTurn();
+  expect(measured.map(({ ok, commits }) => ({ ok, commits }))).toEqual([
+    { ok: true, commits: 3 },
+    { ok: false, commits: 1 },
+  ]);
+  for (const { seconds } of measured) {
+    expect(seconds).toBeGreaterThanOrEqual(0);
+    expect(seconds).toBeLessThan(1);
+  }
+});
