@@ -2,6 +2,7 @@ import { FAULT_SPEC_SYNTAX } from "../io/fault-injection.ts";
 import { NAME_RULE } from "../protocol/names.ts";
 import {
   DEFAULT_DATA_DIR,
+  DEFAULT_HTTP_BIND,
   DEFAULT_RETENTION_DAYS,
   DEFAULT_STORE_QUOTA,
   PORT_MAX,
@@ -40,6 +41,18 @@ const serverOnlyRows: readonly Row[] = [
   [
     "--store-quota N",
     `keep at most N stored messages in all; saves beyond are refused (default ${DEFAULT_STORE_QUOTA.toLocaleString("en-US")})`,
+  ],
+  [
+    "--http PORT",
+    "serve GET /healthz and GET /metrics (Prometheus text format) over HTTP on this TCP port; off unless given",
+  ],
+  [
+    "--http-bind ADDRESS",
+    `the address --http listens on (default ${DEFAULT_HTTP_BIND}: this machine only); 0.0.0.0 or :: for all interfaces`,
+  ],
+  [
+    "--node-name NAME",
+    "this server's name in its metrics (default: the host name and <port>, as in myhost:5000)",
   ],
   ["--quiet", "log only warnings and errors"],
   ["--verbose", "log debugging detail too, and each dropped datagram as it arrives"],

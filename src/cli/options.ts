@@ -13,6 +13,16 @@ export interface ServerOptions {
   readonly storeQuota: number;
   readonly logLevel: LogLevel;
   readonly simulate?: FaultSpec;
+  /** Serve /healthz and /metrics over HTTP (`--http`, `--http-bind`); off when omitted. */
+  readonly http?: HttpOptions;
+  /** This node's name in the log and metrics; the host name and UDP port when omitted. */
+  readonly nodeName?: string;
+}
+
+export interface HttpOptions {
+  readonly port: number;
+  /** An IP literal; 127.0.0.1 unless told. */
+  readonly bind: string;
 }
 
 export interface ClientOptions {

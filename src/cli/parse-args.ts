@@ -12,10 +12,16 @@ export const PORT_MAX = 65535;
 export const DEFAULT_DATA_DIR = "./chatapp-data";
 export const DEFAULT_RETENTION_DAYS = 30;
 export const DEFAULT_STORE_QUOTA = 100_000;
+export const DEFAULT_HTTP_BIND = "127.0.0.1";
+export const NODE_NAME_RULE =
+  "1 to 64 characters: ASCII letters, digits, _ . : - [ ], starting with a letter or digit";
 
 const CLIENT_ARGUMENTS = ["<name>", "<server-ip>", "<server-port>", "<client-port>"] as const;
 
-/** Validates what follows `-s`: `<port> [--bind ADDRESS] [--data-dir DIR] [--quiet | --verbose] [--simulate FAULTS]`. */
+/**
+ * Validates what follows `-s`: `<port> [--bind ADDRESS] [--data-dir DIR] [--quiet | --verbose]
+ * [--simulate FAULTS] [--http PORT [--http-bind ADDRESS]] [--node-name NAME]`.
+ */
 export function parseServerArgs(args: readonly string[]): ServerOptions {
   function refuse(message: string): never {
     throw new UsageError(message, USAGE_SERVER);
@@ -26,6 +32,9 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
   let simulate: string | undefined;
   let retentionDays: number | undefined;
   let storeQuota: number | undefined;
+  let httpPort: number | undefined;
+  let httpBind: string | undefined;
+  let nodeName: string | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -68,6 +77,51 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         bind = parseBindAddress(value ?? "");
         break;
       }
+      case "--http": {
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value)) {
+            refuse("--http needs a TCP port, as in --http 9100");
+          }
+          i++;
+        }
+        if (httpPort !== undefined) refuse("--http is given twice");
+        httpPort = parsePort("--http", value ?? "", USAGE_SERVER);
+        break;
+      }
+      case "--http-bind": {
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value)) {
+            refuse("--http-bind needs an address, as in --http-bind 127.0.0.1");
+          }
+          i++;
+        }
+        if (httpBind !== undefined) refuse("--http-bind is given twice");
+        httpBind = parseIp(value ?? "", {
+          label: "--http-bind",
+          usage: USAGE_SERVER,
+          forBind: true,
+        });
+        break;
+      }
+      case "--node-name": {
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value)) {
+            refuse("--node-name needs a name, as in --node-name chat-1");
+          }
+          i++;
+        }
+        if (nodeName !== undefined) refuse("--node-name is given twice");
+        if (!isValidNodeName(value ?? "")) {
+          refuse(
+            `--node-name ${quoteArg(value ?? "")} is not allowed: a node name is ${NODE_NAME_RULE}`,
+          );
+        }
+        nodeName = value;
+        break;
+      }
       case "--simulate": {
         if (simulate !== undefined) refuse("--simulate is given twice");
         simulate = simulateValue(inlineValue ?? args[++i], USAGE_SERVER);
@@ -106,12 +160,15 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         break;
       default:
         refuse(
-          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)`,
+          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name)`,
         );
     }
   }
 
   if (quiet && verbose) refuse("--quiet and --verbose cannot be used together");
+  if (httpBind !== undefined && httpPort === undefined) {
+    refuse("--http-bind needs --http, as in --http 9100 --http-bind 127.0.0.1");
+  }
   const [portText, extra] = positionals;
   if (portText === undefined) refuse("missing argument <port>");
   if (extra !== undefined) {
@@ -129,7 +186,16 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
     storeQuota: storeQuota ?? DEFAULT_STORE_QUOTA,
     logLevel,
     ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, port, USAGE_SERVER) }),
+    ...(httpPort === undefined
+      ? {}
+      : { http: { port: httpPort, bind: httpBind ?? DEFAULT_HTTP_BIND } }),
+    ...(nodeName === undefined ? {} : { nodeName }),
   };
+}
+
+/** A node name goes into log lines and metric labels: kept short and plain. */
+export function isValidNodeName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.:[\]-]{0,63}$/.test(name);
 }
 
 /** A whole number written plainly (no sign, no leading zero, no exponent), or undefined. */

@@ -19,7 +19,16 @@ const MODE_WORDS = new Map([
   ["client", "client"],
 ]);
 /** Options that take a separate value, which the search for the mode must step over. */
-const VALUE_OPTIONS = new Set(["--bind", "--data-dir", "--simulate"]);
+const VALUE_OPTIONS = new Set([
+  "--bind",
+  "--data-dir",
+  "--retention",
+  "--store-quota",
+  "--simulate",
+  "--http",
+  "--http-bind",
+  "--node-name",
+]);
 const KNOWN_OPTIONS = new Set([...VALUE_OPTIONS, "--quiet", "--verbose"]);
 
 const chooseMode = "use -s to run a server or -c to run a client";

@@ -1,19 +1,27 @@
-/** The UDP port could not be bound because another program holds it. */
+/** A port (UDP unless told) could not be bound because another program holds it. */
 export class PortInUseError extends Error {
-  constructor(readonly port: number) {
-    super(`port ${port} is already in use: choose another port or stop the program that holds it`);
+  constructor(
+    readonly port: number,
+    readonly protocol: "UDP" | "HTTP" = "UDP",
+  ) {
+    super(
+      `${protocol === "HTTP" ? "HTTP port" : "port"} ${port} is already in use: choose another port or stop the program that holds it`,
+    );
     this.name = "PortInUseError";
   }
 }
 
-/** The server could not listen on the address given with `--bind`. */
+/** The server could not listen on the address given with `--bind` (or `--http-bind`). */
 export class BindError extends Error {
   constructor(
     readonly address: string,
     readonly port: number,
     reason: string,
+    readonly protocol: "UDP" | "HTTP" = "UDP",
   ) {
-    super(`cannot listen on ${address} port ${port}: ${reason}`);
+    super(
+      `cannot listen on ${address} ${protocol === "HTTP" ? "HTTP port" : "port"} ${port}: ${reason}`,
+    );
     this.name = "BindError";
   }
 }

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import type { ServerOptions } from "../cli/options.ts";
 import type { DropCounts, ServerEffect, ServerInput } from "../core/server-effects.ts";
@@ -11,8 +12,10 @@ import { ActivitySummary } from "./activity-summary.ts";
 import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
+import { type Health, type HttpEndpoint, openHttpEndpoint } from "./http-endpoint.ts";
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
 import { createServerLog, type ServerLog } from "./server-log.ts";
+import { ServerMetrics } from "./server-metrics.ts";
 import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
 import { WakeTimer } from "./wake-timer.ts";
 
@@ -32,21 +35,30 @@ export async function runServer(options: ServerOptions): Promise<number> {
   });
 
   let endpoint: UdpEndpoint | undefined;
+  let http: HttpEndpoint | undefined;
   const timer = new WakeTimer(() => feed({ kind: "tick" }));
+  const metrics = new ServerMetrics(options.nodeName ?? `${hostname()}:${options.port}`);
 
-  let storeFailing = false;
-  const commits = new GroupCommit(store, (outcome: CommitOutcome) => {
-    if (outcome.ok) {
-      if (storeFailing) log.info("the message store accepts writes again");
-      storeFailing = false;
-      feed({ kind: "committed", commits: outcome.commits });
-      return;
-    }
-    // Said once per failing spell, not once per datagram; each refused request is answered.
-    if (!storeFailing) log.error(`could not write to the message store: ${String(outcome.error)}`);
-    storeFailing = true;
-    feed({ kind: "commit-failed", commits: outcome.commits });
-  });
+  /** Why the store refused the last write, while it does; undefined when it accepts them. */
+  let storeProblem: string | undefined;
+  const commits = new GroupCommit(
+    store,
+    (outcome: CommitOutcome) => {
+      if (outcome.ok) {
+        if (storeProblem !== undefined) log.info("the message store accepts writes again");
+        storeProblem = undefined;
+        feed({ kind: "committed", commits: outcome.commits });
+        return;
+      }
+      // Said once per failing spell, not once per datagram; each refused request is answered.
+      if (storeProblem === undefined) {
+        log.error(`could not write to the message store: ${String(outcome.error)}`);
+      }
+      storeProblem = errorText(outcome.error);
+      feed({ kind: "commit-failed", commits: outcome.commits });
+    },
+    (transaction) => metrics.commitMeasured(transaction),
+  );
 
   function carryOut(effects: readonly ServerEffect[]): void {
     for (const effect of effects) {
@@ -72,6 +84,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
     const now = Date.now();
     const dropsBefore = dropLog ? { ...state.drops } : undefined;
     carryOut(stepServer(state, input, now));
+    metrics.takeFanOutTimes(state.fanOutTimes);
     if (dropsBefore) logDrops(input, dropsBefore, now);
     const wake = nextServerWakeAt(state);
     const forget = nextForgetAt(state);
@@ -95,12 +108,36 @@ export async function runServer(options: ServerOptions): Promise<number> {
       onOversized: (from, bytes) => dropLog?.record(from, bytes, "oversized", Date.now()),
       ...(options.simulate ? { simulate: options.simulate } : {}),
     });
+    const udp = endpoint;
+    if (options.http) {
+      http = openHttpEndpoint({
+        port: options.http.port,
+        hostname: options.http.bind,
+        health: (): Health =>
+          storeProblem === undefined
+            ? { ok: true }
+            : { ok: false, reason: `the message store refused the last write: ${storeProblem}` },
+        metrics: () =>
+          metrics.render({
+            state,
+            datagrams: udp.counts,
+            storeAcceptsWrites: storeProblem === undefined,
+          }),
+        onProblem: (text) => log.warn(text),
+      });
+    }
   } catch (error) {
+    endpoint?.close();
     store.close();
     throw error;
   }
 
   log.info(`chatapp server listening on UDP port ${endpoint.port}${describeBind(options.bind)}`);
+  if (http) {
+    log.info(
+      `health and metrics at ${http.url}/healthz and ${http.url}/metrics (node ${metrics.node})`,
+    );
+  }
   if (options.simulate) log.warn(describeFaultSpec(options.simulate));
   log.info(`data directory: ${dataDir} (${describeState(state)})`);
   // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
@@ -116,6 +153,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   return await new Promise<number>((done) => {
     const stop = (signal: NodeJS.Signals) => {
       for (const name of stopSignals) process.off(name, stop);
+      http?.close();
       timer.cancel();
       clearInterval(summaries);
       commits.flush();
@@ -142,6 +180,10 @@ function describeBind(bind: string | undefined): string {
   if (bind === undefined || bind === "::") return " (all interfaces, IPv6 and IPv4)";
   if (bind === "0.0.0.0") return " (all IPv4 interfaces)";
   return ` on ${bind.includes(":") ? `[${bind}]` : bind} only`;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function describeState(state: ServerState): string {

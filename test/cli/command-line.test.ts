@@ -16,8 +16,12 @@ const helps: [string, string][] = [
   ["chatapp -c --help", clientHelp()],
 ];
 
-/** A row of a help table: two spaces, an option or argument, then its description. */
-const ROW = /^ {2}([-<]\S*(?: [A-Z]+)?)( +)(\S.*)$/;
+/**
+ * A row of a help table: two spaces, an option or argument, then its description at
+ * least two spaces on. A term too long for its column stands alone on its line.
+ */
+const ROW = /^ {2}([-<]\S*(?: [A-Z]+)?)( {2,})(\S.*)$/;
+const LONE_TERM = /^ {2}-\S*(?: [A-Z]+)?$/;
 
 describe("--help", () => {
   for (const [label, help] of helps) {
@@ -36,6 +40,9 @@ describe("--help", () => {
           columns.add(line.length - (row[3] ?? "").length);
         } else if (/^ {3,}\S/.test(line)) {
           columns.add(line.length - line.trimStart().length);
+        } else if (LONE_TERM.test(line)) {
+          // Its description starts on the next line, in the column.
+          expect(line.length).toBeGreaterThan(20);
         }
       }
       expect(rows).toBeGreaterThan(0);
@@ -48,6 +55,10 @@ describe("--help", () => {
     expect(serverHelp()).toContain("\n  --simulate FAULTS");
     expect(clientHelp()).toContain("\n  --simulate FAULTS");
     expect(serverHelp()).toContain("\n  --bind ADDRESS");
+    expect(serverHelp()).toContain("\n  --http PORT");
+    expect(serverHelp()).toContain("\n  --http-bind ADDRESS\n");
+    expect(serverHelp()).toContain("\n  --node-name NAME");
+    expect(rootHelp("v")).toContain("\n  --http PORT");
   });
 
   test("wrap and table", () => {

@@ -111,11 +111,11 @@ describe("parseServerArgs", () => {
       [[""], 'port must be an integer from 1024 to 65535, got ""'],
       [
         ["5000", "--foo"],
-        'unknown option "--foo" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)',
+        'unknown option "--foo" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name)',
       ],
       [
         ["5000", "-q"],
-        'unknown option "-q" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)',
+        'unknown option "-q" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name)',
       ],
       [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
       [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],
@@ -165,6 +165,79 @@ describe("--bind", () => {
       [
         ["5000", "--bind", "example.com"],
         '--bind must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got "example.com" (host names other than localhost are not looked up)',
+      ],
+    ];
+    for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
+  });
+});
+
+describe("--http, --http-bind and --node-name", () => {
+  test("--http takes a TCP port and listens on 127.0.0.1 unless --http-bind says otherwise", () => {
+    expect(parseServerArgs(["5000", "--http", "9100"]).http).toEqual({
+      port: 9100,
+      bind: "127.0.0.1",
+    });
+    expect(parseServerArgs(["5000", "--http=9100", "--http-bind", "::"]).http).toEqual({
+      port: 9100,
+      bind: "::",
+    });
+    expect(parseServerArgs(["--http-bind=[::1]", "--http", "9100", "5000"]).http).toEqual({
+      port: 9100,
+      bind: "::1",
+    });
+    expect(parseServerArgs(["5000", "--http", "5000", "--http-bind", "localhost"]).http).toEqual({
+      port: 5000,
+      bind: "127.0.0.1",
+    });
+    expect(parseServerArgs(["5000"]).http).toBeUndefined();
+  });
+
+  test("--node-name: short and plain; absent unless given", () => {
+    expect(parseServerArgs(["5000", "--node-name", "chat-1.eu"]).nodeName).toBe("chat-1.eu");
+    expect(parseServerArgs(["5000", "--node-name=eu_1:5000"]).nodeName).toBe("eu_1:5000");
+    expect(parseServerArgs(["5000", "--node-name", "x".repeat(64)]).nodeName).toHaveLength(64);
+    expect(parseServerArgs(["5000"]).nodeName).toBeUndefined();
+  });
+
+  test("refusals name the option", () => {
+    const rule =
+      "a node name is 1 to 64 characters: ASCII letters, digits, _ . : - [ ], starting with a letter or digit";
+    const cases: [string[], string][] = [
+      [["5000", "--http"], "--http needs a TCP port, as in --http 9100"],
+      [["5000", "--http", "--quiet"], "--http needs a TCP port, as in --http 9100"],
+      [["5000", "--http", "80"], '--http must be an integer from 1024 to 65535, got "80"'],
+      [["5000", "--http", "09100"], '--http "09100" has a leading zero; write 9100'],
+      [["5000", "--http", "9100", "--http", "9101"], "--http is given twice"],
+      [
+        ["5000", "--http-bind", "127.0.0.1"],
+        "--http-bind needs --http, as in --http 9100 --http-bind 127.0.0.1",
+      ],
+      [
+        ["5000", "--http", "9100", "--http-bind"],
+        "--http-bind needs an address, as in --http-bind 127.0.0.1",
+      ],
+      [
+        ["5000", "--http", "9100", "--http-bind", "224.0.0.1"],
+        '--http-bind "224.0.0.1" is a multicast address; give an address of this machine',
+      ],
+      [
+        ["5000", "--http", "9100", "--http-bind", "example.com"],
+        '--http-bind must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got "example.com" (host names other than localhost are not looked up)',
+      ],
+      [
+        ["5000", "--http", "9100", "--http-bind=::1", "--http-bind=::1"],
+        "--http-bind is given twice",
+      ],
+      [["5000", "--node-name"], "--node-name needs a name, as in --node-name chat-1"],
+      [["5000", "--node-name", "a", "--node-name", "b"], "--node-name is given twice"],
+      [["5000", "--node-name="], `--node-name "" is not allowed: ${rule}`],
+      [["5000", "--node-name", "a b"], `--node-name "a b" is not allowed: ${rule}`],
+      [["5000", "--node-name", "a/b"], `--node-name "a/b" is not allowed: ${rule}`],
+      [["5000", "--node-name", "-x"], "--node-name needs a name, as in --node-name chat-1"],
+      [["5000", "--node-name", ".x"], `--node-name ".x" is not allowed: ${rule}`],
+      [
+        ["5000", "--node-name", "x".repeat(65)],
+        `--node-name "${"x".repeat(60)}…" is not allowed: ${rule}`,
       ],
     ];
     for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
@@ -450,6 +523,12 @@ describe("routeArgv", () => {
     expect(routeArgv(["--data-dir", "-c", "-s", "5000"])).toEqual({
       kind: "command",
       rawArgs: ["server", "--data-dir", "-c", "5000"],
+    });
+    expect(
+      routeArgv(["--http", "9100", "--node-name", "n1", "--retention", "7", "-s", "5000"]),
+    ).toEqual({
+      kind: "command",
+      rawArgs: ["server", "--http", "9100", "--node-name", "n1", "--retention", "7", "5000"],
     });
     expect(routeArgv(["--data-dir", "X", "-s", "--help"])).toEqual({
       kind: "command",
