@@ -6,8 +6,10 @@ import { nameKey } from "../protocol/names.ts";
 import type {
   ClientRecord,
   OfflineStore,
+  ServerSnapshot,
   StoreChange,
   StoredMessage,
+  StoredSummary,
   StoreSnapshot,
 } from "./offline-store.ts";
 import {
@@ -87,6 +89,8 @@ export class SqliteStore implements OfflineStore {
   readonly #removeClient: Statement<Row, [{ nameKey: string }]>;
   readonly #selectClients: Statement<Row, []>;
   readonly #selectMessages: Statement<Row, []>;
+  readonly #selectSummaries: Statement<Row, []>;
+  readonly #selectMessage: Statement<Row, [{ id: number }]>;
   readonly #statements: { finalize(): void }[] = [];
   #closed = false;
 
@@ -127,6 +131,13 @@ export class SqliteStore implements OfflineStore {
       this.#selectMessages = prepare<[]>(
         "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
       );
+      // The size in UTF-8 as stored: length() of a BLOB counts bytes.
+      this.#selectSummaries = prepare<[]>(
+        "SELECT id, recipient, sender, kind, length(CAST(text AS BLOB)) AS text_bytes, received_at, ref FROM messages ORDER BY id",
+      );
+      this.#selectMessage = prepare<[{ id: number }]>(
+        "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages WHERE id = $id",
+      );
     } catch (error) {
       this.#finalizeAll();
       throw error;
@@ -146,6 +157,32 @@ export class SqliteStore implements OfflineStore {
       if (message !== undefined) messages.push(message);
     }
     return { clients, messages };
+  }
+
+  loadSummary(): ServerSnapshot {
+    this.#assertOpen();
+    const clients: ClientRecord[] = [];
+    for (const row of this.#selectClients.all()) {
+      const client = clientFromRow(row);
+      if (client !== undefined) clients.push(client);
+    }
+    const messages: StoredSummary[] = [];
+    for (const row of this.#selectSummaries.all()) {
+      const summary = summaryFromRow(row);
+      if (summary !== undefined) messages.push(summary);
+    }
+    return { clients, messages };
+  }
+
+  readMessages(ids: readonly number[]): StoredMessage[] {
+    this.#assertOpen();
+    const found: StoredMessage[] = [];
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const row = this.#selectMessage.get({ id });
+      const message = row ? messageFromRow(row) : undefined;
+      if (message !== undefined) found.push(message);
+    }
+    return found;
   }
 
   apply(changes: readonly StoreChange[]): void {
@@ -412,6 +449,15 @@ function clientFromRow(row: Row): ClientRecord | undefined {
     return undefined;
   }
   return client;
+}
+
+/** A summary is loaded only for a row that would load as a whole message. */
+function summaryFromRow(row: Row): StoredSummary | undefined {
+  const { text_bytes, ...rest } = row;
+  const checked = messageFromRow({ ...rest, text: "x" });
+  if (checked === undefined || typeof text_bytes !== "number") return undefined;
+  const { text: _, ...summary } = checked;
+  return { ...summary, textBytes: text_bytes };
 }
 
 function messageFromRow(row: Row): StoredMessage | undefined {
