@@ -267,12 +267,34 @@ describe("sqlite store open errors", () => {
     expectOpenError(dir, /schema version 99/);
   });
 
-  test.skipIf(process.getuid?.() === 0)("the data directory is not writable", () => {
-    chmodSync(dir, 0o500);
-    try {
-      expectOpenError(dir, /cannot be opened|cannot be written/);
-    } finally {
-      chmodSync(dir, 0o700);
+  test("the data directory is not writable", () => {
+    if (process.getuid?.() !== 0) {
+      chmodSync(dir, 0o500);
+      try {
+        expectOpenError(dir, /cannot be opened|cannot be written/);
+      } finally {
+        chmodSync(dir, 0o700);
+      }
+      return;
     }
+    // Root writes through any permission bits; a read-only mount of its own stops it.
+    const script = `import { openSqliteStore } from ${JSON.stringify(STORE_MODULE)};
+      try { openSqliteStore(${JSON.stringify(dir)}); console.log("opened"); }
+      catch (error) { console.log(error instanceof Error ? error.message : String(error)); }`;
+    const result = Bun.spawnSync([
+      "unshare",
+      "-m",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && exec "$2" -e "$3"',
+      "sh",
+      dir,
+      process.execPath,
+      script,
+    ]);
+    expect(result.stderr.toString()).toBe("");
+    expect(result.stdout.toString()).toMatch(/cannot be opened|cannot be written/);
   });
 });
