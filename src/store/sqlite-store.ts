@@ -146,32 +146,28 @@ export class SqliteStore implements OfflineStore {
 
   load(): StoreSnapshot {
     this.#assertOpen();
-    const clients: ClientRecord[] = [];
-    for (const row of this.#selectClients.all()) {
-      const client = clientFromRow(row);
-      if (client !== undefined) clients.push(client);
-    }
-    const messages: StoredMessage[] = [];
-    for (const row of this.#selectMessages.all()) {
-      const message = messageFromRow(row);
-      if (message !== undefined) messages.push(message);
-    }
-    return { clients, messages };
+    return {
+      clients: this.#valid(this.#selectClients, clientFromRow),
+      messages: this.#valid(this.#selectMessages, messageFromRow),
+    };
   }
 
   loadSummary(): ServerSnapshot {
     this.#assertOpen();
-    const clients: ClientRecord[] = [];
-    for (const row of this.#selectClients.all()) {
-      const client = clientFromRow(row);
-      if (client !== undefined) clients.push(client);
+    return {
+      clients: this.#valid(this.#selectClients, clientFromRow),
+      messages: this.#valid(this.#selectSummaries, summaryFromRow),
+    };
+  }
+
+  /** The rows a query returns that make valid records; a row a hand edit broke is skipped. */
+  #valid<T>(query: Statement<Row, []>, fromRow: (row: Row) => T | undefined): T[] {
+    const records: T[] = [];
+    for (const row of query.all()) {
+      const record = fromRow(row);
+      if (record !== undefined) records.push(record);
     }
-    const messages: StoredSummary[] = [];
-    for (const row of this.#selectSummaries.all()) {
-      const summary = summaryFromRow(row);
-      if (summary !== undefined) messages.push(summary);
-    }
-    return { clients, messages };
+    return records;
   }
 
   readMessages(ids: readonly number[]): StoredMessage[] {

@@ -22,6 +22,7 @@ import {
   LOCK_FILE_NAME,
   openSqliteStore,
 } from "../../src/store/sqlite-store.ts";
+import { withReadOnly } from "../helpers/private-mount.ts";
 
 const STORE_MODULE = join(import.meta.dir, "../../src/store/sqlite-store.ts");
 
@@ -281,19 +282,7 @@ describe("sqlite store open errors", () => {
     const script = `import { openSqliteStore } from ${JSON.stringify(STORE_MODULE)};
       try { openSqliteStore(${JSON.stringify(dir)}); console.log("opened"); }
       catch (error) { console.log(error instanceof Error ? error.message : String(error)); }`;
-    const result = Bun.spawnSync([
-      "unshare",
-      "-m",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && exec "$2" -e "$3"',
-      "sh",
-      dir,
-      process.execPath,
-      script,
-    ]);
+    const result = Bun.spawnSync(withReadOnly(dir, [process.execPath, "-e", script]));
     expect(result.stderr.toString()).toBe("");
     expect(result.stdout.toString()).toMatch(/cannot be opened|cannot be written/);
   });
