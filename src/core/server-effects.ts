@@ -1,12 +1,20 @@
 import type { Address, Message } from "../protocol/messages.ts";
-import type { StoreChange } from "../store/offline-store.ts";
+import type { StoreChange, StoredMessage } from "../store/offline-store.ts";
 
 export type ServerInput =
   | { readonly kind: "datagram"; readonly from: Address; readonly bytes: Uint8Array }
   | { readonly kind: "tick" }
   /** The shell committed (or failed to commit) the `persist` effects with these numbers. */
   | { readonly kind: "committed"; readonly commits: readonly number[] }
-  | { readonly kind: "commit-failed"; readonly commits: readonly number[] };
+  | { readonly kind: "commit-failed"; readonly commits: readonly number[] }
+  /** What a `read` effect found on disk (messages not committed yet are left out). */
+  | {
+      readonly kind: "read-done";
+      readonly read: number;
+      readonly messages: readonly StoredMessage[];
+      /** The store could not be read: try again after the next commit. */
+      readonly failed?: boolean;
+    };
 
 export type LogLevel = "info" | "debug" | "warn";
 
@@ -19,6 +27,8 @@ export type LogLevel = "info" | "debug" | "warn";
 export type ServerEffect =
   | { readonly kind: "persist"; readonly commit: number; readonly changes: readonly StoreChange[] }
   | { readonly kind: "send"; readonly to: Address; readonly message: Message }
+  /** Read these stored messages from the store and report them as `read-done`. */
+  | { readonly kind: "read"; readonly read: number; readonly ids: readonly number[] }
   | { readonly kind: "log"; readonly level: LogLevel; readonly text: string };
 
 /** What the server did, counted since it started: for summaries in the log, and metrics. */

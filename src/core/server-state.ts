@@ -1,7 +1,7 @@
 import { addressKey } from "../protocol/address.ts";
 import type { Address, Message } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
-import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
+import type { ServerSnapshot, StoredMessage, StoredSummary } from "../store/offline-store.ts";
 import { FifoSet } from "./fifo-set.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
@@ -127,7 +127,17 @@ export interface ServerState {
   readonly clientsByToken: Map<string, string>;
   /** Which client's entry holds each address (addressKey): one process per address. */
   readonly clientsByAddress: Map<string, string>;
-  readonly mailboxes: Map<string, StoredMessage[]>;
+  /** Per recipient, what is stored for it, in order of receipt: no texts (read when delivered). */
+  readonly mailboxes: Map<string, StoredSummary[]>;
+  /** Stored messages being read for delivery, by read number: for which client, which ids. */
+  readonly reads: Map<number, { readonly clientKey: string; readonly ids: readonly number[] }>;
+  nextRead: number;
+  /** Ids of stored messages whose commit has not been reported yet, by commit. */
+  readonly storedInCommit: Map<number, readonly number[]>;
+  /** The stored batch on its way to each client, by request id: one at a time. */
+  readonly storedInFlight: Map<string, number>;
+  /** Clients whose next batch waits for a commit: some of its messages were not on disk yet. */
+  readonly readAfterCommit: Set<string>;
   nextStoredId: number;
   nextRequestId: number;
   readonly table: TableLog;
@@ -180,7 +190,7 @@ export interface RateBucket {
   updatedAt: number;
 }
 
-export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): ServerState {
+export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): ServerState {
   const clients = new Map<string, ServerClient>();
   const clientsByToken = new Map<string, string>();
   const clientsByAddress = new Map<string, string>();
@@ -199,12 +209,12 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
   }
   const table = new TableLog(deps.epoch);
   for (const client of clients.values()) client.entryVersion = table.recordChange(client);
-  const mailboxes = new Map<string, StoredMessage[]>();
+  const mailboxes = new Map<string, StoredSummary[]>();
   let lastStoredId = 0;
   const storeUse = { messages: 0, textBytes: 0 };
   for (const message of snapshot.messages) {
     storeUse.messages++;
-    storeUse.textBytes += message.text.length;
+    storeUse.textBytes += message.textBytes;
     const key = nameKey(message.recipient);
     const mailbox = mailboxes.get(key) ?? [];
     mailbox.push(message);
@@ -224,6 +234,11 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     clientsByToken,
     clientsByAddress,
     mailboxes,
+    reads: new Map(),
+    nextRead: 1,
+    storedInCommit: new Map(),
+    readAfterCommit: new Set(),
+    storedInFlight: new Map(),
     nextStoredId: lastStoredId + 1,
     nextRequestId: deps.firstRequestId,
     table,

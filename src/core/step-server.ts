@@ -14,7 +14,14 @@ import {
   type TableEntry,
 } from "../protocol/messages.ts";
 import { isValidName, nameKey } from "../protocol/names.ts";
-import type { ClientRecord, StoreChange, StoredMessage } from "../store/offline-store.ts";
+import {
+  type ClientRecord,
+  type StoreChange,
+  type StoredMessage,
+  type StoredSummary,
+  summaryOf,
+  utf8Length,
+} from "../store/offline-store.ts";
 import type { Datagram, OutboundRequest, RetryPolicy } from "./outbound-requests.ts";
 import type { LogLevel, ServerEffect, ServerInput } from "./server-effects.ts";
 import type {
@@ -65,6 +72,7 @@ class Step {
   readonly fanOuts: FanOut[] = [];
   readonly logs: { level: LogLevel; text: string }[] = [];
   readonly released: ServerEffect[] = [];
+  readonly reads: ServerEffect[] = [];
 
   constructor(
     readonly state: ServerState,
@@ -86,9 +94,15 @@ class Step {
   }
 
   effects(): ServerEffect[] {
+    const commit = this.changes.length > 0 ? this.state.nextCommit++ : 0;
+    if (this.stored.length > 0) {
+      this.state.storedInCommit.set(
+        commit,
+        this.stored.map((message) => message.id),
+      );
+    }
     // Only answers wait for the disk; the server's own requests promise nothing about it.
     if (this.changes.length > 0 && this.replies.size > 0) {
-      const commit = this.state.nextCommit++;
       this.state.awaitingCommit.set(commit, {
         datagrams: this.datagrams,
         replies: this.replies,
@@ -96,19 +110,24 @@ class Step {
         stored: this.stored,
         fanOuts: this.fanOuts,
       });
-      return [...this.released, { kind: "persist", commit, changes: this.changes }];
+      return [...this.released, { kind: "persist", commit, changes: this.changes }, ...this.reads];
     }
     if (this.changes.length > 0) {
-      const commit = this.state.nextCommit++;
       return [
         ...this.released,
         { kind: "persist", commit, changes: this.changes },
         ...logEffects(this.logs),
         ...sendEffects(this.datagrams),
+        ...this.reads,
       ];
     }
     for (const datagram of this.replies) rememberReply(this.state, datagram, this.now);
-    return [...this.released, ...logEffects(this.logs), ...sendEffects(this.datagrams)];
+    return [
+      ...this.released,
+      ...logEffects(this.logs),
+      ...sendEffects(this.datagrams),
+      ...this.reads,
+    ];
   }
 }
 
@@ -133,9 +152,14 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
       break;
     case "committed":
       for (const commit of input.commits) releaseCommitted(step, commit);
+      afterCommits(step, input.commits);
       break;
     case "commit-failed":
       for (const commit of input.commits) takeBackFailed(step, commit);
+      afterCommits(step, input.commits);
+      break;
+    case "read-done":
+      storedMessagesRead(step, input.read, input.messages, input.failed === true);
       break;
     default:
       return input satisfies never;
@@ -199,6 +223,19 @@ function takeBackFailed(step: Step, commit: number): void {
       "warn",
       `${held.stored.length} message(s) were not saved: the store refused the write`,
     );
+  }
+}
+
+/** Commits reported: their stored messages are on disk (or taken back); batches that waited for them are read again. */
+function afterCommits(step: Step, commits: readonly number[]): void {
+  const { state } = step;
+  for (const commit of commits) state.storedInCommit.delete(commit);
+  if (state.readAfterCommit.size === 0) return;
+  const waiting = [...state.readAfterCommit];
+  state.readAfterCommit.clear();
+  for (const key of waiting) {
+    const client = state.clients.get(key);
+    if (client && state.storedDeliveries.has(key)) sendNextStoredBatch(step, client);
   }
 }
 
@@ -503,10 +540,7 @@ function acceptRegistration(
     // SPEC §5: the others learn that it is back once its messages are delivered.
     state.table.forgetSnapshot();
     state.announceWhenDelivered.add(key);
-    if (!state.storedDeliveries.has(key)) {
-      state.storedDeliveries.add(key);
-      sendNextStoredBatch(step, client);
-    }
+    restartStoredDelivery(step, client);
     return;
   }
   tableChanged(step, client);
@@ -696,22 +730,23 @@ function storeMessage(
   const { storeUse, storeQuota } = state;
   if (
     storeUse.messages >= storeQuota.messages ||
-    storeUse.textBytes + message.text.length > storeQuota.textBytes
+    storeUse.textBytes + utf8Length(message.text) > storeQuota.textBytes
   ) {
     return "store-full";
   }
   const stored: StoredMessage = { id: state.nextStoredId++, recipient: recipient.name, ...message };
-  mailbox.push(stored);
+  const summary = summaryOf(stored);
+  mailbox.push(summary);
   state.mailboxes.set(recipient.key, mailbox);
   storeUse.messages++;
-  storeUse.textBytes += stored.text.length;
+  storeUse.textBytes += summary.textBytes;
   step.changes.push({ kind: "put-message", message: stored });
   step.stored.push(stored);
   return undefined;
 }
 
-/** A stored message leaves memory: delivered, or its commit failed. */
-function unstoreMessage(state: ServerState, message: StoredMessage): void {
+/** A stored message leaves memory: delivered, its commit failed, or it cannot be read. */
+function unstoreMessage(state: ServerState, message: StoredSummary | StoredMessage): void {
   const key = nameKey(message.recipient);
   const mailbox = state.mailboxes.get(key);
   if (!mailbox) return;
@@ -721,11 +756,11 @@ function unstoreMessage(state: ServerState, message: StoredMessage): void {
   else state.mailboxes.delete(key);
   if (state.delivering.delete(message.id)) return;
   state.storeUse.messages--;
-  state.storeUse.textBytes -= message.text.length;
+  state.storeUse.textBytes -= "textBytes" in message ? message.textBytes : utf8Length(message.text);
 }
 
 /** Stored messages that count against the limits: not the copies being delivered live. */
-function settledCount(state: ServerState, mailbox: readonly StoredMessage[]): number {
+function settledCount(state: ServerState, mailbox: readonly StoredSummary[]): number {
   if (state.delivering.size === 0) return mailbox.length;
   let count = 0;
   for (const message of mailbox) if (!state.delivering.has(message.id)) count++;
@@ -743,10 +778,85 @@ function sendNextStoredBatch(step: Step, client: ServerClient): void {
     }
     return;
   }
+  // The texts are read from the store; the batch goes out when they are back.
+  const ids: number[] = [];
+  let bytes = 0;
+  for (const stored of mailbox) {
+    const size = stored.textBytes + stored.sender.length + STORED_ENTRY_OVERHEAD;
+    if (ids.length > 0 && bytes + size > STORED_BATCH_BYTES) break;
+    ids.push(stored.id);
+    bytes += size;
+  }
+  const read = state.nextRead++;
+  state.reads.set(read, { clientKey: client.key, ids });
+  step.reads.push({ kind: "read", read, ids });
+}
+
+/**
+ * Delivers what is stored for a client from the start, at its current address: a
+ * batch (or a read) still on its way to where it registered from before is dropped.
+ */
+function restartStoredDelivery(step: Step, client: ServerClient): void {
+  const { state } = step;
+  const inFlight = state.storedInFlight.get(client.key);
+  if (inFlight !== undefined) {
+    state.outbound.cancel(inFlight, step.now, step.datagrams);
+    state.storedInFlight.delete(client.key);
+  }
+  for (const [read, pending] of state.reads) {
+    if (pending.clientKey === client.key) state.reads.delete(read);
+  }
+  state.readAfterCommit.delete(client.key);
+  state.storedDeliveries.add(client.key);
+  sendNextStoredBatch(step, client);
+}
+
+/** What one stored message costs in a batch besides its sender and text (worst case, in characters). */
+const STORED_ENTRY_OVERHEAD = 80;
+
+function storedMessagesRead(
+  step: Step,
+  read: number,
+  messages: readonly StoredMessage[],
+  failed: boolean,
+): void {
+  const { state } = step;
+  const pending = state.reads.get(read);
+  if (!pending) return;
+  state.reads.delete(read);
+  const client = state.clients.get(pending.clientKey);
+  if (!client?.online || !state.storedDeliveries.has(client.key)) return;
+  if (failed) {
+    state.readAfterCommit.add(client.key);
+    return;
+  }
+  const indexed = new Set((state.mailboxes.get(client.key) ?? []).map((stored) => stored.id));
+  const found = messages.filter((message) => indexed.has(message.id));
+  const foundIds = new Set(found.map((message) => message.id));
+  const missing = pending.ids.filter((id) => indexed.has(id) && !foundIds.has(id));
+  const uncommitted = new Set([...state.storedInCommit.values()].flat());
+  if (missing.some((id) => uncommitted.has(id))) {
+    // On its way to disk: the batch is read again once the commit is reported.
+    state.readAfterCommit.add(client.key);
+    return;
+  }
+  for (const id of missing) {
+    const lost = state.mailboxes.get(client.key)?.find((stored) => stored.id === id);
+    if (lost) unstoreMessage(state, lost);
+    step.log(
+      "warn",
+      `stored message ${id} for ${client.name} cannot be read from the store; it is skipped`,
+    );
+  }
+  if (found.length === 0) {
+    sendNextStoredBatch(step, client);
+    return;
+  }
+  // Chosen by their size on disk; cut by their size on the wire (escapes can grow a text).
   const batch: DeliveredMessage[] = [];
   const messageIds: number[] = [];
   let bytes = 0;
-  for (const stored of mailbox) {
+  for (const stored of found) {
     const delivered: DeliveredMessage = {
       sender: stored.sender,
       kind: stored.kind,
@@ -754,13 +864,14 @@ function sendNextStoredBatch(step: Step, client: ServerClient): void {
       at: stored.receivedAt,
       ref: stored.ref,
     };
-    const size = JSON.stringify(delivered).length * 3;
+    const size = utf8Length(JSON.stringify(delivered));
     if (batch.length > 0 && bytes + size > STORED_BATCH_BYTES) break;
     batch.push(delivered);
     messageIds.push(stored.id);
     bytes += size;
   }
   const id = nextRequestId(state);
+  state.storedInFlight.set(client.key, id);
   state.outbound.add(
     id,
     { ip: client.ip, port: client.port },
@@ -776,7 +887,7 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
   const { state } = step;
   const delivered = new Set(messageIds);
   const mailbox = state.mailboxes.get(clientKey) ?? [];
-  const remaining: StoredMessage[] = [];
+  const remaining: StoredSummary[] = [];
   for (const message of mailbox) {
     if (!delivered.has(message.id)) {
       remaining.push(message);
@@ -784,7 +895,7 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
     }
     if (state.delivering.delete(message.id)) continue;
     state.storeUse.messages--;
-    state.storeUse.textBytes -= message.text.length;
+    state.storeUse.textBytes -= message.textBytes;
   }
   if (remaining.length > 0) state.mailboxes.set(clientKey, remaining);
   else state.mailboxes.delete(clientKey);
@@ -854,7 +965,7 @@ function keepWhileDelivering(step: Step, member: ServerClient, post: ChannelPost
     ...channelStored(post),
   };
   const mailbox = state.mailboxes.get(member.key) ?? [];
-  mailbox.push(copy);
+  mailbox.push(summaryOf(copy));
   state.mailboxes.set(member.key, mailbox);
   state.delivering.add(copy.id);
   step.changes.push({ kind: "put-message", message: copy });
@@ -921,7 +1032,7 @@ function storeChannelPost(
     // Already on disk: it only starts to count as a stored message.
     if (!state.delivering.delete(copy.id)) return;
     state.storeUse.messages++;
-    state.storeUse.textBytes += copy.text.length;
+    state.storeUse.textBytes += utf8Length(copy.text);
     state.activity.storedForChannel++;
     step.log("debug", `stored a channel message from ${post.sender} for ${member.name}`);
     return;
@@ -1140,6 +1251,7 @@ function onAck(step: Step, from: Address, id: number, have: number | undefined):
       tablePartDone(step, purpose.clientKey, purpose.pushId, have);
       return;
     case "stored":
+      step.state.storedInFlight.delete(purpose.clientKey);
       storedBatchDelivered(step, purpose.clientKey, purpose.messageIds);
       return;
     case "channel":
@@ -1167,6 +1279,7 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
       tablePartUnanswered(step, purpose.clientKey, purpose.pushId);
       return;
     case "stored": {
+      state.storedInFlight.delete(purpose.clientKey);
       state.storedDeliveries.delete(purpose.clientKey);
       const client = state.clients.get(purpose.clientKey);
       if (client?.online && !sameAddress(client, request.to)) {

@@ -7,6 +7,7 @@ import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.
 import { DEFAULT_STORE_QUOTA } from "../core/timing.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
+import type { StoredMessage } from "../store/offline-store.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
 import { ActivitySummary } from "./activity-summary.ts";
 import { DropLog, dropsBetween } from "./drop-log.ts";
@@ -25,7 +26,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const dropLog = options.logLevel === "verbose" ? createDropLog(log) : undefined;
   const dataDir = resolve(options.dataDir);
   const store = openSqliteStore(dataDir);
-  const state = createServerState(store.load(), {
+  const state = createServerState(store.loadSummary(), {
     newToken: () => randomHex(TOKEN_LENGTH / 2),
     firstRequestId: randomRequestId(),
     cookieFor: cookieMaker(randomHex(32)),
@@ -60,11 +61,33 @@ export async function runServer(options: ServerOptions): Promise<number> {
     (transaction) => metrics.commitMeasured(transaction),
   );
 
+  /**
+   * Stored texts for a delivery batch, read after the group commit of this turn (its
+   * setImmediate was queued first): the read sees what this turn stored, and the batch
+   * cannot overtake an answer that waited for the commit, such as `registered`.
+   */
+  function readStored(read: number, ids: readonly number[]): void {
+    setImmediate(() => {
+      let messages: StoredMessage[] = [];
+      let failed = false;
+      try {
+        messages = store.readMessages(ids);
+      } catch (error) {
+        failed = true;
+        log.error(`could not read stored messages: ${String(error)}`);
+      }
+      feed({ kind: "read-done", read, messages, failed });
+    });
+  }
+
   function carryOut(effects: readonly ServerEffect[]): void {
     for (const effect of effects) {
       switch (effect.kind) {
         case "persist":
           commits.add(effect.commit, effect.changes);
+          break;
+        case "read":
+          readStored(effect.read, effect.ids);
           break;
         case "send":
           endpoint?.send(effect.to, encodeMessage(effect.message));

@@ -1,10 +1,12 @@
 import { nameKey } from "../protocol/names.ts";
-import type {
-  ClientRecord,
-  OfflineStore,
-  StoreChange,
-  StoredMessage,
-  StoreSnapshot,
+import {
+  type ClientRecord,
+  type OfflineStore,
+  type ServerSnapshot,
+  type StoreChange,
+  type StoredMessage,
+  type StoreSnapshot,
+  summaryOf,
 } from "./offline-store.ts";
 import {
   checkStoreChanges,
@@ -24,6 +26,21 @@ export class MemoryStore implements OfflineStore {
     const clients = [...this.#clients.values()].map(copyClient);
     const messages = [...this.#messages.values()].sort((a, b) => a.id - b.id).map(copyMessage);
     return { clients, messages };
+  }
+
+  loadSummary(): ServerSnapshot {
+    const { clients, messages } = this.load();
+    return { clients, messages: messages.map(summaryOf) };
+  }
+
+  readMessages(ids: readonly number[]): StoredMessage[] {
+    this.#assertOpen();
+    const found: StoredMessage[] = [];
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const message = this.#messages.get(id);
+      if (message) found.push(copyMessage(message));
+    }
+    return found;
   }
 
   apply(changes: readonly StoreChange[]): void {

@@ -26,11 +26,52 @@ export interface StoredMessage {
   readonly ref: number;
 }
 
+/**
+ * What the server keeps in memory of a stored message: all but its text, which is read
+ * from the store when the message is delivered, so memory does not grow with it.
+ */
+export type StoredSummary = Omit<StoredMessage, "text"> & {
+  /** The text's size in UTF-8, as it is on disk: what the store quota counts. */
+  readonly textBytes: number;
+};
+
+export function summaryOf(message: StoredMessage): StoredSummary {
+  const { text, ...rest } = message;
+  return { ...rest, textBytes: utf8Length(text) };
+}
+
+/** Bytes of a text in UTF-8; a lone surrogate counts as the U+FFFD that replaces it on disk. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
+}
+
 export type StoreChange =
   | { readonly kind: "put-client"; readonly client: ClientRecord }
   | { readonly kind: "remove-client"; readonly name: string }
   | { readonly kind: "put-message"; readonly message: StoredMessage }
   | { readonly kind: "remove-messages"; readonly ids: readonly number[] };
+
+/** What the server starts from: the table and the index of stored messages, no texts. */
+export interface ServerSnapshot {
+  /** In order of first registration, as the table shows them. */
+  readonly clients: readonly ClientRecord[];
+  /** Ordered by id, which is the order of receipt. */
+  readonly messages: readonly StoredSummary[];
+}
 
 export interface StoreSnapshot {
   /** In order of first registration, as the table shows them. */
@@ -45,7 +86,12 @@ export interface StoreSnapshot {
  * all of them or none, so an acknowledgement sent after it never outruns the disk.
  */
 export interface OfflineStore {
+  /** Everything, texts included: for tools and tests. */
   load(): StoreSnapshot;
+  /** What the server keeps in memory at start. */
+  loadSummary(): ServerSnapshot;
+  /** The committed messages with these ids (those not on disk are left out), by id. */
+  readMessages(ids: readonly number[]): StoredMessage[];
   apply(changes: readonly StoreChange[]): void;
   close(): void;
 }

@@ -6,8 +6,10 @@ import { nameKey } from "../protocol/names.ts";
 import type {
   ClientRecord,
   OfflineStore,
+  ServerSnapshot,
   StoreChange,
   StoredMessage,
+  StoredSummary,
   StoreSnapshot,
 } from "./offline-store.ts";
 import {
@@ -87,6 +89,8 @@ export class SqliteStore implements OfflineStore {
   readonly #removeClient: Statement<Row, [{ nameKey: string }]>;
   readonly #selectClients: Statement<Row, []>;
   readonly #selectMessages: Statement<Row, []>;
+  readonly #selectSummaries: Statement<Row, []>;
+  readonly #selectMessage: Statement<Row, [{ id: number }]>;
   readonly #statements: { finalize(): void }[] = [];
   #closed = false;
 
@@ -127,6 +131,13 @@ export class SqliteStore implements OfflineStore {
       this.#selectMessages = prepare<[]>(
         "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
       );
+      // The size in UTF-8 as stored: length() of a BLOB counts bytes.
+      this.#selectSummaries = prepare<[]>(
+        "SELECT id, recipient, sender, kind, length(CAST(text AS BLOB)) AS text_bytes, received_at, ref FROM messages ORDER BY id",
+      );
+      this.#selectMessage = prepare<[{ id: number }]>(
+        "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages WHERE id = $id",
+      );
     } catch (error) {
       this.#finalizeAll();
       throw error;
@@ -135,17 +146,39 @@ export class SqliteStore implements OfflineStore {
 
   load(): StoreSnapshot {
     this.#assertOpen();
-    const clients: ClientRecord[] = [];
-    for (const row of this.#selectClients.all()) {
-      const client = clientFromRow(row);
-      if (client !== undefined) clients.push(client);
+    return {
+      clients: this.#valid(this.#selectClients, clientFromRow),
+      messages: this.#valid(this.#selectMessages, messageFromRow),
+    };
+  }
+
+  loadSummary(): ServerSnapshot {
+    this.#assertOpen();
+    return {
+      clients: this.#valid(this.#selectClients, clientFromRow),
+      messages: this.#valid(this.#selectSummaries, summaryFromRow),
+    };
+  }
+
+  /** The rows a query returns that make valid records; a row a hand edit broke is skipped. */
+  #valid<T>(query: Statement<Row, []>, fromRow: (row: Row) => T | undefined): T[] {
+    const records: T[] = [];
+    for (const row of query.all()) {
+      const record = fromRow(row);
+      if (record !== undefined) records.push(record);
     }
-    const messages: StoredMessage[] = [];
-    for (const row of this.#selectMessages.all()) {
-      const message = messageFromRow(row);
-      if (message !== undefined) messages.push(message);
+    return records;
+  }
+
+  readMessages(ids: readonly number[]): StoredMessage[] {
+    this.#assertOpen();
+    const found: StoredMessage[] = [];
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const row = this.#selectMessage.get({ id });
+      const message = row ? messageFromRow(row) : undefined;
+      if (message !== undefined) found.push(message);
     }
-    return { clients, messages };
+    return found;
   }
 
   apply(changes: readonly StoreChange[]): void {
@@ -412,6 +445,15 @@ function clientFromRow(row: Row): ClientRecord | undefined {
     return undefined;
   }
   return client;
+}
+
+/** A summary is loaded only for a row that would load as a whole message. */
+function summaryFromRow(row: Row): StoredSummary | undefined {
+  const { text_bytes, ...rest } = row;
+  const checked = messageFromRow({ ...rest, text: "x" });
+  if (checked === undefined || typeof text_bytes !== "number") return undefined;
+  const { text: _, ...summary } = checked;
+  return { ...summary, textBytes: text_bytes };
 }
 
 function messageFromRow(row: Row): StoredMessage | undefined {

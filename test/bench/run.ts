@@ -15,6 +15,7 @@ import {
 } from "./processes.ts";
 import { benchScale, scaleOptions } from "./scale.ts";
 import { benchStartup } from "./startup.ts";
+import { benchStoredMemory, storedMemoryOptions } from "./stored-memory.ts";
 
 const USAGE = "usage: bun run bench [--quick] [--source]";
 
@@ -138,6 +139,7 @@ async function runAll(group: ProcessGroup, { quick, program }: Settings): Promis
     ],
     ["start-up", () => benchStartup(group, program, { runs: quick ? 5 : 20 })],
     ["scale", () => benchScale(group, program, scaleOptions(quick))],
+    ["stored memory", () => benchStoredMemory(group, program, storedMemoryOptions(quick))],
   ];
 
   const broken: string[] = [];

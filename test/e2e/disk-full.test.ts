@@ -2,6 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { canMountPrivately, onPrivateTmpfs } from "../helpers/private-mount.ts";
 import {
   binaryProgram,
   ChatSession,
@@ -18,40 +19,12 @@ const SAVED = ">>> [Messages received by the server and saved]";
 const STORE_FAILED =
   ">>> [The server could not write to its disk; nothing was saved. Try again later.]";
 
-/** A private mount namespace with a tmpfs needs root (CI runs as root); elsewhere this cannot run. */
-function canMountTmpfs(): boolean {
-  const probe = mkdtempSync(join(tmpdir(), "chatapp-ns-probe-"));
-  try {
-    const result = Bun.spawnSync(
-      ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", probe],
-      { stdout: "ignore", stderr: "ignore" },
-    );
-    return result.exitCode === 0;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-}
-
 /** The server with its data directory on a 1 MB tmpfs of its own, which the test can fill. */
 function serverOnSmallDisk(mountPoint: string): Program {
-  const script = 'dir=$1; shift; mount -t tmpfs -o size=1m tmpfs "$dir" && exec "$@"';
   return {
     ...binaryProgram,
     label: "dist/chatapp on a 1 MB tmpfs",
-    command: [
-      "unshare",
-      "-m",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      script,
-      "sh",
-      mountPoint,
-      ...binaryProgram.command,
-    ],
+    command: onPrivateTmpfs(mountPoint, "1m", binaryProgram.command),
     env: { ...binaryProgram.env, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   };
 }
@@ -69,7 +42,7 @@ function fillDisk(path: string): void {
   }
 }
 
-test.skipIf(!canMountTmpfs())(
+test.skipIf(!canMountPrivately())(
   "a full disk: saves are refused as store-failed, never falsely acknowledged, and work again once there is room",
   async () => {
     const mountPoint = mkdtempSync(join(tmpdir(), "chatapp-small-disk-"));

@@ -36,6 +36,8 @@ interface Hostile {
   readonly text: string;
   /** What the recipient must show for it, escaped. */
   readonly shown: string;
+  /** How a stored copy shows, when the disk changed it (UTF-8 has no lone surrogates). */
+  readonly shownStored?: string;
   /** Whether a user can type it at the prompt: a CR or LF ends the line there. */
   readonly typeable: boolean;
 }
@@ -108,7 +110,12 @@ const HOSTILE: readonly Hostile[] = [
     shown: String.raw`crlf ok\x0D\x0A>>> [Client table updated.]`,
     typeable: false,
   },
-  { text: "lone \ud800 surrogate", shown: String.raw`lone \u{D800} surrogate`, typeable: false },
+  {
+    text: "lone \ud800 surrogate",
+    shown: String.raw`lone \u{D800} surrogate`,
+    shownStored: "lone \ufffd surrogate",
+    typeable: false,
+  },
 ];
 
 /** Anything a terminal could act on: C0 (the newline ends each line, so none is left), DEL, C1, bidi controls, separators. */
@@ -203,20 +210,29 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
         if (hostile.typeable) {
           x.type(`send y sx${i} ${hostile.text}`);
           await x.waitForLine(`>>> ${notices.savedByServer}`);
-          later.push({ tag: `sx${i}`, line: stored("x: ", `sx${i} ${hostile.shown}`) });
+          later.push({
+            tag: `sx${i}`,
+            line: stored("x: ", `sx${i} ${hostile.shownStored ?? hostile.shown}`),
+          });
           x.type(`send_all kx${i} ${hostile.text}`);
           await x.waitForLine(`>>> ${notices.channelReceivedByServer}`);
           later.push({
             tag: `kx${i}`,
-            line: stored("Channel-Message x: ", `kx${i} ${hostile.shown}`),
+            line: stored("Channel-Message x: ", `kx${i} ${hostile.shownStored ?? hostile.shown}`),
           });
         }
         expectAck(await mallory.request({ type: "save", to: "y", text: `sm${i} ${hostile.text}` }));
-        later.push({ tag: `sm${i}`, line: stored("mallory: ", `sm${i} ${hostile.shown}`) });
+        later.push({
+          tag: `sm${i}`,
+          line: stored("mallory: ", `sm${i} ${hostile.shownStored ?? hostile.shown}`),
+        });
         expectAck(await mallory.request({ type: "channel", text: `km${i} ${hostile.text}` }));
         later.push({
           tag: `km${i}`,
-          line: stored("Channel-Message mallory: ", `km${i} ${hostile.shown}`),
+          line: stored(
+            "Channel-Message mallory: ",
+            `km${i} ${hostile.shownStored ?? hostile.shown}`,
+          ),
         });
       }
       y.type("reg y");
@@ -236,8 +252,13 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
         expect(
           process
             .lines()
-            // U+FFFD would mean bytes that were not UTF-8: none of the texts has one.
-            .filter((shown) => UNSAFE.test(shown) || shown.includes("\uFFFD")),
+            // U+FFFD would mean bytes that were not UTF-8: none of the texts has one, but a
+            // stored lone surrogate, which the disk (UTF-8) keeps as U+FFFD.
+            .filter(
+              (shown) =>
+                UNSAFE.test(shown) ||
+                (shown.includes("\uFFFD") && !/ [sk][xm]\d+ lone \uFFFD surrogate$/.test(shown)),
+            ),
         ).toEqual([]);
         // Nothing a peer wrote starts a line of its own.
         expect(

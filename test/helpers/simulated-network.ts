@@ -306,7 +306,7 @@ export class SimulatedNetwork {
     if (this.serverNode) throw new Error("the server is already running");
     this.serverStarts++;
     const secret = `secret-${this.serverStarts}-${Math.floor(this.idRandom() * 2 ** 32)}`;
-    const state = createServerState(this.store.load(), {
+    const state = createServerState(this.store.loadSummary(), {
       newToken: () => hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       cookieFor: (address, period) =>
@@ -574,8 +574,12 @@ export class SimulatedNetwork {
     }
     const commits: number[] = [];
     const failed: number[] = [];
+    const reads: { read: number; ids: readonly number[] }[] = [];
     for (const effect of effects) {
       switch (effect.kind) {
+        case "read":
+          reads.push(effect);
+          break;
         case "persist":
           if (this.storeRefusesWrites) {
             failed.push(effect.commit);
@@ -596,10 +600,16 @@ export class SimulatedNetwork {
           effect satisfies never;
       }
     }
-    // As the shell does: the commit is reported back, and what waited for it goes out.
+    // As the shell does: the commit is reported back, and what waited for it goes out;
+    // stored texts are read after the step and reported.
     if (commits.length > 0) this.feedServer({ kind: "committed", commits });
     else if (failed.length > 0) this.feedServer({ kind: "commit-failed", commits: failed });
-    else this.arm(node, nextServerWakeAt(node.state));
+    for (const { read, ids } of reads) {
+      this.feedServer({ kind: "read-done", read, messages: this.store.readMessages(ids) });
+    }
+    if (commits.length === 0 && failed.length === 0 && reads.length === 0) {
+      this.arm(node, nextServerWakeAt(node.state));
+    }
   }
 
   /** The server's housekeeping tick (forgetting), which the shell runs on its own timer. */

@@ -10,6 +10,8 @@ function countingStore(): OfflineStore & { transactions: number; refuse: boolean
     transactions: 0,
     refuse: false,
     load: () => inner.load(),
+    loadSummary: () => inner.loadSummary(),
+    readMessages: (ids: readonly number[]) => inner.readMessages(ids),
     close: () => inner.close(),
     apply(changes: readonly StoreChange[]) {
       if (store.refuse) throw new Error("database or disk is full");

@@ -74,7 +74,7 @@ class SpoofedWorld {
   readonly random = seededRandom(0xa11ce);
   readonly cookieFor = cookieMaker("5ec2e7".padEnd(64, "0"));
   readonly store = createMemoryStore();
-  readonly state = createServerState(this.store.load(), {
+  readonly state = createServerState(this.store.loadSummary(), {
     newToken: () => this.hex(32),
     firstRequestId: 1_000,
     cookieFor: this.cookieFor,
@@ -200,11 +200,13 @@ class SpoofedWorld {
     const fromUnproven = source !== undefined && this.tallyOf(source.from) !== undefined;
     let toSource = 0;
     const commits: number[] = [];
+    const reads: { read: number; ids: readonly number[] }[] = [];
     for (const effect of effects) {
       if (effect.kind === "persist") {
         this.store.apply(effect.changes);
         commits.push(effect.commit);
       }
+      if (effect.kind === "read") reads.push(effect);
       if (effect.kind !== "send") continue;
       const { to, message } = effect;
       const client = this.#legitByKey.get(addressKey(to));
@@ -231,6 +233,10 @@ class SpoofedWorld {
     }
     if (commits.length > 0) {
       this.#carryOut(stepServer(this.state, { kind: "committed", commits }, this.now), source);
+    }
+    for (const { read, ids } of reads) {
+      const done = { kind: "read-done", read, messages: this.store.readMessages(ids) } as const;
+      this.#carryOut(stepServer(this.state, done, this.now), source);
     }
     if (fromUnproven) {
       const ratio = toSource / source.bytes.byteLength;

@@ -22,6 +22,7 @@ import {
   LOCK_FILE_NAME,
   openSqliteStore,
 } from "../../src/store/sqlite-store.ts";
+import { withReadOnly } from "../helpers/private-mount.ts";
 
 const STORE_MODULE = join(import.meta.dir, "../../src/store/sqlite-store.ts");
 
@@ -267,12 +268,22 @@ describe("sqlite store open errors", () => {
     expectOpenError(dir, /schema version 99/);
   });
 
-  test.skipIf(process.getuid?.() === 0)("the data directory is not writable", () => {
-    chmodSync(dir, 0o500);
-    try {
-      expectOpenError(dir, /cannot be opened|cannot be written/);
-    } finally {
-      chmodSync(dir, 0o700);
+  test("the data directory is not writable", () => {
+    if (process.getuid?.() !== 0) {
+      chmodSync(dir, 0o500);
+      try {
+        expectOpenError(dir, /cannot be opened|cannot be written/);
+      } finally {
+        chmodSync(dir, 0o700);
+      }
+      return;
     }
+    // Root writes through any permission bits; a read-only mount of its own stops it.
+    const script = `import { openSqliteStore } from ${JSON.stringify(STORE_MODULE)};
+      try { openSqliteStore(${JSON.stringify(dir)}); console.log("opened"); }
+      catch (error) { console.log(error instanceof Error ? error.message : String(error)); }`;
+    const result = Bun.spawnSync(withReadOnly(dir, [process.execPath, "-e", script]));
+    expect(result.stderr.toString()).toBe("");
+    expect(result.stdout.toString()).toMatch(/cannot be opened|cannot be written/);
   });
 });

@@ -184,6 +184,28 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     expect(store.load()).toEqual({ clients: [], messages: [message(1)] });
   });
 
+  test("the server's summary holds every message but its text, and texts are read by id", () => {
+    store.apply([
+      putMessage(message(3, { text: "three" })),
+      putMessage(message(1, { text: "one 😀" })),
+      putMessage(message(2, { text: "two" })),
+    ]);
+    const summary = store.loadSummary();
+    // The size on disk, in UTF-8: "one " and a 4-byte emoji.
+    expect(summary.messages.map((m) => [m.id, m.textBytes])).toEqual([
+      [1, 8],
+      [2, 3],
+      [3, 5],
+    ]);
+    expect(summary.messages.every((m) => !("text" in m))).toBe(true);
+    // By id, ascending, leaving out ids the store does not hold.
+    expect(store.readMessages([3, 99, 1]).map((m) => [m.id, m.text])).toEqual([
+      [1, "one 😀"],
+      [3, "three"],
+    ]);
+    expect(store.readMessages([])).toEqual([]);
+  });
+
   test("text with any Unicode round-trips exactly", () => {
     const long = "Ωמ😀\u0000".repeat(1000);
     const texts = [

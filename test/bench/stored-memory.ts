@@ -1,0 +1,124 @@
+/**
+ * The server's memory with many clients and stored messages on disk: it keeps an index
+ * of them, not their texts (PROTOCOL.md, "Durability"). Baseline: the same server with
+ * an empty store, in the same run. Alone: `bun test/bench/stored-memory.ts [--quick]`.
+ */
+
+import type { StoreChange } from "../../src/store/offline-store.ts";
+import { openSqliteStore } from "../../src/store/sqlite-store.ts";
+import {
+  binaryProgram,
+  type ProcessGroup,
+  type Program,
+  processUsage,
+  sourceProgram,
+  startServer,
+} from "./processes.ts";
+import { bytes, count, megabytes, NONE, printTable, type Row } from "./stats.ts";
+
+export interface StoredMemoryOptions {
+  readonly clients: number;
+  readonly messages: number;
+  readonly textLength: number;
+}
+
+export function storedMemoryOptions(quick: boolean): StoredMemoryOptions {
+  return quick
+    ? { clients: 1_000, messages: 10_000, textLength: 1_000 }
+    : { clients: 10_000, messages: 100_000, textLength: 1_000 };
+}
+
+function fill(dataDir: string, { clients, messages, textLength }: StoredMemoryOptions): void {
+  const store = openSqliteStore(dataDir);
+  try {
+    const now = Date.now();
+    const changes: StoreChange[] = [];
+    for (let i = 0; i < clients; i++) {
+      changes.push({
+        kind: "put-client",
+        client: {
+          name: `c${i}`,
+          ip: "127.0.0.1",
+          port: 20_000 + (i % 40_000),
+          online: false,
+          token: i.toString(16).padStart(32, "0"),
+          lastSeen: now,
+        },
+      });
+    }
+    for (let i = 0; i < messages; i++) {
+      changes.push({
+        kind: "put-message",
+        message: {
+          id: i + 1,
+          recipient: `c${i % clients}`,
+          sender: `c${(i * 7) % clients}`,
+          kind: "direct",
+          text: `stored message ${i} `.padEnd(textLength, "x"),
+          receivedAt: now,
+          ref: i + 1,
+        },
+      });
+    }
+    store.apply(changes);
+  } finally {
+    store.close();
+  }
+}
+
+async function residentAfterStart(group: ProcessGroup, program: Program, dataDir: string) {
+  const { server } = await startServer(group, program, dataDir);
+  // Started means loaded: the "data directory" line follows the load.
+  await server.stdout.next((line) => line.includes("data directory"), 30_000);
+  const usage = processUsage(server.process.pid);
+  await group.stop(server.process);
+  return usage;
+}
+
+export async function benchStoredMemory(
+  group: ProcessGroup,
+  program: Program,
+  options: StoredMemoryOptions,
+): Promise<void> {
+  const full = await group.makeDataDir();
+  const empty = await group.makeDataDir();
+  try {
+    fill(full, options);
+    const loaded = await residentAfterStart(group, program, full);
+    const baseline = await residentAfterStart(group, program, empty);
+    if (!loaded || !baseline) throw new Error("the server's memory could not be read");
+    const rows: Row[] = [
+      { what: "clients in the table", chatapp: count(options.clients), baseline: count(0) },
+      { what: "stored messages on disk", chatapp: count(options.messages), baseline: count(0) },
+      { what: "text of each message", chatapp: bytes(options.textLength), baseline: NONE },
+      {
+        what: "server RSS once started",
+        chatapp: megabytes(loaded.rssBytes),
+        baseline: megabytes(baseline.rssBytes),
+      },
+      {
+        what: "server peak RSS (VmHWM)",
+        chatapp: megabytes(loaded.peakRssBytes),
+        baseline: megabytes(baseline.peakRssBytes),
+      },
+    ];
+    printTable(`5. Memory with ${options.messages.toLocaleString("en-US")} stored messages`, rows, [
+      `baseline: the same server starting on an empty data directory.`,
+      `the texts alone are ${((options.messages * options.textLength) / 1_048_576).toFixed(0)} MB: the server keeps an index and reads them when it delivers.`,
+    ]);
+  } finally {
+    await group.removeDataDir(full);
+    await group.removeDataDir(empty);
+  }
+}
+
+if (import.meta.main) {
+  const { ProcessGroup: Group } = await import("./processes.ts");
+  const group = new Group();
+  try {
+    const program = binaryProgram ?? sourceProgram;
+    await benchStoredMemory(group, program, storedMemoryOptions(process.argv.includes("--quick")));
+  } finally {
+    await group.cleanUp();
+  }
+}
