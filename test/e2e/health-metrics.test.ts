@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_DATAGRAM_BYTES } from "../../src/protocol/messages.ts";
+import { canMountPrivately, onPrivateTmpfs } from "../helpers/private-mount.ts";
 import {
   binaryProgram,
   ChatSession,
@@ -221,44 +222,17 @@ test(
   E2E_TEST_TIMEOUT_MS,
 );
 
-/** A private mount namespace with a tmpfs needs root (CI runs as root); elsewhere this cannot run. */
-function canMountTmpfs(): boolean {
-  const probe = mkdtempSync(join(tmpdir(), "chatapp-ns-probe-"));
-  try {
-    const result = Bun.spawnSync(
-      ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", probe],
-      { stdout: "ignore", stderr: "ignore" },
-    );
-    return result.exitCode === 0;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-}
-
 /** The server with its data directory on a 1 MB tmpfs of its own, which the test can fill. */
 function onSmallDisk(mountPoint: string): Program {
-  const script = 'dir=$1; shift; mount -t tmpfs -o size=1m tmpfs "$dir" && exec "$@"';
   return {
     ...binaryProgram,
     label: "dist/chatapp on a 1 MB tmpfs",
-    command: [
-      "unshare",
-      "-m",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      script,
-      "sh",
-      mountPoint,
-      ...binaryProgram.command,
-    ],
+    command: onPrivateTmpfs(mountPoint, "1m", binaryProgram.command),
     env: { ...binaryProgram.env, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   };
 }
 
+/** Writes into the server's own view of the mount until the disk is full. */
 function fillDisk(path: string): void {
   const fd = openSync(path, "w");
   const chunk = Buffer.alloc(16 * 1024, 0x61);
@@ -271,7 +245,7 @@ function fillDisk(path: string): void {
   }
 }
 
-test.skipIf(!canMountTmpfs())(
+test.skipIf(!canMountPrivately())(
   "/healthz is 503 with the store's reason while the disk refuses writes, and 200 once it takes them",
   async () => {
     const mountPoint = mkdtempSync(join(tmpdir(), "chatapp-small-disk-"));
