@@ -155,8 +155,18 @@ interface FanOut {
   readonly counters: SwarmCounters;
 }
 
-async function fanOut(swarm: Swarm, sender: SimClient, problems: Problems): Promise<FanOut> {
-  const others = swarm.online.filter((client) => client !== sender).length;
+/**
+ * One post from `sender`, timed until every one of `members` (all other online
+ * clients unless told) has it.
+ */
+async function fanOut(
+  swarm: Swarm,
+  sender: SimClient,
+  problems: Problems,
+  among?: readonly SimClient[],
+): Promise<FanOut> {
+  const members = among ?? swarm.online.filter((client) => client !== sender);
+  const others = members.length;
   swarm.shownOffline.clear();
   swarm.watchOffline = true;
   const before = swarm.snapshot();
@@ -165,7 +175,7 @@ async function fanOut(swarm: Swarm, sender: SimClient, problems: Problems): Prom
   const bound = Math.max(10_000, others * 2);
   let reachMs: number | undefined;
   while (performance.now() - started < bound) {
-    if ((swarm.postReach.get(ref) ?? 0) >= others) {
+    if (members.every((member) => member.posts.has(ref))) {
       reachMs = performance.now() - started;
       break;
     }
@@ -175,7 +185,7 @@ async function fanOut(swarm: Swarm, sender: SimClient, problems: Problems): Prom
   const counters = difference(swarm.snapshot(), before);
   if (reachMs === undefined) {
     problems.add(
-      `fan-out: ${swarm.postReach.get(ref) ?? 0} of ${others} members had the post after ${bound / 1000} s`,
+      `fan-out: ${members.filter((member) => member.posts.has(ref)).length} of ${others} members had the post after ${bound / 1000} s`,
     );
   }
   // Members marked offline on the way are table changes: let them arrive before counting.
@@ -185,7 +195,7 @@ async function fanOut(swarm: Swarm, sender: SimClient, problems: Problems): Prom
   return {
     reachMs,
     ackMs: acked?.type === "ack" ? acked.ms : undefined,
-    reached: swarm.postReach.get(ref) ?? 0,
+    reached: members.filter((member) => member.posts.has(ref)).length,
     wronglyOffline: wrongly.size,
     counters,
   };
@@ -345,6 +355,20 @@ async function benchSize(
     const fan = await fanOut(swarm, sender, problems);
     const afterFanOut = processUsage(pid);
 
+    // The same while a large table change goes out: a tenth leave at once, the post
+    // right behind them; timed over the members that stay (lanes: PROTOCOL.md).
+    const leavers = swarm.clients.slice(
+      2 + options.churn,
+      2 + options.churn + Math.floor(size / 10),
+    );
+    const stayers = swarm.online.filter((client) => client !== sender && !leavers.includes(client));
+    const leaving = Promise.all(leavers.map((client) => swarm.deregister(client)));
+    const busyFan = await fanOut(swarm, sender, problems, stayers);
+    await leaving;
+    await settle(swarm, CHANGE_BOUND_MS, "leavers", problems);
+    await Promise.all(leavers.map((client) => swarm.register(client)));
+    await settle(swarm, CHANGE_BOUND_MS, "leavers back", problems);
+
     // Durable saves: 50 senders, each to its own recipient, offline.
     const senders = swarm.clients.slice(0, options.saveSenders);
     const recipients = swarm.clients.slice(size - options.saveSenders);
@@ -457,6 +481,11 @@ async function benchSize(
         baseline: NONE,
       },
       { what: "fan-out: sender's ack", chatapp: optionalMs(fan.ackMs), baseline: NONE },
+      {
+        what: `fan-out while ${Math.floor(size / 10)} leave at once: reaching the ${busyFan.reached} others`,
+        chatapp: optionalMs(busyFan.reachMs),
+        baseline: optionalMs(fan.reachMs),
+      },
       {
         what: "fan-out: members wrongly shown offline (must be 0)",
         chatapp: count(fan.wronglyOffline),
