@@ -25,6 +25,8 @@ export interface ServerClient {
   push: TablePush | undefined;
   /** It must be sent the table even if it holds the current version (SPEC §5: exists!! and the table). */
   refresh: boolean;
+  /** A push to it went unanswered at this version: it is tried again after the next change. */
+  stalledAt: number | undefined;
 }
 
 export interface ChannelPost {
@@ -141,10 +143,13 @@ export interface ServerState {
   nextStoredId: number;
   nextRequestId: number;
   readonly table: TableLog;
-  /** Online clients that need a table push, in the order they will get one. */
-  readonly syncQueue: FifoSet<string>;
-  /** Online clients at the current version with no push out: the next change queues them all. */
-  readonly syncIdle: Set<string>;
+  /**
+   * Clients asked for by name (a registration, a refresh, one that must learn it is
+   * offline, one whose push ended behind): served before the sweep.
+   */
+  readonly syncRequests: FifoSet<string>;
+  /** Who else needs a push after a change: found by sweeping the table, not by queueing everyone. */
+  readonly sweep: TableSweep;
   readonly outbound: OutboundRequests<ServerPurpose>;
   readonly probes: Map<string, Probe>;
   readonly storedDeliveries: Set<string>;
@@ -180,6 +185,18 @@ export interface ServerState {
 /** Unread fan-out times kept when no shell reads them (the core's own tests). */
 export const FAN_OUT_TIMES_KEPT = 1024;
 
+/**
+ * A change costs O(1): it only says a sweep is due. The sweep walks the clients in
+ * passes, as the table lane has room, and stops after a pass that found no one behind.
+ */
+export interface TableSweep {
+  due: boolean;
+  /** The keys of this pass, taken when it began; clients added since wait for the next. */
+  keys: string[];
+  index: number;
+  sentInPass: number;
+}
+
 export interface NameGrant {
   count: number;
   readonly periodStart: number;
@@ -203,6 +220,7 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
       synced: undefined,
       push: undefined,
       refresh: false,
+      stalledAt: undefined,
     });
     clientsByToken.set(record.token, key);
     clientsByAddress.set(addressKey(record), key);
@@ -242,9 +260,9 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     nextStoredId: lastStoredId + 1,
     nextRequestId: deps.firstRequestId,
     table,
-    syncQueue: new FifoSet(),
-    // Online when the server stopped: the next change brings each of them a snapshot.
-    syncIdle: new Set([...clients.values()].filter((client) => client.online).map((c) => c.key)),
+    syncRequests: new FifoSet(),
+    // Online when the server stopped: the next change's sweep brings each of them a snapshot.
+    sweep: { due: false, keys: [], index: 0, sentInPass: 0 },
     outbound: new OutboundRequests(SERVER_LANES),
     probes: new Map(),
     storedDeliveries: new Set(),

@@ -519,6 +519,7 @@ function acceptRegistration(
     synced: state.table.canDeltaFrom(request.epoch, request.have) ? request.have : undefined,
     push: undefined,
     refresh: false,
+    stalledAt: undefined,
   };
   state.clients.set(key, client);
   state.clientsByToken.set(client.token, key);
@@ -568,8 +569,7 @@ function markOffline(step: Step, client: ServerClient): void {
   client.online = false;
   client.lastSeen = step.now;
   forgetNoEarlierThan(step.state, client.lastSeen + step.state.retentionMs);
-  step.state.syncQueue.delete(client.key);
-  step.state.syncIdle.delete(client.key);
+  step.state.syncRequests.delete(client.key);
   persistClient(step, client);
   tableChanged(step, client);
 }
@@ -1061,12 +1061,11 @@ function fanOutSettled(step: Step, post: ChannelPost): void {
 
 // Table pushes -------------------------------------------------------------------------------
 
-/** One entry changed: a new version, and every client that was up to date needs a push. */
+/** One entry changed: a new version; the sweep finds everyone it leaves behind. */
 function tableChanged(step: Step, client: ServerClient): void {
   const { state } = step;
   client.entryVersion = state.table.recordChange(client);
-  for (const key of state.syncIdle) state.syncQueue.add(key);
-  state.syncIdle.clear();
+  state.sweep.due = true;
   // SPEC §5 and §6: the table goes out before the answer that follows the change.
   pumpTablePushes(step);
 }
@@ -1078,8 +1077,7 @@ function tableChanged(step: Step, client: ServerClient): void {
 function requestTablePush(step: Step, client: ServerClient, refresh = false): void {
   const { state } = step;
   if (refresh) client.refresh = true;
-  state.syncIdle.delete(client.key);
-  if (client.push === undefined) state.syncQueue.add(client.key);
+  if (client.push === undefined) state.syncRequests.add(client.key);
   pumpTablePushes(step);
 }
 
@@ -1096,22 +1094,61 @@ function cancelTablePush(step: Step, client: ServerClient): void {
  */
 function pumpTablePushes(step: Step): void {
   const { state } = step;
-  while (state.syncQueue.size > 0 && state.outbound.hasRoom("table")) {
-    const key = state.syncQueue.shift();
-    if (key === undefined) return;
-    const client = state.clients.get(key);
-    if (!client || client.push !== undefined || state.storedDeliveries.has(key)) continue;
-    if (client.synced === state.table.version && !client.refresh) {
-      if (client.online) state.syncIdle.add(key);
+  while (state.outbound.hasRoom("table")) {
+    const requested = state.syncRequests.shift();
+    if (requested !== undefined) {
+      const client = state.clients.get(requested);
+      if (client && isPushable(state, client) && isBehind(state, client)) {
+        sendTablePush(step, client);
+      }
       continue;
     }
-    client.refresh = false;
-    sendTablePush(step, client);
+    const client = nextInSweep(state);
+    if (!client) return;
+    if (client.online && isPushable(state, client) && isBehind(state, client)) {
+      if (client.stalledAt === state.table.version) continue;
+      state.sweep.sentInPass++;
+      sendTablePush(step, client);
+    }
   }
+}
+
+/** The next client of the sweep; undefined when none is due or a pass found no one behind. */
+function nextInSweep(state: ServerState): ServerClient | undefined {
+  const { sweep } = state;
+  while (sweep.due) {
+    if (sweep.index >= sweep.keys.length) {
+      if (sweep.keys.length > 0 && sweep.sentInPass === 0) {
+        sweep.due = false;
+        sweep.keys = [];
+        return undefined;
+      }
+      sweep.keys = [...state.clients.keys()];
+      sweep.index = 0;
+      sweep.sentInPass = 0;
+      if (sweep.keys.length === 0) sweep.due = false;
+      continue;
+    }
+    const key = sweep.keys[sweep.index++];
+    const client = key === undefined ? undefined : state.clients.get(key);
+    if (client) return client;
+  }
+  return undefined;
+}
+
+/** No push out to it, and not in the middle of receiving its stored messages. */
+function isPushable(state: ServerState, client: ServerClient): boolean {
+  return client.push === undefined && !state.storedDeliveries.has(client.key);
+}
+
+function isBehind(state: ServerState, client: ServerClient): boolean {
+  return client.synced !== state.table.version || client.refresh;
 }
 
 function sendTablePush(step: Step, client: ServerClient): void {
   const { state } = step;
+  client.refresh = false;
+  client.stalledAt = undefined;
   const content = state.table.pushFor(client.synced, state.clients, client.entryVersion);
   const parts = content.parts.length;
   const partIds = content.parts.map(() => nextRequestId(state));
@@ -1172,12 +1209,11 @@ function tablePartDone(
   }
   client.push = undefined;
   client.synced = push.reported ?? push.version;
-  if (!client.online) return;
-  if (client.synced === state.table.version) state.syncIdle.add(clientKey);
-  else state.syncQueue.add(clientKey);
+  // Changes made while it was out: the next push now (the sweep passed it by meanwhile).
+  if (client.online && client.synced !== state.table.version) state.syncRequests.add(clientKey);
 }
 
-/** A push nobody acknowledged: the client may be gone. The next change tries it again. */
+/** A push nobody acknowledged: the client may be gone. The sweep after the next change tries it again. */
 function tablePartUnanswered(step: Step, clientKey: string, pushId: number): void {
   const { state } = step;
   const client = state.clients.get(clientKey);
@@ -1186,7 +1222,7 @@ function tablePartUnanswered(step: Step, clientKey: string, pushId: number): voi
   // Six tries of one part went unanswered: the rest would fare no better.
   cancelTablePush(step, client);
   if (push.reported !== undefined) client.synced = push.reported;
-  if (client.online) state.syncIdle.add(clientKey);
+  client.stalledAt = state.table.version;
 }
 
 // Forgetting ---------------------------------------------------------------------------------
@@ -1225,8 +1261,7 @@ function forgetIfDue(step: Step): void {
     cancelTablePush(step, client);
     step.changes.push({ kind: "remove-client", name: client.name });
     state.table.recordForgotten(client.key, client.name);
-    for (const key of state.syncIdle) state.syncQueue.add(key);
-    state.syncIdle.clear();
+    state.sweep.due = true;
     step.log(
       "info",
       `forgot ${client.name}: offline since ${new Date(client.lastSeen).toISOString()}`,

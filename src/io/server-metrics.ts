@@ -161,8 +161,8 @@ export class ServerMetrics {
       ),
       gauge(
         "chatapp_table_pushes_waiting",
-        "Clients queued for a table push.",
-        state.syncQueue.size,
+        "Clients asked for by name and waiting for a table push (the sweep finds the rest).",
+        state.syncRequests.size,
       ),
     ];
   }
