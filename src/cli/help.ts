@@ -24,6 +24,7 @@ export function rootHelp(versionLine: string): string {
     "Usage:",
     "  chatapp -s <port> [--data-dir DIR] [--quiet | --verbose]   run the server",
     "  chatapp -c <name> <server-ip> <server-port> <client-port>  run a client",
+    "  chatapp --release-name <name> [--data-dir DIR]             let a name bind a new key",
     "  chatapp --help | --version",
     "",
     "Arguments:",

@@ -4,6 +4,8 @@ import { UsageError } from "./usage-error.ts";
 
 export type Route =
   | { readonly kind: "version" }
+  /** The operator's `--release-name <name> [--data-dir DIR]`. */
+  | { readonly kind: "release-name"; readonly args: string[] }
   /** Handed to citty: help anywhere, or `server`/`client` with the rest of the arguments. */
   | { readonly kind: "command"; readonly rawArgs: string[] };
 
@@ -22,6 +24,7 @@ export function routeArgv(argv: readonly string[]): Route {
   if (first === undefined) {
     throw new UsageError("no mode given: use -s to run a server or -c to run a client", USAGE_ANY);
   }
+  if (first === "--release-name") return { kind: "release-name", args: rest };
   const mode = MODES.get(first);
   if (argv.some((arg) => HELP_FLAGS.has(arg))) {
     return { kind: "command", rawArgs: [mode ?? first, ...rest] };

@@ -1,9 +1,12 @@
-import type { Address, Message } from "../protocol/messages.ts";
+import { decodeBase64urlOfLength, encodeBase64url } from "../crypto/base64url.ts";
+import type { Address, Message, RegisterMessage } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
+import { SEAL_KEY_BYTES } from "./crypto-port.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
 import type { DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
+import { ReplayWindow } from "./session-crypto.ts";
 import { TableLog } from "./table-log.ts";
 import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
 
@@ -13,7 +16,17 @@ export interface ServerClient {
   ip: string;
   port: number;
   online: boolean;
+  /** The session id (sid) of its current session. */
   token: string;
+  /** The keys the name is bound to (base64url). */
+  readonly sk: string;
+  readonly ak: string;
+  /** The current session's key; undefined if it cannot be used (a damaged record). */
+  sessionKey: Uint8Array | undefined;
+  /** Ids of its requests seen in this session. */
+  window: ReplayWindow;
+  /** The id of the registration that opened this session: the same signed datagram again is a replay. */
+  registerId: number | undefined;
   lastSeen: number;
   /** The table version this client acknowledged; undefined: it needs a snapshot. */
   synced: number | undefined;
@@ -52,14 +65,12 @@ export type ServerPurpose =
 export type ProbeWaiter =
   | {
       readonly kind: "register";
-      readonly from: Address;
-      readonly requestId: number;
-      readonly name: string;
+      readonly requester: Requester;
+      readonly request: RegisterMessage;
     }
   | {
       readonly kind: "save";
-      readonly from: Address;
-      readonly requestId: number;
+      readonly requester: Requester;
       readonly save: Omit<StoredMessage, "id" | "recipient">;
     }
   | {
@@ -69,6 +80,16 @@ export type ProbeWaiter =
       readonly post: ChannelPost;
       readonly round: number;
     };
+
+/** Who asked, and how the answer is remembered and authenticated. */
+export interface Requester {
+  readonly from: Address;
+  readonly id: number;
+  /** The reply cache's key: the session and id, or (before a session) the address and id. */
+  readonly replyKey: string;
+  /** The session the request came in, whose key MACs the answer. */
+  readonly session: { readonly sid: string; readonly key: Uint8Array } | undefined;
+}
 
 export interface Probe {
   readonly requestId: number;
@@ -88,8 +109,8 @@ export interface TablePush {
 /** What a step that changed the store would send and log, held until the change is committed. */
 export interface AwaitingCommit {
   readonly datagrams: readonly Datagram[];
-  /** Which of those datagrams answer a request (the rest are the server's own requests). */
-  readonly replies: ReadonlySet<Datagram>;
+  /** Which of those datagrams answer a request, and whose (the rest are the server's own requests). */
+  readonly replies: ReadonlyMap<Datagram, Requester>;
   readonly logs: readonly { readonly level: LogLevel; readonly text: string }[];
   /** Messages this step stored, taken back if the commit fails. */
   readonly stored: readonly StoredMessage[];
@@ -98,11 +119,18 @@ export interface AwaitingCommit {
 /** A cached answer to a client request, repeated verbatim when the request is retransmitted. */
 export interface CachedReply {
   reply: Message | undefined;
+  /** Where the request came from: a copy of it from anywhere else is a replay. */
+  readonly from: Address;
   readonly expiresAt: number;
 }
 
 export interface ServerState {
   readonly deps: ServerDeps;
+  /** The server's public keys as they travel. */
+  readonly ssk: string;
+  readonly sak: string;
+  /** Turns a cookie into the challenge's nonce, so the server keeps no state per challenge. */
+  readonly nonceSecret: Uint8Array;
   readonly clients: Map<string, ServerClient>;
   readonly clientsByToken: Map<string, string>;
   readonly mailboxes: Map<string, StoredMessage[]>;
@@ -145,7 +173,17 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
   const clientsByToken = new Map<string, string>();
   for (const record of snapshot.clients) {
     const key = nameKey(record.name);
-    clients.set(key, { key, ...record, synced: undefined, push: undefined, refresh: false });
+    const { sessionKey, ...rest } = record;
+    clients.set(key, {
+      key,
+      ...rest,
+      sessionKey: decodeBase64urlOfLength(sessionKey, SEAL_KEY_BYTES),
+      window: new ReplayWindow(),
+      registerId: undefined,
+      synced: undefined,
+      push: undefined,
+      refresh: false,
+    });
     clientsByToken.set(record.token, key);
   }
   const table = new TableLog(deps.epoch);
@@ -171,6 +209,9 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
   }
   return {
     deps,
+    ssk: encodeBase64url(deps.keys.signing.publicKey),
+    sak: encodeBase64url(deps.keys.agreement.publicKey),
+    nonceSecret: deps.crypto.randomBytes(32),
     clients,
     clientsByToken,
     mailboxes,
@@ -191,7 +232,7 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     storeQuota: deps.storeQuota ?? DEFAULT_STORE_QUOTA,
     nextForgetCheckAt,
     replies: new Map(),
-    drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0 },
+    drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0, replayed: 0 },
     rates: new Map(),
   };
 }

@@ -1,8 +1,10 @@
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { ServerOptions } from "../cli/options.ts";
 import type { DropCounts, ServerEffect, ServerInput } from "../core/server-effects.ts";
 import { createServerState, type ServerState } from "../core/server-state.ts";
 import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.ts";
+import { nodeCryptoPort } from "../crypto/node-crypto-port.ts";
+import { loadOrCreateIdentity } from "../identity/identity-file.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
@@ -20,7 +22,16 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const dropLog = options.logLevel === "verbose" ? createDropLog(log) : undefined;
   const dataDir = resolve(options.dataDir);
   const store = openSqliteStore(dataDir);
+  let keys: ReturnType<typeof loadOrCreateIdentity>["identity"];
+  try {
+    keys = loadOrCreateIdentity(join(dataDir, SERVER_IDENTITY_FILE)).identity;
+  } catch (error) {
+    store.close();
+    throw error;
+  }
   const state = createServerState(store.load(), {
+    crypto: nodeCryptoPort,
+    keys,
     newToken: () => randomHex(TOKEN_LENGTH / 2),
     firstRequestId: randomRequestId(),
     cookieFor: cookieMaker(randomHex(32)),
@@ -107,9 +118,9 @@ export async function runServer(options: ServerOptions): Promise<number> {
       endpoint?.close();
       store.close();
       dropLog?.flush();
-      const { malformed, unauthenticated, unexpected, rateLimited } = state.drops;
+      const { malformed, unauthenticated, unexpected, rateLimited, replayed } = state.drops;
       log.debug(
-        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected, ${rateLimited} over the rate limit`,
+        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected, ${rateLimited} over the rate limit, ${replayed} replayed`,
       );
       log.info(`server stopped (${signal})`);
       done(0);
@@ -119,6 +130,9 @@ export async function runServer(options: ServerOptions): Promise<number> {
 }
 
 const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** The server's own key pairs, beside its database (mode 0600): clients pin the public halves. */
+export const SERVER_IDENTITY_FILE = "server.identity";
 
 function describeState(state: ServerState): string {
   let stored = 0;

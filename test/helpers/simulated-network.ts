@@ -16,8 +16,10 @@ import {
 } from "../../src/core/client-state.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
+import { type KeyPairs, publicKeyText } from "../../src/core/session-crypto.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
 import { nextServerWakeAt, stepServer, tableEntries } from "../../src/core/step-server.ts";
+import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { addressKey } from "../../src/protocol/address.ts";
 import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
@@ -28,8 +30,10 @@ import {
   type Message,
   TOKEN_LENGTH,
 } from "../../src/protocol/messages.ts";
+import { nameKey } from "../../src/protocol/names.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { OfflineStore, StoreChange } from "../../src/store/offline-store.ts";
+import { identityFor, newKeyPairs, testCrypto } from "./identities.ts";
 
 export { seededRandom };
 
@@ -213,6 +217,8 @@ export class SimClient implements WakeTarget {
   exitCode: number | undefined;
   /** Died silently (ctrl+c, closed terminal): receives and answers nothing from now on. */
   dead = false;
+  /** Server keys the process asked to pin, in order. */
+  readonly pinnedServerKeys: string[] = [];
 
   constructor(
     private readonly network: SimulatedNetwork,
@@ -271,6 +277,8 @@ export class SimulatedNetwork {
 
   private readonly faultRandom: () => number;
   private readonly idRandom: () => number;
+  /** The server's key pairs, kept across its restarts as its data directory keeps them. */
+  readonly serverKeys: KeyPairs = newKeyPairs();
   private readonly queue = new EventQueue();
   private seq = 0;
   private serverNode: SimServer | undefined;
@@ -307,6 +315,8 @@ export class SimulatedNetwork {
     this.serverStarts++;
     const secret = `secret-${this.serverStarts}-${Math.floor(this.idRandom() * 2 ** 32)}`;
     const state = createServerState(this.store.load(), {
+      crypto: testCrypto,
+      keys: this.serverKeys,
       newToken: () => hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       cookieFor: (address, period) =>
@@ -331,7 +341,10 @@ export class SimulatedNetwork {
   // Clients ------------------------------------------------------------------------------------
 
   /** Starts a client process (it registers at once, as `chatapp -c` does). */
-  addClient(name: string, options: { label?: string; port?: number } = {}): SimClient {
+  addClient(
+    name: string,
+    options: { label?: string; port?: number; identity?: KeyPairs } = {},
+  ): SimClient {
     const label = options.label ?? name;
     const previous = this.clients.get(label);
     if (previous?.running) throw new Error(`client ${label} is still running`);
@@ -343,6 +356,8 @@ export class SimulatedNetwork {
       name,
       server: SERVER_ADDRESS,
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+      crypto: testCrypto,
+      identity: options.identity ?? identityFor(name),
     });
     const client = new SimClient(this, label, address, state);
     this.clients.set(label, client);
@@ -364,6 +379,9 @@ export class SimulatedNetwork {
       online: true,
       token: hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
       lastSeen: this.now,
+      sk: publicKeyText(identityFor(name).signing),
+      ak: publicKeyText(identityFor(name).agreement),
+      sessionKey: encodeBase64url(testCrypto.randomBytes(32)),
     }));
     this.store.apply(records.map((client): StoreChange => ({ kind: "put-client", client })));
     this.restartServer();
@@ -373,9 +391,12 @@ export class SimulatedNetwork {
         name: record.name,
         server: SERVER_ADDRESS,
         firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+        crypto: testCrypto,
+        identity: identityFor(record.name),
       });
       state.phase = "online";
       state.token = record.token;
+      state.sessionKey = this.server.clients.get(nameKey(record.name))?.sessionKey;
       state.table = table;
       const client = new SimClient(this, record.name, { ip: record.ip, port: record.port }, state);
       this.clients.set(record.name, client);
@@ -627,7 +648,9 @@ export class SimulatedNetwork {
         return;
       }
       if (effect.kind === "show") client.lines.push({ at: this.now, text: effect.text });
-      else this.transmit(client.label, client.address, effect.to, effect.message);
+      else if (effect.kind === "send") {
+        this.transmit(client.label, client.address, effect.to, effect.message);
+      } else client.pinnedServerKeys.push(effect.key);
     }
     this.arm(client, nextClientWakeAt(client.state));
   }

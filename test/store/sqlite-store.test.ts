@@ -32,6 +32,9 @@ const alice: ClientRecord = {
   online: true,
   token: "t",
   lastSeen: 1_764_000_000_000,
+  sk: "AVE3LK9WemRwDJ8BJUmWDTegn5OnjL6aWJv9iJo-WQU",
+  ak: "TdWzr8sA9uEDNM5pOegfPBWU4rkf-ihkYGZt49n25E0",
+  sessionKey: "Z98RCdX16rdkP_nkdhXyzqHx4ZApUET5J3AF5AZ58Qk",
 };
 const note: StoredMessage = {
   id: 1,

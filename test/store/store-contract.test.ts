@@ -36,6 +36,9 @@ function client(name: string, overrides: Partial<ClientRecord> = {}): ClientReco
     online: true,
     token: `token-${name}`,
     lastSeen: 1_764_000_000_000,
+    sk: `sk-${name}`,
+    ak: `ak-${name}`,
+    sessionKey: `session-${name}`,
     ...overrides,
   };
 }
