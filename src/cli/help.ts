@@ -1,53 +1,101 @@
 import { FAULT_SPEC_SYNTAX } from "../io/fault-injection.ts";
 import { NAME_RULE } from "../protocol/names.ts";
-import { DEFAULT_DATA_DIR, PORT_MAX, PORT_MIN } from "./parse-args.ts";
-import { USAGE_CLIENT, USAGE_SERVER } from "./usage.ts";
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_RETENTION_DAYS,
+  DEFAULT_STORE_QUOTA,
+  PORT_MAX,
+  PORT_MIN,
+} from "./parse-args.ts";
+import { USAGE_CLIENT } from "./usage.ts";
 
-const portRule = `an integer from ${PORT_MIN} to ${PORT_MAX}`;
-const ipRule = "an IPv4 address such as 127.0.0.1, an IPv6 address, or localhost";
+/** Help is written for an 80-column terminal. */
+export const HELP_WIDTH = 80;
+/** Where every description starts, in every table of every help. */
+const TERM_WIDTH = 20;
 
-const simulateLine = `  --simulate FAULTS  inject faults into this side's UDP traffic for experiments: ${FAULT_SPEC_SYNTAX}`;
+const portRule = `an integer from ${PORT_MIN} to ${PORT_MAX}, without leading zeros`;
+const ipRule = "an IPv4 address such as 127.0.0.1, an IPv6 address such as ::1, or localhost";
 
-const serverOptions = [
-  `  --data-dir DIR   where the client table and stored messages are kept (default ${DEFAULT_DATA_DIR})`,
-  "  --quiet          log only warnings and errors",
-  "  --verbose        log debugging detail as well (dropped datagrams, socket problems)",
-  simulateLine,
+type Row = readonly [term: string, description: string];
+
+const simulateRow: Row = [
+  "--simulate FAULTS",
+  `inject faults into this process's own UDP traffic, for experiments: ${FAULT_SPEC_SYNTAX}; without seed= the seed is this process's port`,
 ];
+
+const serverOnlyRows: readonly Row[] = [
+  [
+    "--bind ADDRESS",
+    `listen on this address only: ${ipRule}; 0.0.0.0 or :: for all interfaces (the default)`,
+  ],
+  [
+    "--data-dir DIR",
+    `where the client table and stored messages are kept (default ${DEFAULT_DATA_DIR})`,
+  ],
+  [
+    "--retention DAYS",
+    `forget offline names with nothing stored after this many days (default ${DEFAULT_RETENTION_DAYS})`,
+  ],
+  [
+    "--store-quota N",
+    `keep at most N stored messages in all; saves beyond are refused (default ${DEFAULT_STORE_QUOTA.toLocaleString("en-US")})`,
+  ],
+  ["--quiet", "log only warnings and errors"],
+  ["--verbose", "log debugging detail too, and each dropped datagram as it arrives"],
+];
+const serverOptionRows: readonly Row[] = [...serverOnlyRows, simulateRow];
+
+const placement = "Options may come before the mode as well: chatapp --data-dir X -s 5000 works.";
 
 export function rootHelp(versionLine: string): string {
   return [
     versionLine,
-    "Chat over UDP: clients talk to each other directly; the server keeps the client",
-    "table, stores messages for offline clients and relays the group channel.",
+    "Chat over UDP. The server (-s) keeps the client table, stores messages for",
+    "offline clients and relays the group channel; clients (-c) talk to each other",
+    "directly.",
     "",
     "Usage:",
-    "  chatapp -s <port> [--data-dir DIR] [--quiet | --verbose]   run the server",
-    "  chatapp -c <name> <server-ip> <server-port> <client-port>  run a client",
-    "  chatapp --release-name <name> [--data-dir DIR]             let a name bind a new key",
+    "  chatapp -s <port> [options]",
+    "  chatapp -c <name> <server-ip> <server-port> <client-port> [options]",
+    "  chatapp --release-name <name> [--data-dir DIR]   let a name bind a new key",
     "  chatapp --help | --version",
     "",
     "Arguments:",
-    `  <port>, <server-port>, <client-port>  UDP ports, each ${portRule}`,
-    `  <server-ip>  ${ipRule}`,
-    `  <name>       ${NAME_RULE}`,
+    ...table([
+      ["<port>", `the server's UDP port, ${portRule}`],
+      ["<name>", NAME_RULE],
+      ["<server-ip>", `the server's address: ${ipRule}`],
+      ["<server-port>", "the server's <port>"],
+      ["<client-port>", `the client's own UDP port, ${portRule}`],
+    ]),
     "",
-    "Server options:",
-    ...serverOptions,
+    "Server options (-s):",
+    ...table(serverOnlyRows),
     "",
+    "Options of both modes (-s and -c):",
+    ...table([simulateRow]),
+    "",
+    placement,
     "chatapp -s --help and chatapp -c --help describe one mode.",
   ].join("\n");
 }
 
 export function serverHelp(): string {
   return [
-    USAGE_SERVER,
+    "Usage: chatapp -s <port> [options]",
     "",
-    "Runs the server: it keeps the client table, stores messages for offline clients",
-    "and relays the group channel. Stop it with ctrl+c.",
+    ...wrap(
+      "Runs the server: it keeps the client table, stores messages for offline clients and relays the group channel. Stop it with ctrl+c.",
+      HELP_WIDTH,
+    ),
     "",
-    `  <port>           the UDP port to listen on, ${portRule}`,
-    ...serverOptions,
+    ...table([["<port>", `the UDP port to listen on, ${portRule}`]]),
+    "",
+    "Options:",
+    ...table(serverOptionRows),
+    "",
+    placement,
   ].join("\n");
 }
 
@@ -55,13 +103,58 @@ export function clientHelp(): string {
   return [
     USAGE_CLIENT,
     "",
-    "Runs a client: it registers <name> with the server, then reads commands at the",
-    "prompt (type help there for the list). Leave with quit, ctrl+c or ctrl+d.",
+    ...wrap(
+      "Runs a client: it registers <name> with the server, then reads commands at the prompt (type help there for the list). Leave with quit, ctrl+c or ctrl+d.",
+      HELP_WIDTH,
+    ),
     "",
-    `  <name>         ${NAME_RULE}`,
-    `  <server-ip>    the server's address: ${ipRule}`,
-    `  <server-port>  the server's UDP port, ${portRule}`,
-    `  <client-port>  the UDP port this client listens on, ${portRule}`,
-    simulateLine,
+    ...table([
+      ["<name>", NAME_RULE],
+      ["<server-ip>", `the server's address: ${ipRule}`],
+      ["<server-port>", `the server's UDP port, ${portRule}`],
+      ["<client-port>", `the UDP port this client listens on, ${portRule}`],
+    ]),
+    "",
+    "Options:",
+    ...table([simulateRow]),
+    "",
+    placement,
   ].join("\n");
+}
+
+/**
+ * Two columns: terms indented by 2, descriptions from column TERM_WIDTH + 2 and
+ * wrapped there; a term too long for its column gets the description below it.
+ */
+export function table(rows: readonly Row[]): string[] {
+  const indent = " ".repeat(2 + TERM_WIDTH);
+  const lines: string[] = [];
+  for (const [term, description] of rows) {
+    const text = wrap(description, HELP_WIDTH - indent.length);
+    if (term.length > TERM_WIDTH - 2) {
+      lines.push(`  ${term}`);
+      for (const line of text) lines.push(`${indent}${line}`);
+      continue;
+    }
+    const [first = "", ...rest] = text;
+    lines.push(`  ${term.padEnd(TERM_WIDTH)}${first}`.trimEnd());
+    for (const line of rest) lines.push(`${indent}${line}`);
+  }
+  return lines;
+}
+
+/** Breaks text into lines of at most `width` characters at spaces (a longer word stands alone). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== "") lines.push(line);
+  return lines;
 }

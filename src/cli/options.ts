@@ -4,7 +4,13 @@ export type LogLevel = "quiet" | "normal" | "verbose";
 
 export interface ServerOptions {
   readonly port: number;
+  /** An IP literal to listen on; all interfaces when omitted. */
+  readonly bind?: string;
   readonly dataDir: string;
+  /** Offline names with nothing stored are forgotten after this many days. */
+  readonly retentionDays: number;
+  /** Stored messages the server keeps in all, at most. */
+  readonly storeQuota: number;
   readonly logLevel: LogLevel;
   readonly simulate?: FaultSpec;
 }

@@ -10,17 +10,22 @@ import { UsageError } from "./usage-error.ts";
 export const PORT_MIN = 1024;
 export const PORT_MAX = 65535;
 export const DEFAULT_DATA_DIR = "./chatapp-data";
+export const DEFAULT_RETENTION_DAYS = 30;
+export const DEFAULT_STORE_QUOTA = 100_000;
 
 const CLIENT_ARGUMENTS = ["<name>", "<server-ip>", "<server-port>", "<client-port>"] as const;
 
-/** Validates what follows `-s`: `<port> [--data-dir DIR] [--quiet | --verbose]`. */
+/** Validates what follows `-s`: `<port> [--bind ADDRESS] [--data-dir DIR] [--quiet | --verbose] [--simulate FAULTS]`. */
 export function parseServerArgs(args: readonly string[]): ServerOptions {
   function refuse(message: string): never {
     throw new UsageError(message, USAGE_SERVER);
   }
   const positionals: string[] = [];
   let dataDir: string | undefined;
-  let simulate: FaultSpec | undefined;
+  let bind: string | undefined;
+  let simulate: string | undefined;
+  let retentionDays: number | undefined;
+  let storeQuota: number | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -51,10 +56,46 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         dataDir = value;
         break;
       }
+      case "--bind": {
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value)) {
+            refuse("--bind needs an address, as in --bind 127.0.0.1");
+          }
+          i++;
+        }
+        if (bind !== undefined) refuse("--bind is given twice");
+        bind = parseBindAddress(value ?? "");
+        break;
+      }
       case "--simulate": {
         if (simulate !== undefined) refuse("--simulate is given twice");
-        const value = inlineValue ?? args[++i];
-        simulate = parseSimulate(value, USAGE_SERVER);
+        simulate = simulateValue(inlineValue ?? args[++i], USAGE_SERVER);
+        break;
+      }
+      case "--retention":
+      case "--store-quota": {
+        const example = flag === "--retention" ? "--retention 30" : "--store-quota 100000";
+        const what = flag === "--retention" ? "a number of days" : "a number of messages";
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value))
+            refuse(`${flag} needs ${what}, as in ${example}`);
+          i++;
+        }
+        const amount = parseWholeNumber(value ?? "");
+        if (amount === undefined || amount < 1) {
+          refuse(
+            `${flag} must be ${what} from 1 up, as in ${example}; got ${quoteArg(value ?? "")}`,
+          );
+        }
+        if (flag === "--retention") {
+          if (retentionDays !== undefined) refuse("--retention is given twice");
+          retentionDays = amount;
+        } else {
+          if (storeQuota !== undefined) refuse("--store-quota is given twice");
+          storeQuota = amount;
+        }
         break;
       }
       case "--quiet":
@@ -65,7 +106,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         break;
       default:
         refuse(
-          `unknown option ${quoteArg(arg)} (server options: --data-dir, --quiet, --verbose, --simulate)`,
+          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)`,
         );
     }
   }
@@ -79,11 +120,15 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
     );
   }
   const logLevel: LogLevel = quiet ? "quiet" : verbose ? "verbose" : "normal";
+  const port = parsePort("port", portText, USAGE_SERVER);
   return {
-    port: parsePort("port", portText, USAGE_SERVER),
+    port,
+    ...(bind === undefined ? {} : { bind }),
     dataDir: dataDir ?? DEFAULT_DATA_DIR,
+    retentionDays: retentionDays ?? DEFAULT_RETENTION_DAYS,
+    storeQuota: storeQuota ?? DEFAULT_STORE_QUOTA,
     logLevel,
-    ...(simulate ? { simulate } : {}),
+    ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, port, USAGE_SERVER) }),
   };
 }
 
@@ -108,10 +153,16 @@ export function parseReleaseArgs(args: readonly string[]): { name: string; dataD
   return { name, dataDir: dataDir ?? DEFAULT_DATA_DIR };
 }
 
+/** A whole number written plainly (no sign, no leading zero, no exponent), or undefined. */
+function parseWholeNumber(text: string): number | undefined {
+  if (!/^(0|[1-9][0-9]{0,14})$/.test(text)) return undefined;
+  return Number(text);
+}
+
 /** Validates what follows `-c`: `<name> <server-ip> <server-port> <client-port>`. */
 export function parseClientArgs(args: readonly string[]): ClientOptions {
   const positionals: string[] = [];
-  let simulate: FaultSpec | undefined;
+  let simulate: string | undefined;
   let identity: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
@@ -143,7 +194,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
         );
       }
       if (simulate !== undefined) throw new UsageError("--simulate is given twice", USAGE_CLIENT);
-      simulate = parseSimulate(inlineValue ?? args[++i], USAGE_CLIENT);
+      simulate = simulateValue(inlineValue ?? args[++i], USAGE_CLIENT);
       continue;
     }
     positionals.push(arg);
@@ -168,32 +219,50 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
       USAGE_CLIENT,
     );
   }
+  const checkedName = checkName(name);
+  const checkedIp = parseServerIp(serverIp);
+  const checkedServerPort = parsePort("server-port", serverPort, USAGE_CLIENT);
+  const ownPort = parsePort("client-port", clientPort, USAGE_CLIENT);
   return {
-    name: checkName(name),
-    serverIp: parseServerIp(serverIp),
-    serverPort: parsePort("server-port", serverPort, USAGE_CLIENT),
-    clientPort: parsePort("client-port", clientPort, USAGE_CLIENT),
+    name: checkedName,
+    serverIp: checkedIp,
+    serverPort: checkedServerPort,
+    clientPort: ownPort,
     ...(identity === undefined ? {} : { identity }),
-    ...(simulate ? { simulate } : {}),
+    ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, ownPort, USAGE_CLIENT) }),
   };
 }
 
-/** Without `seed=`, runs are repeatable with seed 1. */
-function parseSimulate(value: string | undefined, usage: string): FaultSpec {
+function simulateValue(value: string | undefined, usage: string): string {
   if (value === undefined || isOption(value)) {
     throw new UsageError("--simulate needs faults, as in --simulate loss=0.2,dup=0.1", usage);
   }
+  return value;
+}
+
+/**
+ * Without `seed=` the seed is the process's own port: the two sides of a run never
+ * share a seed, and the same command line repeats the same faults.
+ */
+function parseSimulate(value: string, ownPort: number, usage: string): FaultSpec {
   try {
-    return parseFaultSpec(value, 1);
+    return parseFaultSpec(value, ownPort);
   } catch (error) {
     if (error instanceof FaultSpecError) throw new UsageError(error.message, usage);
     throw error;
   }
 }
 
-/** `label` names the argument in the message: `port`, `server-port` or `client-port`. */
+/**
+ * `label` names the argument in the message: `port`, `server-port` or `client-port`.
+ * A leading zero is refused, as in an IPv4 address, where some tools read it as octal.
+ */
 export function parsePort(label: string, text: string, usage: string): number {
-  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : Number.NaN;
+  if (/^0+[1-9][0-9]*$/.test(text)) {
+    const plain = text.replace(/^0+/, "");
+    throw new UsageError(`${label} ${quoteArg(text)} has a leading zero; write ${plain}`, usage);
+  }
+  const port = /^[1-9][0-9]{0,4}$/.test(text) ? Number(text) : Number.NaN;
   if (!(port >= PORT_MIN && port <= PORT_MAX)) {
     throw new UsageError(
       `${label} must be an integer from ${PORT_MIN} to ${PORT_MAX}, got ${quoteArg(text)}`,
@@ -208,12 +277,33 @@ export function parsePort(label: string, text: string, usage: string): number {
  * than `localhost` are refused rather than looked up, so nothing waits on DNS.
  */
 export function parseServerIp(text: string): string {
-  function refuse(why: string): never {
-    throw new UsageError(`server-ip ${quoteArg(text)} ${why}`, USAGE_CLIENT);
-  }
-  const notOwnAddress = "give the address of the machine the server runs on";
+  return parseIp(text, { label: "server-ip", usage: USAGE_CLIENT, forBind: false });
+}
 
-  if (text === "") throw new UsageError("server-ip must not be empty", USAGE_CLIENT);
+/**
+ * The address for `--bind`: the same rules as the server IP, except that the
+ * unspecified addresses `0.0.0.0` (all IPv4 interfaces) and `::` (all) are allowed.
+ */
+export function parseBindAddress(text: string): string {
+  return parseIp(text, { label: "--bind", usage: USAGE_SERVER, forBind: true });
+}
+
+interface IpRules {
+  readonly label: string;
+  readonly usage: string;
+  readonly forBind: boolean;
+}
+
+function parseIp(text: string, rules: IpRules): string {
+  const { label, usage, forBind } = rules;
+  function refuse(why: string): never {
+    throw new UsageError(`${label} ${quoteArg(text)} ${why}`, usage);
+  }
+  const notOwnAddress = forBind
+    ? "give an address of this machine"
+    : "give the address of the machine the server runs on";
+
+  if (text === "") throw new UsageError(`${label} must not be empty`, usage);
   if (text.toLowerCase() === "localhost") return "127.0.0.1";
 
   if (/^[0-9.]+$/.test(text)) {
@@ -228,8 +318,14 @@ export function parseServerIp(text: string): string {
       if (Number(part) > 255) refuse(`is not a valid IPv4 address: ${part} is greater than 255`);
     }
     const first = Number(parts[0]);
-    if (first === 0)
-      refuse(`is not a destination address; for a server on this machine use 127.0.0.1`);
+    if (forBind && text === "0.0.0.0") return text;
+    if (first === 0) {
+      refuse(
+        forBind
+          ? "is not an address of this machine; 0.0.0.0 means all IPv4 interfaces"
+          : "is not a destination address; for a server on this machine use 127.0.0.1",
+      );
+    }
     if (text === "255.255.255.255") refuse(`is the broadcast address; ${notOwnAddress}`);
     if (first >= 224 && first <= 239) refuse(`is a multicast address; ${notOwnAddress}`);
     if (first >= 240) refuse(`is a reserved address; ${notOwnAddress}`);
@@ -241,17 +337,19 @@ export function parseServerIp(text: string): string {
       text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text
     ).toLowerCase();
     if (!isIPv6(literal)) refuse("is not a valid IPv6 address");
-    if (/^[0:]+$/.test(literal))
+    if (/^[0:]+$/.test(literal)) {
+      if (forBind) return "::";
       refuse("is the unspecified address; for a server on this machine use ::1");
+    }
     if (literal.startsWith("ff")) refuse(`is a multicast address; ${notOwnAddress}`);
     return literal;
   }
 
   const looksLikeHostName = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$/.test(text);
   throw new UsageError(
-    `server-ip must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got ${quoteArg(text)}` +
+    `${label} must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got ${quoteArg(text)}` +
       (looksLikeHostName ? " (host names other than localhost are not looked up)" : ""),
-    USAGE_CLIENT,
+    usage,
   );
 }
 

@@ -12,30 +12,64 @@ export type Route =
 const HELP_FLAGS = new Set(["--help", "-h"]);
 const VERSION_FLAGS = new Set(["--version", "-v"]);
 // citty cannot dispatch on a word that starts with "-", so the modes become subcommands.
-const MODES = new Map([
+const MODE_FLAGS = new Map([
   ["-s", "server"],
-  ["server", "server"],
   ["-c", "client"],
+]);
+const MODE_WORDS = new Map([
+  ["server", "server"],
   ["client", "client"],
 ]);
+/** Options that take a separate value, which the search for the mode must step over. */
+const VALUE_OPTIONS = new Set(["--bind", "--data-dir", "--simulate"]);
+const KNOWN_OPTIONS = new Set([...VALUE_OPTIONS, "--quiet", "--verbose"]);
 
+const chooseMode = "use -s to run a server or -c to run a client";
+
+/**
+ * Finds the mode and moves it to the front. It is the first argument, or an `-s` /
+ * `-c` after options only: `chatapp --data-dir X -s 5000` is `chatapp -s 5000 --data-dir X`.
+ */
 export function routeArgv(argv: readonly string[]): Route {
-  const [first, ...rest] = argv;
-  if (first === undefined) {
-    throw new UsageError("no mode given: use -s to run a server or -c to run a client", USAGE_ANY);
-  }
-  if (first === "--release-name") return { kind: "release-name", args: rest };
-  const mode = MODES.get(first);
+  const [first, ...others] = argv;
+  if (first === "--release-name") return { kind: "release-name", args: others };
+  if (first === undefined) throw new UsageError(`no mode given: ${chooseMode}`, USAGE_ANY);
+  const found = findMode(argv);
+  const rest = found ? argv.filter((_, i) => i !== found.index) : argv.slice(1);
+
   if (argv.some((arg) => HELP_FLAGS.has(arg))) {
-    return { kind: "command", rawArgs: [mode ?? first, ...rest] };
+    return { kind: "command", rawArgs: [found?.mode ?? first, ...rest] };
   }
-  if (argv.some((arg) => VERSION_FLAGS.has(arg))) return { kind: "version" };
-  if (mode === undefined) {
+  const version = argv.find((arg) => VERSION_FLAGS.has(arg));
+  if (version !== undefined) {
+    const other = argv.find((arg) => arg !== version);
+    if (other !== undefined) {
+      throw new UsageError(
+        `${version} takes no other arguments, got ${quoteArg(other)}`,
+        USAGE_ANY,
+      );
+    }
+    return { kind: "version" };
+  }
+  if (found === undefined) {
+    if (KNOWN_OPTIONS.has(first.split("=", 1)[0] ?? "")) {
+      throw new UsageError(`no mode given: ${chooseMode}`, USAGE_ANY);
+    }
     const what = first.startsWith("-") ? "unknown option" : "unknown mode";
-    throw new UsageError(
-      `${what} ${quoteArg(first)}: the first argument must be -s (server) or -c (client)`,
-      USAGE_ANY,
-    );
+    throw new UsageError(`${what} ${quoteArg(first)}: ${chooseMode}`, USAGE_ANY);
   }
-  return { kind: "command", rawArgs: [mode, ...rest] };
+  return { kind: "command", rawArgs: [found.mode, ...rest] };
+}
+
+function findMode(argv: readonly string[]): { mode: string; index: number } | undefined {
+  const word = MODE_WORDS.get(argv[0] ?? "");
+  if (word !== undefined) return { mode: word, index: 0 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    const mode = MODE_FLAGS.get(arg);
+    if (mode !== undefined) return { mode, index: i };
+    if (!arg.startsWith("-") || arg === "--") return undefined;
+    if (VALUE_OPTIONS.has(arg)) i++;
+  }
+  return undefined;
 }

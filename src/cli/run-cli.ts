@@ -1,7 +1,7 @@
 import { runMain } from "citty";
 import { IdentityError } from "../identity/identity-file.ts";
 import { runClient } from "../io/client-runtime.ts";
-import { PortInUseError, StoreOpenError } from "../io/errors.ts";
+import { BindError, PortInUseError, StoreOpenError } from "../io/errors.ts";
 import { releaseName } from "../io/release-name.ts";
 import { runServer } from "../io/server-runtime.ts";
 import { notices } from "../text/notices.ts";
@@ -97,6 +97,7 @@ export function reportError(error: unknown, writeErr: (text: string) => void): n
   }
   if (
     error instanceof PortInUseError ||
+    error instanceof BindError ||
     error instanceof StoreOpenError ||
     error instanceof IdentityError
   ) {

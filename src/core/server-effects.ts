@@ -23,6 +23,16 @@ export type ServerEffect =
   | { readonly kind: "send"; readonly to: Address; readonly message: Message }
   | { readonly kind: "log"; readonly level: LogLevel; readonly text: string };
 
+/** What the server did, counted since it started: for summaries in the log, and metrics. */
+export interface ActivityCounts {
+  saved: number;
+  storedForChannel: number;
+  deliveredStored: number;
+  channelPosts: number;
+  registrations: number;
+  storeFailures: number;
+}
+
 /** Counts of datagrams dropped without being acted on, by reason. */
 export interface DropCounts {
   malformed: number;

@@ -5,7 +5,7 @@ import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
 import { SEAL_KEY_BYTES } from "./crypto-port.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
-import type { DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
+import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
 import { ReplayWindow } from "./session-crypto.ts";
 import { TableLog } from "./table-log.ts";
 import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
@@ -59,6 +59,8 @@ export type ServerPurpose =
       readonly clientKey: string;
       readonly post: ChannelPost;
       readonly round: number;
+      /** The member's stored copy, kept while it is delivered live (undefined for an old one). */
+      readonly copy: StoredMessage | undefined;
     };
 
 /** Work waiting for a probe's verdict on whether a client is alive. */
@@ -79,6 +81,7 @@ export type ProbeWaiter =
       readonly message: Message;
       readonly post: ChannelPost;
       readonly round: number;
+      readonly copy: StoredMessage | undefined;
     };
 
 /** Who asked, and how the answer is remembered and authenticated. */
@@ -144,6 +147,15 @@ export interface ServerState {
   readonly outbound: OutboundRequests<ServerPurpose>;
   readonly probes: Map<string, Probe>;
   readonly storedDeliveries: Set<string>;
+  /** Clients whose return the others learn once their stored messages are delivered (SPEC §5). */
+  readonly announceWhenDelivered: Set<string>;
+  /**
+   * Ids of stored copies of channel posts being delivered live: on disk so that a crash
+   * loses none, not counted against limits, gone once the member acknowledges.
+   */
+  readonly delivering: Set<number>;
+  /** Set at start: online clients with stored copies get them (a fan-out a crash cut short). */
+  resumeDeliveries: boolean;
   nextCommit: number;
   readonly awaitingCommit: Map<number, AwaitingCommit>;
   /** New names taken per source address in the current period. */
@@ -154,6 +166,7 @@ export interface ServerState {
   nextForgetCheckAt: number | undefined;
   readonly replies: Map<string, CachedReply>;
   readonly drops: DropCounts;
+  readonly activity: ActivityCounts;
   /** Per source address: datagrams it may still send now (a token bucket). */
   readonly rates: Map<string, RateBucket>;
 }
@@ -224,6 +237,11 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     outbound: new OutboundRequests(SERVER_LANES),
     probes: new Map(),
     storedDeliveries: new Set(),
+    announceWhenDelivered: new Set(),
+    delivering: new Set(),
+    resumeDeliveries: [...clients.values()].some(
+      (client) => client.online && (mailboxes.get(client.key)?.length ?? 0) > 0,
+    ),
     nextCommit: 1,
     awaitingCommit: new Map(),
     nameGrants: new Map(),
@@ -233,6 +251,14 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     nextForgetCheckAt,
     replies: new Map(),
     drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0, replayed: 0 },
+    activity: {
+      saved: 0,
+      storedForChannel: 0,
+      deliveredStored: 0,
+      channelPosts: 0,
+      registrations: 0,
+      storeFailures: 0,
+    },
     rates: new Map(),
   };
 }

@@ -95,7 +95,8 @@ class Step {
   }
 
   effects(): ServerEffect[] {
-    if (this.changes.length > 0) {
+    // Only answers wait for the disk; the server's own requests promise nothing about it.
+    if (this.changes.length > 0 && this.replies.size > 0) {
       const commit = this.state.nextCommit++;
       this.state.awaitingCommit.set(commit, {
         datagrams: this.datagrams,
@@ -104,6 +105,15 @@ class Step {
         stored: this.stored,
       });
       return [...this.released, { kind: "persist", commit, changes: this.changes }];
+    }
+    if (this.changes.length > 0) {
+      const commit = this.state.nextCommit++;
+      return [
+        ...this.released,
+        { kind: "persist", commit, changes: this.changes },
+        ...logEffects(this.logs),
+        ...sendEffects(this.datagrams),
+      ];
     }
     for (const [datagram, requester] of this.replies) {
       rememberReply(this.state, datagram, requester, this.now);
@@ -122,6 +132,7 @@ function sendEffects(datagrams: readonly Datagram[]): ServerEffect[] {
 
 export function stepServer(state: ServerState, input: ServerInput, now: number): ServerEffect[] {
   const step = new Step(state, now);
+  if (state.resumeDeliveries) resumeDeliveries(step);
   switch (input.kind) {
     case "datagram":
       receive(step, input.from, input.bytes);
@@ -146,6 +157,7 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
 
 /** When the protocol's own timers (resends, verdicts) need a tick. */
 export function nextServerWakeAt(state: ServerState): number | undefined {
+  if (state.resumeDeliveries) return 0;
   return state.outbound.nextWakeAt();
 }
 
@@ -182,6 +194,7 @@ function takeBackFailed(step: Step, commit: number): void {
   if (!held) return;
   state.awaitingCommit.delete(commit);
   for (const message of held.stored) unstoreMessage(state, message);
+  state.activity.storeFailures++;
   for (const datagram of held.datagrams) {
     const requester = held.replies.get(datagram);
     if (!requester) {
@@ -607,6 +620,7 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
   state.clients.set(key, client);
   state.clientsByToken.set(client.token, key);
   persistClient(step, client);
+  state.activity.registrations++;
   const pending = state.mailboxes.get(key)?.length ?? 0;
   step.log(
     "info",
@@ -623,6 +637,7 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
   if (pending > 0) {
     // SPEC §5: the others learn that it is back once its messages are delivered.
     state.table.forgetSnapshot();
+    state.announceWhenDelivered.add(key);
     if (!state.storedDeliveries.has(key)) {
       state.storedDeliveries.add(key);
       sendNextStoredBatch(step, client);
@@ -737,11 +752,12 @@ function resumeAfterProbe(
           client,
           waiter.post,
           waiter.round + 1,
+          waiter.copy,
           waiter.requestId,
           waiter.message,
         );
       } else {
-        storeChannelPost(step, client, waiter.post);
+        storeChannelPost(step, client, waiter.post, waiter.copy);
       }
       return;
     default:
@@ -792,7 +808,8 @@ function storeAndAcknowledge(
     replyError(step, requester, refusal);
     return;
   }
-  step.log("info", `saved a message from ${save.sender} for ${recipient.name}`);
+  step.state.activity.saved++;
+  step.log("debug", `saved a message from ${save.sender} for ${recipient.name}`);
   reply(step, requester, { type: "ack", id: requester.id });
 }
 
@@ -808,7 +825,7 @@ function storeMessage(
   if (mailbox.some((kept) => kept.ref === message.ref && nameKey(kept.sender) === senderKey)) {
     return undefined; // a copy of one already kept, as when a save is retried across a restart
   }
-  if (mailbox.length >= MAILBOX_LIMIT) return "mailbox-full";
+  if (settledCount(state, mailbox) >= MAILBOX_LIMIT) return "mailbox-full";
   const { storeUse, storeQuota } = state;
   if (
     storeUse.messages >= storeQuota.messages ||
@@ -835,8 +852,17 @@ function unstoreMessage(state: ServerState, message: StoredMessage): void {
   if (remaining.length === mailbox.length) return;
   if (remaining.length > 0) state.mailboxes.set(key, remaining);
   else state.mailboxes.delete(key);
+  if (state.delivering.delete(message.id)) return;
   state.storeUse.messages--;
   state.storeUse.textBytes -= message.text.length;
+}
+
+/** Stored messages that count against the limits: not the copies being delivered live. */
+function settledCount(state: ServerState, mailbox: readonly StoredMessage[]): number {
+  if (state.delivering.size === 0) return mailbox.length;
+  let count = 0;
+  for (const message of mailbox) if (!state.delivering.has(message.id)) count++;
+  return count;
 }
 
 function sendNextStoredBatch(step: Step, client: ServerClient): void {
@@ -844,8 +870,10 @@ function sendNextStoredBatch(step: Step, client: ServerClient): void {
   const mailbox = state.mailboxes.get(client.key) ?? [];
   if (mailbox.length === 0 || !client.online) {
     state.storedDeliveries.delete(client.key);
-    tableChanged(step, client);
-    requestTablePush(step, client);
+    if (state.announceWhenDelivered.delete(client.key)) {
+      tableChanged(step, client);
+      requestTablePush(step, client);
+    }
     return;
   }
   const batch: DeliveredMessage[] = [];
@@ -887,6 +915,7 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
       remaining.push(message);
       continue;
     }
+    if (state.delivering.delete(message.id)) continue;
     state.storeUse.messages--;
     state.storeUse.textBytes -= message.text.length;
   }
@@ -895,7 +924,8 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
   step.changes.push({ kind: "remove-messages", ids: messageIds });
   const client = state.clients.get(clientKey);
   if (client) {
-    step.log("info", `delivered ${messageIds.length} stored message(s) to ${client.name}`);
+    state.activity.deliveredStored += messageIds.length;
+    step.log("debug", `delivered ${messageIds.length} stored message(s) to ${client.name}`);
     sendNextStoredBatch(step, client);
   }
 }
@@ -925,7 +955,8 @@ function onChannel(
   for (const member of step.state.clients.values()) {
     if (member.key === sender.key) continue;
     if (member.online) {
-      deliverChannelPost(step, member, post, 0, undefined, undefined);
+      const copy = keepWhileDelivering(step, member, post);
+      deliverChannelPost(step, member, post, 0, copy, undefined, undefined);
       live++;
     } else if (storeMessage(step, member, channelStored(post))) {
       unstored++;
@@ -933,9 +964,11 @@ function onChannel(
       stored++;
     }
   }
+  step.state.activity.channelPosts++;
+  step.state.activity.storedForChannel += stored;
   step.log(
-    "info",
-    `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored}${unstored ? `, not stored for ${unstored} (mailbox or store full)` : ""}`,
+    "debug",
+    `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored} offline${unstored ? `, not stored for ${unstored} (mailbox or store full)` : ""}`,
   );
   reply(step, requester, { type: "ack", id: request.id, ...(unstored > 0 ? { unstored } : {}) });
 }
@@ -945,11 +978,49 @@ function channelStored(post: ChannelPost): Omit<StoredMessage, "id" | "recipient
   return { sender, kind: "channel", text, receivedAt, ref };
 }
 
+/** A post kept for an online member while it is delivered live: a crash then loses none. */
+function keepWhileDelivering(step: Step, member: ServerClient, post: ChannelPost): StoredMessage {
+  const { state } = step;
+  const copy: StoredMessage = {
+    id: state.nextStoredId++,
+    recipient: member.name,
+    ...channelStored(post),
+  };
+  const mailbox = state.mailboxes.get(member.key) ?? [];
+  mailbox.push(copy);
+  state.mailboxes.set(member.key, mailbox);
+  state.delivering.add(copy.id);
+  step.changes.push({ kind: "put-message", message: copy });
+  step.stored.push(copy);
+  return copy;
+}
+
+/** The member has the post: its copy goes. */
+function deliveredLive(step: Step, copy: StoredMessage | undefined): void {
+  if (!copy || !step.state.delivering.has(copy.id)) return;
+  unstoreMessage(step.state, copy);
+  step.changes.push({ kind: "remove-messages", ids: [copy.id] });
+}
+
+/** After a crash: what online members still have waiting reaches them as stored messages. */
+function resumeDeliveries(step: Step): void {
+  const { state } = step;
+  state.resumeDeliveries = false;
+  for (const client of state.clients.values()) {
+    if (!client.online || state.storedDeliveries.has(client.key)) continue;
+    if ((state.mailboxes.get(client.key)?.length ?? 0) === 0) continue;
+    step.log("info", `resuming the delivery of stored messages to ${client.name}`);
+    state.storedDeliveries.add(client.key);
+    sendNextStoredBatch(step, client);
+  }
+}
+
 function deliverChannelPost(
   step: Step,
   member: ServerClient,
   post: ChannelPost,
   round: number,
+  copy: StoredMessage | undefined,
   sameId: number | undefined,
   sameMessage: Message | undefined,
 ): void {
@@ -968,14 +1039,29 @@ function deliverChannelPost(
     id,
     { ip: member.ip, port: member.port },
     message,
-    { kind: "channel", clientKey: member.key, post, round },
+    { kind: "channel", clientKey: member.key, post, round, copy },
     channelPolicy,
     step.now,
     step.datagrams,
   );
 }
 
-function storeChannelPost(step: Step, member: ServerClient, post: ChannelPost): void {
+function storeChannelPost(
+  step: Step,
+  member: ServerClient,
+  post: ChannelPost,
+  copy: StoredMessage | undefined,
+): void {
+  if (copy) {
+    const { state } = step;
+    // Already on disk: it only starts to count as a stored message.
+    if (!state.delivering.delete(copy.id)) return;
+    state.storeUse.messages++;
+    state.storeUse.textBytes += copy.text.length;
+    state.activity.storedForChannel++;
+    step.log("debug", `stored a channel message from ${post.sender} for ${member.name}`);
+    return;
+  }
   const refusal = storeMessage(step, member, channelStored(post));
   if (refusal) {
     step.log(
@@ -983,7 +1069,8 @@ function storeChannelPost(step: Step, member: ServerClient, post: ChannelPost): 
       `a channel message from ${post.sender} could not be stored for ${member.name}: ${refusal}`,
     );
   } else {
-    step.log("info", `stored a channel message from ${post.sender} for ${member.name}`);
+    step.state.activity.storedForChannel++;
+    step.log("debug", `stored a channel message from ${post.sender} for ${member.name}`);
   }
 }
 
@@ -1183,6 +1270,7 @@ function onAck(step: Step, from: Address, ack: AckMessage): void {
       storedBatchDelivered(step, purpose.clientKey, purpose.messageIds);
       return;
     case "channel":
+      deliveredLive(step, purpose.copy);
       return;
     default:
       purpose satisfies never;
@@ -1217,7 +1305,7 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
         "warn",
         `${client?.name ?? purpose.clientKey} did not acknowledge stored messages; they stay stored`,
       );
-      if (client) {
+      if (client && state.announceWhenDelivered.delete(client.key)) {
         tableChanged(step, client);
         requestTablePush(step, client);
       }
@@ -1227,7 +1315,7 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
       const member = state.clients.get(purpose.clientKey);
       if (!member) return;
       if (!member.online) {
-        storeChannelPost(step, member, purpose.post);
+        storeChannelPost(step, member, purpose.post, purpose.copy);
         return;
       }
       probe(step, member, {
@@ -1236,6 +1324,7 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
         message: request.message,
         post: purpose.post,
         round: purpose.round,
+        copy: purpose.copy,
       });
       return;
     }

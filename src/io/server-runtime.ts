@@ -3,11 +3,13 @@ import type { ServerOptions } from "../cli/options.ts";
 import type { DropCounts, ServerEffect, ServerInput } from "../core/server-effects.ts";
 import { createServerState, type ServerState } from "../core/server-state.ts";
 import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.ts";
+import { DEFAULT_STORE_QUOTA } from "../core/timing.ts";
 import { nodeCryptoPort } from "../crypto/node-crypto-port.ts";
 import { loadOrCreateIdentity } from "../identity/identity-file.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
+import { ActivitySummary } from "./activity-summary.ts";
 import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
@@ -36,6 +38,8 @@ export async function runServer(options: ServerOptions): Promise<number> {
     firstRequestId: randomRequestId(),
     cookieFor: cookieMaker(randomHex(32)),
     epoch: randomHex(EPOCH_LENGTH / 2),
+    retentionMs: options.retentionDays * DAY_MS,
+    storeQuota: { messages: options.storeQuota, textBytes: DEFAULT_STORE_QUOTA.textBytes },
   });
 
   let endpoint: UdpEndpoint | undefined;
@@ -96,6 +100,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   try {
     endpoint = await openUdpEndpoint({
       port: options.port,
+      ...(options.bind === undefined ? {} : { hostname: options.bind }),
       onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
       onProblem: (text) => log.debug(text),
       onOversized: (from, bytes) => dropLog?.record(from, bytes, "oversized", Date.now()),
@@ -106,15 +111,26 @@ export async function runServer(options: ServerOptions): Promise<number> {
     throw error;
   }
 
-  log.info(`chatapp server listening on UDP port ${endpoint.port}`);
+  log.info(`chatapp server listening on UDP port ${endpoint.port}${describeBind(options.bind)}`);
   if (options.simulate) log.warn(describeFaultSpec(options.simulate));
   log.info(`data directory: ${dataDir} (${describeState(state)})`);
+  // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
+  feed({ kind: "tick" });
+  const activity = new ActivitySummary(state.activity);
+  const summarise = () => {
+    const line = activity.next(SUMMARY_EVERY_MS / 1000);
+    if (line) log.info(line);
+  };
+  const summaries = setInterval(summarise, SUMMARY_EVERY_MS);
+  summaries.unref();
 
   return await new Promise<number>((done) => {
     const stop = (signal: NodeJS.Signals) => {
       for (const name of stopSignals) process.off(name, stop);
       timer.cancel();
+      clearInterval(summaries);
       commits.flush();
+      summarise();
       endpoint?.close();
       store.close();
       dropLog?.flush();
@@ -130,6 +146,14 @@ export async function runServer(options: ServerOptions): Promise<number> {
 }
 
 const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+const SUMMARY_EVERY_MS = 10_000;
+const DAY_MS = 24 * 3_600_000;
+
+function describeBind(bind: string | undefined): string {
+  if (bind === undefined || bind === "::") return " (all interfaces, IPv6 and IPv4)";
+  if (bind === "0.0.0.0") return " (all IPv4 interfaces)";
+  return ` on ${bind.includes(":") ? `[${bind}]` : bind} only`;
+}
 
 /** The server's own key pairs, beside its database (mode 0600): clients pin the public halves. */
 export const SERVER_IDENTITY_FILE = "server.identity";

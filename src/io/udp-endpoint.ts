@@ -1,6 +1,6 @@
 import type { Address } from "../protocol/messages.ts";
 import { MAX_DATAGRAM_BYTES } from "../protocol/messages.ts";
-import { PortInUseError } from "./errors.ts";
+import { BindError, bindProblem, PortInUseError } from "./errors.ts";
 import { type FaultSpec, faultyPassage } from "./fault-injection.ts";
 
 export interface UdpEndpoint {
@@ -11,6 +11,8 @@ export interface UdpEndpoint {
 
 export interface UdpEndpointOptions {
   readonly port: number;
+  /** One address to listen on; all interfaces when omitted. */
+  readonly hostname?: string;
   readonly onDatagram: (from: Address, bytes: Uint8Array) => void;
   readonly onProblem: (text: string) => void;
   /** A datagram dropped before `onDatagram` because it is too big or was cut short. */
@@ -37,6 +39,21 @@ async function bindDualStack(
       if (errorCode(fallbackError) === "EADDRINUSE") throw new PortInUseError(port);
       throw fallbackError;
     }
+  }
+}
+
+/** Binds exactly one address: a socket of that address's family only. */
+async function bindOne(
+  hostname: string,
+  port: number,
+  socket: Bun.udp.SocketHandler<"buffer">,
+): Promise<Bun.udp.Socket<"buffer">> {
+  try {
+    return await Bun.udpSocket({ hostname, port, socket });
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "EADDRINUSE") throw new PortInUseError(port);
+    throw new BindError(hostname, port, bindProblem(code, String(error)));
   }
 }
 
@@ -79,7 +96,10 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
       if (code !== "ECONNREFUSED") onProblem(`socket error: ${String(error ?? args[0])}`);
     },
   };
-  const socket = await bindDualStack(options.port, handlers);
+  const socket =
+    options.hostname === undefined
+      ? await bindDualStack(options.port, handlers)
+      : await bindOne(options.hostname, options.port, handlers);
 
   function sendOnce(to: Address, bytes: Uint8Array): void {
     socket.send(bytes, to.port, to.ip);

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   checkName,
   DEFAULT_DATA_DIR,
+  parseBindAddress,
   parseClientArgs,
   parsePort,
   parseServerArgs,
@@ -38,10 +39,36 @@ const server =
     parseServerArgs(args);
 
 describe("parseServerArgs", () => {
+  test("--retention and --store-quota take whole numbers from 1 up", () => {
+    expect(parseServerArgs(["5000", "--retention", "7", "--store-quota=500"])).toMatchObject({
+      retentionDays: 7,
+      storeQuota: 500,
+    });
+    for (const bad of [
+      ["--retention", "0"],
+      ["--retention", "1.5"],
+      ["--store-quota", "-3"],
+      ["--store-quota", "1e6"],
+      ["--retention", "007"],
+    ]) {
+      expect(() => parseServerArgs(["5000", ...bad])).toThrow(
+        /must be a number of (days|messages) from 1 up/,
+      );
+    }
+    expect(() => parseServerArgs(["5000", "--retention"])).toThrow(
+      /--retention needs a number of days/,
+    );
+    expect(() => parseServerArgs(["5000", "--store-quota", "5", "--store-quota", "6"])).toThrow(
+      /given twice/,
+    );
+  });
+
   test("a port alone gives the defaults", () => {
     expect(parseServerArgs(["5000"])).toEqual({
       port: 5000,
       dataDir: DEFAULT_DATA_DIR,
+      retentionDays: 30,
+      storeQuota: 100_000,
       logLevel: "normal",
     });
     expect(DEFAULT_DATA_DIR).toBe("./chatapp-data");
@@ -51,11 +78,15 @@ describe("parseServerArgs", () => {
     expect(parseServerArgs(["--data-dir", "/tmp/d", "5000", "--quiet"])).toEqual({
       port: 5000,
       dataDir: "/tmp/d",
+      retentionDays: 30,
+      storeQuota: 100_000,
       logLevel: "quiet",
     });
     expect(parseServerArgs(["65535", "--data-dir=rel/dir", "--verbose"])).toEqual({
       port: 65535,
       dataDir: "rel/dir",
+      retentionDays: 30,
+      storeQuota: 100_000,
       logLevel: "verbose",
     });
     expect(parseServerArgs(["1024", "--quiet", "--quiet"]).logLevel).toBe("quiet");
@@ -80,11 +111,11 @@ describe("parseServerArgs", () => {
       [[""], 'port must be an integer from 1024 to 65535, got ""'],
       [
         ["5000", "--foo"],
-        'unknown option "--foo" (server options: --data-dir, --quiet, --verbose, --simulate)',
+        'unknown option "--foo" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)',
       ],
       [
         ["5000", "-q"],
-        'unknown option "-q" (server options: --data-dir, --quiet, --verbose, --simulate)',
+        'unknown option "-q" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate)',
       ],
       [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
       [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],
@@ -95,6 +126,46 @@ describe("parseServerArgs", () => {
       ],
       [["5000", "--data-dir="], "--data-dir must not be empty"],
       [["5000", "--data-dir", "a", "--data-dir", "b"], "--data-dir is given twice"],
+    ];
+    for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
+  });
+});
+
+describe("--bind", () => {
+  test("an address of either family, localhost, or all interfaces", () => {
+    expect(parseServerArgs(["5000", "--bind", "127.0.0.1"]).bind).toBe("127.0.0.1");
+    expect(parseServerArgs(["--bind=::1", "5000"]).bind).toBe("::1");
+    expect(parseServerArgs(["5000", "--bind", "[::1]"]).bind).toBe("::1");
+    expect(parseServerArgs(["5000", "--bind", "localhost"]).bind).toBe("127.0.0.1");
+    expect(parseBindAddress("0.0.0.0")).toBe("0.0.0.0");
+    expect(parseBindAddress("::")).toBe("::");
+    expect(parseBindAddress("0:0::0")).toBe("::");
+    expect(parseServerArgs(["5000"]).bind).toBeUndefined();
+  });
+
+  test("refused like the server IP, naming --bind", () => {
+    const cases: [string[], string][] = [
+      [["5000", "--bind"], "--bind needs an address, as in --bind 127.0.0.1"],
+      [["5000", "--bind", "--quiet"], "--bind needs an address, as in --bind 127.0.0.1"],
+      [["5000", "--bind="], "--bind must not be empty"],
+      [["5000", "--bind", "::1", "--bind", "::1"], "--bind is given twice"],
+      [
+        ["5000", "--bind", "127.0.0.01"],
+        '--bind "127.0.0.01" is not a valid IPv4 address: "01" has a leading zero',
+      ],
+      [
+        ["5000", "--bind", "0.1.2.3"],
+        '--bind "0.1.2.3" is not an address of this machine; 0.0.0.0 means all IPv4 interfaces',
+      ],
+      [
+        ["5000", "--bind", "224.0.0.1"],
+        '--bind "224.0.0.1" is a multicast address; give an address of this machine',
+      ],
+      [["5000", "--bind", "1::2::3"], '--bind "1::2::3" is not a valid IPv6 address'],
+      [
+        ["5000", "--bind", "example.com"],
+        '--bind must be an IPv4 address such as 127.0.0.1, an IPv6 address or localhost, got "example.com" (host names other than localhost are not looked up)',
+      ],
     ];
     for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
   });
@@ -181,10 +252,32 @@ describe("parseClientArgs", () => {
 });
 
 describe("parsePort", () => {
-  test("the bounds are inclusive and leading zeros are plain decimal", () => {
+  test("the bounds are inclusive", () => {
     expect(parsePort("port", "1024", USAGE_SERVER)).toBe(1024);
     expect(parsePort("port", "65535", USAGE_SERVER)).toBe(65535);
-    expect(parsePort("port", "05000", USAGE_SERVER)).toBe(5000);
+  });
+
+  test("a leading zero is refused, as in an IPv4 address", () => {
+    expectRefused(
+      () => parsePort("port", "05001", USAGE_SERVER),
+      'port "05001" has a leading zero; write 5001',
+      USAGE_SERVER,
+    );
+    expectRefused(
+      client("x", "127.0.0.1", "5000", "006001"),
+      'client-port "006001" has a leading zero; write 6001',
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("x", "127.0.0.01", "5000", "6001"),
+      'server-ip "127.0.0.01" is not a valid IPv4 address: "01" has a leading zero',
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      () => parsePort("port", "0", USAGE_SERVER),
+      'port must be an integer from 1024 to 65535, got "0"',
+      USAGE_SERVER,
+    );
   });
 
   test("no whitespace, signs or exponents", () => {
@@ -325,10 +418,43 @@ describe("routeArgv", () => {
     expect(routeArgv(["what", "--help"])).toEqual({ kind: "command", rawArgs: ["what", "--help"] });
   });
 
-  test("version", () => {
+  test("version, alone", () => {
     expect(routeArgv(["--version"])).toEqual({ kind: "version" });
     expect(routeArgv(["-v"])).toEqual({ kind: "version" });
-    expect(routeArgv(["-s", "--version"])).toEqual({ kind: "version" });
+    expectRefused(
+      () => routeArgv(["--version", "extra"]),
+      '--version takes no other arguments, got "extra"',
+      USAGE_ANY,
+    );
+    expectRefused(
+      () => routeArgv(["-s", "5000", "-v"]),
+      '-v takes no other arguments, got "-s"',
+      USAGE_ANY,
+    );
+  });
+
+  test("options before the mode are moved after it", () => {
+    expect(routeArgv(["--data-dir", "X", "-s", "5000"])).toEqual({
+      kind: "command",
+      rawArgs: ["server", "--data-dir", "X", "5000"],
+    });
+    expect(routeArgv(["--quiet", "--bind=::1", "-s", "5000"])).toEqual({
+      kind: "command",
+      rawArgs: ["server", "--quiet", "--bind=::1", "5000"],
+    });
+    expect(routeArgv(["--simulate", "loss=0.1", "-c", "x", "::1", "5000", "6001"])).toEqual({
+      kind: "command",
+      rawArgs: ["client", "--simulate", "loss=0.1", "x", "::1", "5000", "6001"],
+    });
+    // A value that looks like a mode is still the option's value.
+    expect(routeArgv(["--data-dir", "-c", "-s", "5000"])).toEqual({
+      kind: "command",
+      rawArgs: ["server", "--data-dir", "-c", "5000"],
+    });
+    expect(routeArgv(["--data-dir", "X", "-s", "--help"])).toEqual({
+      kind: "command",
+      rawArgs: ["server", "--data-dir", "X", "--help"],
+    });
   });
 
   test("refusals", () => {
@@ -339,24 +465,35 @@ describe("routeArgv", () => {
     );
     expectRefused(
       () => routeArgv(["chat"]),
-      'unknown mode "chat": the first argument must be -s (server) or -c (client)',
+      'unknown mode "chat": use -s to run a server or -c to run a client',
       USAGE_ANY,
     );
     expectRefused(
       () => routeArgv(["--server", "5000"]),
-      'unknown option "--server": the first argument must be -s (server) or -c (client)',
+      'unknown option "--server": use -s to run a server or -c to run a client',
       USAGE_ANY,
     );
     expectRefused(
       () => routeArgv(["__proto__"]),
-      'unknown mode "__proto__": the first argument must be -s (server) or -c (client)',
+      'unknown mode "__proto__": use -s to run a server or -c to run a client',
+      USAGE_ANY,
+    );
+    // Options only, or a word before the mode: no mode was given first.
+    expectRefused(
+      () => routeArgv(["--data-dir", "X", "5000"]),
+      "no mode given: use -s to run a server or -c to run a client",
+      USAGE_ANY,
+    );
+    expectRefused(
+      () => routeArgv(["5000", "-s"]),
+      'unknown mode "5000": use -s to run a server or -c to run a client',
       USAGE_ANY,
     );
   });
 });
 
 describe("--simulate", () => {
-  test("both modes take a fault spec; seed 1 unless given", () => {
+  test("both modes take a fault spec; without seed= the seed is the process's own port", () => {
     expect(
       parseServerArgs(["5000", "--simulate", "loss=0.2,dup=0.1,delay=0-300,seed=7"]).simulate,
     ).toEqual({
@@ -373,8 +510,9 @@ describe("--simulate", () => {
       duplication: 0,
       delayMinMs: 0,
       delayMaxMs: 0,
-      seed: 1,
+      seed: 6001,
     });
+    expect(parseServerArgs(["5000", "--simulate", "loss=0.3"]).simulate?.seed).toBe(5000);
     expect(parseServerArgs(["5000"]).simulate).toBeUndefined();
   });
 

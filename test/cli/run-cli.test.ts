@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import type { ClientOptions, ServerOptions } from "../../src/cli/options.ts";
 import { type CliDeps, runCli } from "../../src/cli/run-cli.ts";
 import { formatVersion, versionInfo } from "../../src/cli/version.ts";
-import { PortInUseError, StoreOpenError } from "../../src/io/errors.ts";
+import { BindError, bindProblem, PortInUseError, StoreOpenError } from "../../src/io/errors.ts";
 
 interface Harness {
   readonly deps: CliDeps;
@@ -41,7 +41,15 @@ describe("runCli in-process", () => {
   test("-s starts the server runtime with the parsed options and returns its exit code", async () => {
     const h = harness(async () => 3);
     expect(await runCli(["-s", "5000", "--verbose"], h.deps)).toBe(3);
-    expect(h.servers).toEqual([{ port: 5000, dataDir: "./chatapp-data", logLevel: "verbose" }]);
+    expect(h.servers).toEqual([
+      {
+        port: 5000,
+        dataDir: "./chatapp-data",
+        retentionDays: 30,
+        storeQuota: 100_000,
+        logLevel: "verbose",
+      },
+    ]);
     expect(h.clients).toEqual([]);
     expect(h.err).toEqual([]);
   });
@@ -59,7 +67,7 @@ describe("runCli in-process", () => {
     expect(await runCli(["-c", "alice", "127.0.0.1", "5000", "80"], h.deps)).toBe(2);
     expect(h.err).toEqual([
       'chatapp: client-port must be an integer from 1024 to 65535, got "80"\n' +
-        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [--simulate FAULTS]",
+        "Usage: chatapp -c <name> <server-ip> <server-port> <client-port> [options]",
     ]);
     expect(h.clients).toEqual([]);
     expect(h.out).toEqual([]);
@@ -85,8 +93,21 @@ describe("runCli in-process", () => {
     const h = harness(() => Promise.reject(new PortInUseError(5000)));
     expect(await runCli(["-s", "5000"], h.deps)).toBe(1);
     expect(h.err).toEqual([
-      "chatapp: Port 5000 is already in use. Choose another port or stop the program that holds it.",
+      "chatapp: port 5000 is already in use: choose another port or stop the program that holds it",
     ]);
+  });
+
+  test("an address that cannot be bound: exit 1 with the reason in words", async () => {
+    const h = harness(() =>
+      Promise.reject(new BindError("192.0.2.1", 5000, bindProblem("EADDRNOTAVAIL", "?"))),
+    );
+    expect(await runCli(["-s", "5000", "--bind", "192.0.2.1"], h.deps)).toBe(1);
+    expect(h.err).toEqual([
+      "chatapp: cannot listen on 192.0.2.1 port 5000: no network interface of this machine has that address",
+    ]);
+    expect(h.servers[0]?.bind).toBe("192.0.2.1");
+    expect(bindProblem("EACCES", "?")).toBe("permission denied");
+    expect(bindProblem("EWHATEVER", "bind failed")).toBe("bind failed");
   });
 
   test("a store that cannot be opened: exit 1 with its own message", async () => {
@@ -95,7 +116,7 @@ describe("runCli in-process", () => {
     );
     expect(await runCli(["-s", "5000", "--data-dir", "/nope"], h.deps)).toBe(1);
     expect(h.err).toEqual([
-      "chatapp: Cannot open the message store at /nope/db.sqlite: permission denied",
+      "chatapp: cannot open the message store at /nope/db.sqlite: permission denied",
     ]);
   });
 

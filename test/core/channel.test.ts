@@ -97,7 +97,8 @@ describe("channel", () => {
       "probe@800",
       "probe@900",
     ]);
-    expect(network.store.load().messages).toEqual([]);
+    // Kept on disk for y while it is tried (a crash now would lose nothing); z acknowledged.
+    expect(network.store.load().messages.map((m) => m.recipient)).toEqual(["y"]);
     network.advance(1);
     expect(network.server.clients.get("y")?.online).toBe(false);
     expect(network.store.load().messages).toMatchObject([
@@ -173,5 +174,38 @@ describe("a script of many commands", () => {
     expect(answers.filter((line) => line.includes("not responding"))).toEqual([]);
     expect(network.server.drops.rateLimited).toBe(0);
     expect(a.exitCode).toBe(0);
+  });
+});
+
+describe("a channel post survives a crash in the middle of its fan-out", () => {
+  test("a member that had not acknowledged it when the server died still gets it, once", () => {
+    const network = registeredNetwork(["x", "y", "z"]);
+    const [x, y, z] = [network.client("x"), network.client("y"), network.client("z")];
+    // The deliveries to z are lost: the server is still retrying when it dies.
+    const heal = network.drop(
+      (d) => d.from === "server" && d.to === "z" && d.message.type === "channel-message",
+    );
+    x.type("send_all survive the crash");
+    network.advance(150);
+    expect(x.shown().at(-1)).toBe("[Message received by Server.]");
+    network.restartServer();
+    heal();
+    network.settle();
+    const post = (line: string) => line.includes("survive the crash");
+    expect(y.shown().filter(post)).toHaveLength(1);
+    expect(z.shown().filter(post)).toHaveLength(1);
+    expect(network.store.load().messages).toEqual([]);
+  });
+
+  test("a member that acknowledged it before the crash is not sent it again", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    x.type("send_all only once");
+    network.settle();
+    const before = network.sent.filter((d) => d.to === "y").length;
+    network.restartServer();
+    network.settle();
+    expect(y.shown().filter((line) => line.includes("only once"))).toHaveLength(1);
+    expect(network.sent.filter((d) => d.to === "y").length).toBe(before);
   });
 });

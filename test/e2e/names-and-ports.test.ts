@@ -110,7 +110,7 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     const code = await late.waitForExit();
     expect(code).not.toBe(0);
     expect(late.lines("stderr")).toEqual([
-      `chatapp: Port ${x.port} is already in use. Choose another port or stop the program that holds it.`,
+      `chatapp: port ${x.port} is already in use: choose another port or stop the program that holds it`,
     ]);
     expect(late.lines()).toEqual([]);
     expect(x.exitCode).toBeUndefined();
@@ -129,7 +129,7 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     const code = await second.waitForExit();
     expect(code).not.toBe(0);
     expect(second.lines("stderr")).toEqual([
-      `chatapp: Port ${server.port} is already in use. Choose another port or stop the program that holds it.`,
+      `chatapp: port ${server.port} is already in use: choose another port or stop the program that holds it`,
     ]);
     expect(second.lines().filter((line) => SERVER_LISTENING.test(line))).toEqual([]);
     expect(second.lines().filter((line) => CRASH.test(line))).toEqual([]);

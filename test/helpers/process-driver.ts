@@ -457,14 +457,16 @@ export class ChatSession implements AsyncDisposable {
       readonly dataDir?: string;
       /** More server options, such as `--verbose`. */
       readonly args?: readonly string[];
+      /** Options to put before `-s`. */
+      readonly leading?: readonly string[];
     } = {},
   ): Promise<ServerHandle> {
     const dataDir = options.dataDir ?? (await this.makeDataDir());
-    const args = options.args ?? [];
+    const { args = [], leading = [] } = options;
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
       const server = this.spawn(
-        ["-s", String(port), "--data-dir", dataDir, ...args],
+        [...leading, "-s", String(port), "--data-dir", dataDir, ...args],
         "server",
         port,
       );
@@ -478,11 +480,23 @@ export class ChatSession implements AsyncDisposable {
   async startClient(
     name: string,
     server: ServerHandle,
-    options: { readonly port?: number; readonly serverIp?: string } = {},
+    options: {
+      readonly port?: number;
+      readonly serverIp?: string;
+      /** Options to put before `-c`. */
+      readonly leading?: readonly string[];
+    } = {},
   ): Promise<ChatProcess> {
     for (let attempt = 1; ; attempt++) {
       const port = options.port ?? (await freePort());
-      const client = this.spawnClient(name, server, port, `client ${name}`, options.serverIp);
+      const client = this.spawnClient(
+        name,
+        server,
+        port,
+        `client ${name}`,
+        options.serverIp,
+        options.leading,
+      );
       if (await this.#started(client, WELCOME, attempt, options.port === undefined)) return client;
     }
   }
@@ -513,8 +527,13 @@ export class ChatSession implements AsyncDisposable {
     port: number,
     label = `client ${name}`,
     serverIp = LOOPBACK,
+    leading: readonly string[] = [],
   ): ChatProcess {
-    return this.spawn(["-c", name, serverIp, String(server.port), String(port)], label, port);
+    return this.spawn(
+      [...leading, "-c", name, serverIp, String(server.port), String(port)],
+      label,
+      port,
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -324,6 +324,8 @@ export class SimulatedNetwork {
       epoch: hex(EPOCH_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
     });
     this.serverNode = new SimServer(state);
+    // A fan-out a crash cut short resumes at once.
+    this.arm(this.serverNode, nextServerWakeAt(state));
   }
 
   /** The server process dies: everything in memory is gone, the store keeps what was committed. */

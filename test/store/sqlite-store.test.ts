@@ -67,7 +67,7 @@ function expectOpenError(dataDir: string, reason: RegExp): StoreOpenError {
   }
   expect(thrown).toBeInstanceOf(StoreOpenError);
   const error = thrown as StoreOpenError;
-  expect(error.message).toStartWith("Cannot open the message store at ");
+  expect(error.message).toStartWith("cannot open the message store at ");
   expect(error.message).toMatch(reason);
   return error;
 }
