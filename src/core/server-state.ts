@@ -1,8 +1,10 @@
 import { decodeBase64urlOfLength, encodeBase64url } from "../crypto/base64url.ts";
+import { addressKey } from "../protocol/address.ts";
 import type { Address, Message, RegisterMessage } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { StoredMessage, StoreSnapshot } from "../store/offline-store.ts";
 import { SEAL_KEY_BYTES } from "./crypto-port.ts";
+import { FifoSet } from "./fifo-set.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
 import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
@@ -28,6 +30,8 @@ export interface ServerClient {
   /** The id of the registration that opened this session: the same signed datagram again is a replay. */
   registerId: number | undefined;
   lastSeen: number;
+  /** The table version of this entry's last change. */
+  entryVersion: number;
   /** The table version this client acknowledged; undefined: it needs a snapshot. */
   synced: number | undefined;
   /** The table push out to it now, if any: at most one at a time. */
@@ -104,6 +108,8 @@ export interface TablePush {
   readonly id: number;
   readonly partIds: readonly number[];
   readonly version: number;
+  /** Parts not sent yet: a client has at most TABLE_PARTS_IN_FLIGHT of them coming at once. */
+  readonly unsent: Message[];
   outstandingParts: number;
   /** The highest version the client said it holds while this push was out. */
   reported: number | undefined;
@@ -136,12 +142,14 @@ export interface ServerState {
   readonly nonceSecret: Uint8Array;
   readonly clients: Map<string, ServerClient>;
   readonly clientsByToken: Map<string, string>;
+  /** Which client's entry holds each address (addressKey): one process per address. */
+  readonly clientsByAddress: Map<string, string>;
   readonly mailboxes: Map<string, StoredMessage[]>;
   nextStoredId: number;
   nextRequestId: number;
   readonly table: TableLog;
   /** Online clients that need a table push, in the order they will get one. */
-  readonly syncQueue: Set<string>;
+  readonly syncQueue: FifoSet<string>;
   /** Online clients at the current version with no push out: the next change queues them all. */
   readonly syncIdle: Set<string>;
   readonly outbound: OutboundRequests<ServerPurpose>;
@@ -184,6 +192,7 @@ export interface RateBucket {
 export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): ServerState {
   const clients = new Map<string, ServerClient>();
   const clientsByToken = new Map<string, string>();
+  const clientsByAddress = new Map<string, string>();
   for (const record of snapshot.clients) {
     const key = nameKey(record.name);
     const { sessionKey, ...rest } = record;
@@ -193,14 +202,16 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
       sessionKey: decodeBase64urlOfLength(sessionKey, SEAL_KEY_BYTES),
       window: new ReplayWindow(),
       registerId: undefined,
+      entryVersion: 0,
       synced: undefined,
       push: undefined,
       refresh: false,
     });
     clientsByToken.set(record.token, key);
+    clientsByAddress.set(addressKey(record), key);
   }
   const table = new TableLog(deps.epoch);
-  for (const client of clients.values()) table.recordChange(client);
+  for (const client of clients.values()) client.entryVersion = table.recordChange(client);
   const mailboxes = new Map<string, StoredMessage[]>();
   let lastStoredId = 0;
   const storeUse = { messages: 0, textBytes: 0 };
@@ -227,11 +238,12 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     nonceSecret: deps.crypto.randomBytes(32),
     clients,
     clientsByToken,
+    clientsByAddress,
     mailboxes,
     nextStoredId: lastStoredId + 1,
     nextRequestId: deps.firstRequestId,
     table,
-    syncQueue: new Set(),
+    syncQueue: new FifoSet(),
     // Online when the server stopped: the next change brings each of them a snapshot.
     syncIdle: new Set([...clients.values()].filter((client) => client.online).map((c) => c.key)),
     outbound: new OutboundRequests(SERVER_LANES),

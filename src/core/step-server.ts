@@ -47,6 +47,7 @@ import {
   SOURCE_BURST,
   SOURCE_RATE_PER_SECOND,
   STORED_BATCH_BYTES,
+  TABLE_PARTS_IN_FLIGHT,
   timing,
 } from "./timing.ts";
 
@@ -593,12 +594,21 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
   // A push still out to the address it had is no use to it now; it gets its own.
   if (previous) cancelTablePush(step, previous);
   // One address, one process: whoever held it before has gone, or the newcomer could not have bound it.
-  for (const other of state.clients.values()) {
-    if (other.key !== key && other.online && sameAddress(other, from)) {
+  const address = addressKey(from);
+  const otherKey = state.clientsByAddress.get(address);
+  const other = otherKey === undefined ? undefined : state.clients.get(otherKey);
+  if (other && other.key !== key) {
+    // What was on its way to that address is no use to the newcomer there.
+    cancelTablePush(step, other);
+    if (other.online) {
       step.log("info", `${other.name} is gone: ${name} registered from its address`);
       markOffline(step, other);
     }
   }
+  if (previous && state.clientsByAddress.get(addressKey(previous)) === key) {
+    state.clientsByAddress.delete(addressKey(previous));
+  }
+  state.clientsByAddress.set(address, key);
   const client: ServerClient = {
     key,
     name,
@@ -613,6 +623,7 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     registerId: request.id,
     lastSeen: step.now,
     // A client back after a dereg still holds its table: it needs only what changed since.
+    entryVersion: previous?.entryVersion ?? 0,
     synced: state.table.canDeltaFrom(request.epoch, request.have) ? request.have : undefined,
     push: undefined,
     refresh: false,
@@ -1079,7 +1090,7 @@ function storeChannelPost(
 /** One entry changed: a new version, and every client that was up to date needs a push. */
 function tableChanged(step: Step, client: ServerClient): void {
   const { state } = step;
-  state.table.recordChange(client);
+  client.entryVersion = state.table.recordChange(client);
   for (const key of state.syncIdle) state.syncQueue.add(key);
   state.syncIdle.clear();
   // SPEC §5 and §6: the table goes out before the answer that follows the change.
@@ -1111,9 +1122,9 @@ function cancelTablePush(step: Step, client: ServerClient): void {
  */
 function pumpTablePushes(step: Step): void {
   const { state } = step;
-  for (const key of state.syncQueue) {
-    if (!state.outbound.hasRoom("table")) return;
-    state.syncQueue.delete(key);
+  while (state.syncQueue.size > 0 && state.outbound.hasRoom("table")) {
+    const key = state.syncQueue.shift();
+    if (key === undefined) return;
     const client = state.clients.get(key);
     if (!client || client.push !== undefined || state.storedDeliveries.has(key)) continue;
     if (client.synced === state.table.version && !client.refresh) {
@@ -1127,36 +1138,44 @@ function pumpTablePushes(step: Step): void {
 
 function sendTablePush(step: Step, client: ServerClient): void {
   const { state } = step;
-  const content = state.table.pushFor(client.synced, state.clients);
+  const content = state.table.pushFor(client.synced, state.clients, client.entryVersion);
   const parts = content.parts.length;
   const partIds = content.parts.map(() => nextRequestId(state));
   const pushId = partIds[0] ?? nextRequestId(state);
-  client.push = {
-    id: pushId,
-    partIds,
-    version: content.version,
-    outstandingParts: parts,
-    reported: undefined,
-  };
-  content.parts.forEach((clients, part) => {
+  const unsent = content.parts.map((clients, part): Message => {
     const id = partIds[part] ?? pushId;
-    const message: Message = toClient(
+    return toClient(
       state,
       client,
       content.base === undefined
         ? { type: "table", id, version: content.version, part, parts, clients }
         : { type: "table", id, version: content.version, base: content.base, part, parts, clients },
     );
-    state.outbound.add(
-      id,
-      { ip: client.ip, port: client.port },
-      message,
-      { kind: "table", clientKey: client.key, pushId, version: content.version },
-      tablePolicy,
-      step.now,
-      step.datagrams,
-    );
   });
+  client.push = {
+    id: pushId,
+    partIds,
+    version: content.version,
+    unsent,
+    outstandingParts: parts,
+    reported: undefined,
+  };
+  for (let sent = 0; sent < TABLE_PARTS_IN_FLIGHT; sent++) sendNextPart(step, client);
+}
+
+function sendNextPart(step: Step, client: ServerClient): void {
+  const push = client.push;
+  const message = push?.unsent.shift();
+  if (!push || !message) return;
+  step.state.outbound.add(
+    message.id,
+    { ip: client.ip, port: client.port },
+    message,
+    { kind: "table", clientKey: client.key, pushId: push.id, version: push.version },
+    tablePolicy,
+    step.now,
+    step.datagrams,
+  );
 }
 
 /**
@@ -1177,7 +1196,10 @@ function tablePartDone(
     push.reported = Math.max(push.reported ?? have, have);
   }
   push.outstandingParts--;
-  if (push.outstandingParts > 0) return;
+  if (push.outstandingParts > 0) {
+    sendNextPart(step, client);
+    return;
+  }
   client.push = undefined;
   client.synced = push.reported ?? push.version;
   if (!client.online) return;
@@ -1191,9 +1213,8 @@ function tablePartUnanswered(step: Step, clientKey: string, pushId: number): voi
   const client = state.clients.get(clientKey);
   const push = client?.push;
   if (!client || push?.id !== pushId) return;
-  push.outstandingParts--;
-  if (push.outstandingParts > 0) return;
-  client.push = undefined;
+  // Six tries of one part went unanswered: the rest would fare no better.
+  cancelTablePush(step, client);
   if (push.reported !== undefined) client.synced = push.reported;
   if (client.online) state.syncIdle.add(clientKey);
 }
@@ -1228,6 +1249,9 @@ function forgetIfDue(step: Step): void {
     }
     state.clients.delete(client.key);
     state.clientsByToken.delete(client.token);
+    if (state.clientsByAddress.get(addressKey(client)) === client.key) {
+      state.clientsByAddress.delete(addressKey(client));
+    }
     cancelTablePush(step, client);
     step.changes.push({ kind: "remove-client", name: client.name });
     state.table.recordForgotten(client.key, client.name);

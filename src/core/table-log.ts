@@ -35,7 +35,13 @@ export class TableLog {
   /** Deltas can start from any version from here on. */
   private oldestBase = 0;
   private entries: LogEntry[] = [];
-  private readonly cache = new Map<number | "snapshot", TablePushContent>();
+  private readonly cache = new Map<number, TablePushContent>();
+  /**
+   * The last snapshot, kept across changes while the table has not moved on by more
+   * than a sixteenth of its size: a client that joins gets it and then a small delta,
+   * rather than a snapshot built and serialised for it alone.
+   */
+  private snapshot: TablePushContent | undefined;
 
   constructor(readonly epoch: string) {}
 
@@ -54,7 +60,7 @@ export class TableLog {
    * stored messages are on their way): a snapshot built before it is stale.
    */
   forgetSnapshot(): void {
-    this.cache.delete("snapshot");
+    this.snapshot = undefined;
   }
 
   /** Whether a client holding `version` of `epoch` can be brought up to date with a delta. */
@@ -67,16 +73,45 @@ export class TableLog {
     );
   }
 
-  /** What a client holding `base` needs (a snapshot when `base` is undefined or too old). */
-  pushFor(base: number | undefined, clients: ReadonlyMap<string, LoggedClient>): TablePushContent {
-    const deltaBase = this.canDeltaFrom(this.epoch, base) ? base : undefined;
-    const cacheKey = deltaBase ?? "snapshot";
-    const cached = this.cache.get(cacheKey);
+  /**
+   * What a client holding `base` needs (a snapshot when `base` is undefined or too old).
+   * A snapshot is never older than `notBefore`, the last change of the client's own
+   * entry: a table that shows it as it was before it registered would mislead it.
+   */
+  pushFor(
+    base: number | undefined,
+    clients: ReadonlyMap<string, LoggedClient>,
+    notBefore = 0,
+  ): TablePushContent {
+    if (!this.canDeltaFrom(this.epoch, base)) return this.currentSnapshot(clients, notBefore);
+    const cached = this.cache.get(base);
     if (cached) return cached;
-    const changes =
-      deltaBase === undefined ? snapshotOf(clients) : this.changesAfter(deltaBase, clients);
-    const content = { version: this.version, base: deltaBase, parts: cutIntoParts(changes) };
-    this.cache.set(cacheKey, content);
+    const changes = this.changesAfter(base, clients);
+    const content = { version: this.version, base, parts: cutIntoParts(changes) };
+    this.cache.set(base, content);
+    return content;
+  }
+
+  private currentSnapshot(
+    clients: ReadonlyMap<string, LoggedClient>,
+    notBefore: number,
+  ): TablePushContent {
+    const kept = this.snapshot;
+    const staleness = Math.floor(clients.size / 16);
+    if (
+      kept &&
+      kept.version >= notBefore &&
+      kept.version >= this.oldestBase &&
+      this.version - kept.version <= staleness
+    ) {
+      return kept;
+    }
+    const content = {
+      version: this.version,
+      base: undefined,
+      parts: cutIntoParts(snapshotOf(clients)),
+    };
+    this.snapshot = content;
     return content;
   }
 

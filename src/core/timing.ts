@@ -35,9 +35,15 @@ export const SERVER_LANES = { probe: 64, channel: 64, table: 64, stored: 16 } as
 export type ServerLane = keyof typeof SERVER_LANES;
 /** The largest of them: what one burst of acks can reach. */
 export const SERVER_SEND_WINDOW = SERVER_LANES.table;
+/**
+ * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 80
+ * parts, more than a default receive buffer (212 KB) holds if they come back to back.
+ */
+export const TABLE_PARTS_IN_FLIGHT = 4;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
-export const TABLE_PART_BYTES = 8_000;
+/** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 24 KB parts"). */
+export const TABLE_PART_BYTES = 24_000;
 export const STORED_BATCH_BYTES = 8_000;
 /** Stored messages one recipient may have waiting. */
 export const MAILBOX_LIMIT = 1_000;

@@ -28,28 +28,34 @@ const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export function encodeMessage(message: Message): Uint8Array {
-  if (message.type === "table") return encoder.encode(encodeTable(message));
+  if (message.type === "table") return encodeTable(message);
   return encoder.encode(JSON.stringify({ v: PROTOCOL_VERSION, ...message }));
 }
 
 /**
  * A push goes to many clients with the same entries and its own id: the entries are
- * serialised once (keyed by the shared array) and only the id is written per datagram.
+ * serialised and encoded once (keyed by the shared array), and only the head with the
+ * id is written per datagram.
  */
-const tableBodies = new WeakMap<readonly TableChange[], string>();
+const tableBodies = new WeakMap<readonly TableChange[], Uint8Array>();
 
-function encodeTable(message: TableMessage): string {
+function encodeTable(message: TableMessage): Uint8Array {
   const { id, version, base, part, parts, clients } = message;
   let body = tableBodies.get(clients);
   if (body === undefined) {
-    body = `"clients":${JSON.stringify(clients)}}`;
+    body = encoder.encode(`"clients":${JSON.stringify(clients)}}`);
     tableBodies.set(clients, body);
   }
-  const head = `{"v":${PROTOCOL_VERSION},"type":"table","id":${id},"version":${version}`;
   const delta = base === undefined ? "" : `,"base":${base}`;
   const split = parts === 1 ? "" : `,"part":${part},"parts":${parts}`;
   const mac = message.mac === undefined ? "" : `,"mac":"${message.mac}"`;
-  return `${head}${delta}${split}${mac},${body}`;
+  const head = encoder.encode(
+    `{"v":${PROTOCOL_VERSION},"type":"table","id":${id},"version":${version}${delta}${split}${mac},`,
+  );
+  const datagram = new Uint8Array(head.byteLength + body.byteLength);
+  datagram.set(head);
+  datagram.set(body, head.byteLength);
+  return datagram;
 }
 
 /** The registration padded to REGISTER_MIN_BYTES, so that its challenge is no amplifier. */

@@ -2,7 +2,6 @@
  * Benchmark 2: channel fan-out from a real chatapp server to simulated members, beside
  * a raw UDP fan-out (one socket, same datagrams, same window, acks back) in a child.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SERVER_SEND_WINDOW } from "../../src/core/timing.ts";
 import { difference, type Member, postText, Swarm, type SwarmCounters } from "./members.ts";
@@ -12,6 +11,7 @@ import {
   type ProcessGroup,
   type Program,
   startServer,
+  udpReceiveBufferErrors,
 } from "./processes.ts";
 import {
   type Cell,
@@ -51,21 +51,6 @@ interface PostResult {
   /** Counters over [send, last member reached] (or the timeout). */
   readonly during: SwarmCounters;
   readonly reach: number;
-}
-
-/** Kernel-wide UDP receive-buffer drops (loopback included), from /proc/net/snmp. */
-function udpReceiveBufferErrors(): number | undefined {
-  try {
-    const lines = readFileSync("/proc/net/snmp", "utf8")
-      .split("\n")
-      .filter((line) => line.startsWith("Udp: "));
-    const names = lines[0]?.split(/\s+/) ?? [];
-    const values = lines[1]?.split(/\s+/) ?? [];
-    const index = names.indexOf("RcvbufErrors");
-    return index < 0 ? undefined : Number(values[index]);
-  } catch {
-    return undefined;
-  }
 }
 
 function kernelDelta(before: number | undefined): Cell {
@@ -319,7 +304,7 @@ async function benchSize(
         baseline: NONE,
       },
       {
-        what: "whole-table pushes begun (per member)",
+        what: "table pushes begun (per member)",
         chatapp: count(registration.tablePushes / size),
         baseline: NONE,
       },

@@ -350,3 +350,18 @@ export function openFileLimit(): number | undefined {
     return undefined;
   }
 }
+
+/** Kernel-wide UDP receive-buffer drops (loopback included), from /proc/net/snmp. */
+export function udpReceiveBufferErrors(): number | undefined {
+  try {
+    const lines = readFileSync("/proc/net/snmp", "utf8")
+      .split("\n")
+      .filter((line) => line.startsWith("Udp: "));
+    const names = lines[0]?.split(/\s+/) ?? [];
+    const values = lines[1]?.split(/\s+/) ?? [];
+    const index = names.indexOf("RcvbufErrors");
+    return index < 0 ? undefined : Number(values[index]);
+  } catch {
+    return undefined;
+  }
+}

@@ -18,6 +18,7 @@ import {
   processUsage,
   sourceProgram,
   startServer,
+  udpReceiveBufferErrors,
 } from "./processes.ts";
 import {
   bytes,
@@ -38,6 +39,8 @@ export interface ScaleOptions {
   readonly sizes: readonly number[];
   /** Registrations (handshakes) outstanding at once. */
   readonly registerWindow: number;
+  /** Registrations started per second at most; undefined: only the window paces them. */
+  readonly registerRate: number | undefined;
   /** Deregister/register cycles of one client, for the cost of a single change. */
   readonly cycles: number;
   /** Clients that leave and come back at once. */
@@ -48,10 +51,15 @@ export interface ScaleOptions {
   readonly saveWindow: number;
 }
 
-export function scaleOptions(quick: boolean, clients?: number): ScaleOptions {
+export function scaleOptions(
+  quick: boolean,
+  clients?: number,
+  registerRate?: number,
+): ScaleOptions {
   return {
     sizes: clients !== undefined ? [clients] : quick ? [200, 1000] : [1000, 10_000],
     registerWindow: 64,
+    registerRate,
     cycles: quick ? 5 : 20,
     churn: 10,
     saveSenders: 50,
@@ -283,8 +291,13 @@ async function benchSize(
 
     // Registration of all, then convergence after the last one.
     const swarmCpuRegistering = process.cpuUsage();
+    const dropsBefore = udpReceiveBufferErrors();
     const registerStarted = performance.now();
-    const registration = await swarm.registerAll(swarm.clients, options.registerWindow);
+    const registration = await swarm.registerAll(
+      swarm.clients,
+      options.registerWindow,
+      options.registerRate,
+    );
     const registerMs = registration.lastAt - registerStarted;
     if (registration.failed.length > 0) {
       problems.add(
@@ -294,6 +307,15 @@ async function benchSize(
     const convergedAt = await settle(swarm, convergeBoundMs(size), "registration", problems);
     const convergeMs =
       convergedAt === undefined ? undefined : Math.max(0, convergedAt - registration.lastAt);
+    const dropsAfter = udpReceiveBufferErrors();
+    const kernelDrops =
+      dropsBefore === undefined || dropsAfter === undefined ? undefined : dropsAfter - dropsBefore;
+    // The later phases measure a settled table: wait once more rather than mix them in.
+    let lateMs: number | undefined;
+    if (convergedAt === undefined) {
+      const lateAt = await swarm.converged(convergeBoundMs(size));
+      lateMs = lateAt === undefined ? undefined : lateAt - registration.lastAt;
+    }
     const afterRegistration = swarm.snapshot();
     const registered = processUsage(pid);
     const swarmCpuRegistered = process.cpuUsage(swarmCpuRegistering);
@@ -352,7 +374,7 @@ async function benchSize(
     const perChange = (value: number) => count(value / receivers);
     const rows: Row[] = [
       {
-        what: `registration of ${size} (window ${options.registerWindow}, challenge + cookie)`,
+        what: `registration of ${size} (window ${options.registerWindow}${options.registerRate === undefined ? "" : `, ≤ ${options.registerRate}/s`}, challenge + cookie)`,
         chatapp: seconds(registerMs / 1000),
         baseline: NONE,
       },
@@ -364,6 +386,11 @@ async function benchSize(
       {
         what: "convergence after the last registration",
         chatapp: convergeMs === undefined ? "did not converge" : seconds(convergeMs / 1000),
+        baseline: NONE,
+      },
+      {
+        what: "kernel UDP receive-buffer drops, registration + convergence",
+        chatapp: kernelDrops === undefined ? "n/a" : count(kernelDrops),
         baseline: NONE,
       },
       {
@@ -491,6 +518,14 @@ async function benchSize(
       "Baselines: bun:sqlite in this process, WAL, synchronous=FULL, rows like stored messages.",
       "Issue #8 targets at 10,000: convergence ≤ 2 s, ≤ 1 datagram and ≤ 200 B per client per change, fan-out ≤ 1 s with 0 wrongly offline, RSS ≤ 150 MB, ≥ 20,000 saves/s.",
       `swarm: ${counters.requestsSent} requests (${counters.challenges} challenges), ${counters.acksSent} acks, ${counters.fromServer} datagrams from the server, ${counters.pushesApplied} pushes applied, ${counters.lateAnswers} repeated or late answers, ${counters.sendFailures} failed sends, ${counters.strays} strays.`,
+      ...(convergedAt === undefined
+        ? [
+            lateMs === undefined
+              ? "the table never converged: the later phases ran on an unsettled table"
+              : `the table converged late, ${(lateMs / 1000).toFixed(1)} s after the last registration; the later phases began then`,
+          ]
+        : []),
+      "kernel drops are /proc/net/snmp RcvbufErrors: machine-wide, other processes' drops count too.",
       ...(errors.length > 0 ? [`errors answered: ${errors.join(", ")}`] : []),
       ...(changes.failed > 0 ? [`single changes not answered as expected: ${changes.failed}`] : []),
       ...(churnFailed > 0 ? [`churn requests not answered as expected: ${churnFailed}`] : []),
@@ -535,12 +570,14 @@ export async function benchScale(
   if (problems.length > 0) throw new Error(problems.join("\n"));
 }
 
-const USAGE = "usage: bun test/bench/scale.ts [--quick] [--clients N] [--source]";
+const USAGE =
+  "usage: bun test/bench/scale.ts [--quick] [--clients N] [--register-rate N] [--source]";
 
 async function main(): Promise<number> {
   let quick = false;
   let source = false;
   let clients: number | undefined;
+  let registerRate: number | undefined;
   const args = process.argv.slice(2);
   for (let index = 0; index < args.length; index++) {
     const arg = args[index];
@@ -550,6 +587,14 @@ async function main(): Promise<number> {
       clients = Number(args[++index]);
       if (!Number.isInteger(clients) || clients < 1) {
         console.error(`--clients needs a whole number of clients, got ${args[index]}\n${USAGE}`);
+        return 2;
+      }
+    } else if (arg === "--register-rate") {
+      registerRate = Number(args[++index]);
+      if (!(registerRate > 0)) {
+        console.error(
+          `--register-rate needs registrations per second, got ${args[index]}\n${USAGE}`,
+        );
         return 2;
       }
     } else {
@@ -564,7 +609,7 @@ async function main(): Promise<number> {
     process.on(signal, () => void group.cleanUp().finally(() => process.exit(130)));
   }
   try {
-    await benchScale(group, program, scaleOptions(quick, clients));
+    await benchScale(group, program, scaleOptions(quick, clients, registerRate));
     return 0;
   } catch (error) {
     console.error(`\nscale: broken: ${error instanceof Error ? error.message : String(error)}`);

@@ -401,21 +401,29 @@ export class Swarm {
   }
 
   /**
-   * Registers every client, at most `window` handshakes outstanding at once. Resolves
+   * Registers every client, at most `window` handshakes outstanding at once (and, given
+   * `perSecond`, started no faster than that). Resolves
    * with failures and the time the last `registered` arrived.
    */
   async registerAll(
     clients: readonly SimClient[],
     window: number,
+    perSecond?: number,
   ): Promise<{ failed: string[]; lastAt: number; slowestMs: number }> {
     const failed: string[] = [];
     let next = 0;
-    let lastAt = performance.now();
+    const started = performance.now();
+    let lastAt = started;
     let slowestMs = 0;
     const worker = async () => {
       while (next < clients.length) {
-        const client = clients[next++];
+        const index = next++;
+        const client = clients[index];
         if (!client) break;
+        if (perSecond !== undefined) {
+          const due = started + (index * 1000) / perSecond - performance.now();
+          if (due > 0) await Bun.sleep(due);
+        }
         const answer = await this.register(client);
         if (answer?.type === "registered") {
           lastAt = performance.now();

@@ -189,3 +189,25 @@ describe("write, then answer", () => {
     expect(acks).toHaveLength(0);
   });
 });
+
+describe("pushes to an address that moved on", () => {
+  test("a push still out to an address that registered another name since is cancelled", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    // x stops answering; a change makes the server push to it, and keep retrying.
+    x.kill();
+    y.type("dereg y");
+    network.advance(100);
+    const pushToX = network.sent.findLast((d) => d.to === "x" && d.message.type === "table");
+    if (!pushToX) throw new Error("no push to x");
+    // A new process on x's address registers another name.
+    const w = network.addClient("w", { port: x.address.port });
+    network.settle();
+    expect(w.state.phase).toBe("online");
+    const resent = network.sent.filter(
+      (d) => d.at > pushToX.at && d.message.type === "table" && d.message.id === pushToX.message.id,
+    );
+    expect(resent).toEqual([]);
+    expect(network.server.clients.get("x")?.online).toBe(false);
+  });
+});

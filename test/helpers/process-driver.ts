@@ -169,6 +169,11 @@ export class ChatProcess {
     return this.#stdout.slice(mark);
   }
 
+  /** When a stdout line first arrived (a performance.now() time), if it has. */
+  arrivalOf(line: string): number | undefined {
+    return this.#transcript.find((entry) => entry.kind === "out" && entry.text === line)?.at;
+  }
+
   /** Types one command line, as if the user pressed Enter. */
   type(line: string): void {
     if (this.#inputClosed)
