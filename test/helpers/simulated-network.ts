@@ -14,6 +14,7 @@ import {
   createClientState,
   type PendingRequest,
 } from "../../src/core/client-state.ts";
+import type { CryptoPort } from "../../src/core/crypto-port.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
 import { type KeyPairs, publicKeyText } from "../../src/core/session-crypto.ts";
@@ -33,7 +34,7 @@ import {
 import { nameKey } from "../../src/protocol/names.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { OfflineStore, StoreChange } from "../../src/store/offline-store.ts";
-import { identityFor, newKeyPairs, testCrypto } from "./identities.ts";
+import { derivedKeyPairs, identityFor, seededCrypto } from "./identities.ts";
 
 export { seededRandom };
 
@@ -278,7 +279,9 @@ export class SimulatedNetwork {
   private readonly faultRandom: () => number;
   private readonly idRandom: () => number;
   /** The server's key pairs, kept across its restarts as its data directory keeps them. */
-  readonly serverKeys: KeyPairs = newKeyPairs();
+  readonly serverKeys: KeyPairs;
+  /** Crypto with seeded randomness, so the same seed gives the same run. */
+  private readonly crypto: CryptoPort;
   private readonly queue = new EventQueue();
   private seq = 0;
   private serverNode: SimServer | undefined;
@@ -295,6 +298,8 @@ export class SimulatedNetwork {
     const seed = options.seed ?? 1;
     this.faultRandom = seededRandom(seed);
     this.idRandom = seededRandom(seed ^ 0x5eed_cafe);
+    this.serverKeys = derivedKeyPairs(`server ${seed}`);
+    this.crypto = seededCrypto(seed ^ 0x0c1a_55ed);
     if (!options.withoutServer) this.startServer();
   }
 
@@ -315,7 +320,7 @@ export class SimulatedNetwork {
     this.serverStarts++;
     const secret = `secret-${this.serverStarts}-${Math.floor(this.idRandom() * 2 ** 32)}`;
     const state = createServerState(this.store.load(), {
-      crypto: testCrypto,
+      crypto: this.crypto,
       keys: this.serverKeys,
       newToken: () => hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
@@ -358,7 +363,7 @@ export class SimulatedNetwork {
       name,
       server: SERVER_ADDRESS,
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
-      crypto: testCrypto,
+      crypto: this.crypto,
       identity: options.identity ?? identityFor(name),
     });
     const client = new SimClient(this, label, address, state);
@@ -383,7 +388,7 @@ export class SimulatedNetwork {
       lastSeen: this.now,
       sk: publicKeyText(identityFor(name).signing),
       ak: publicKeyText(identityFor(name).agreement),
-      sessionKey: encodeBase64url(testCrypto.randomBytes(32)),
+      sessionKey: encodeBase64url(this.crypto.randomBytes(32)),
     }));
     this.store.apply(records.map((client): StoreChange => ({ kind: "put-client", client })));
     this.restartServer();
@@ -393,7 +398,7 @@ export class SimulatedNetwork {
         name: record.name,
         server: SERVER_ADDRESS,
         firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
-        crypto: testCrypto,
+        crypto: this.crypto,
         identity: identityFor(record.name),
       });
       state.phase = "online";
