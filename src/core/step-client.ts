@@ -803,8 +803,17 @@ function isAuthenticAnswer(
 ): boolean {
   const kind = request.purpose.kind;
   if (kind !== "deregister" && kind !== "save" && kind !== "channel") return true;
-  if (answer.type === "error" && answer.code === "unknown-session") return true;
+  if (answer.type === "error" && answer.code === "unknown-session") {
+    // Not while a registration is outstanding: its new session takes the request over
+    // under a new id (moveIntoSession), and a refusal of the old one means nothing then.
+    return !registering(state);
+  }
   return state.sessionKey !== undefined && hasValidMac(state.crypto, state.sessionKey, answer);
+}
+
+function registering(state: ClientState): boolean {
+  const phase = state.phaseRequest;
+  return phase !== undefined && state.pending.get(phase)?.purpose.kind === "register";
 }
 
 /** The session key, if the server signed our transcript and its session id with the key it showed. */
@@ -888,6 +897,7 @@ function registered(
     state.assembly = undefined;
   }
   state.token = token;
+  moveIntoSession(state);
   state.phase = "online";
   show(step, notices.welcome);
   if (pending > 0) {
@@ -902,6 +912,35 @@ function registered(
     return;
   }
   runQueued(step);
+}
+
+/**
+ * Saves and posts still on their way belong to the session before this one, which the
+ * server has just replaced: they carry on in the new one under a new id, the new sid and
+ * MAC, keeping the id they were first sent with as their `ref` (so nobody shows or stores
+ * a copy twice). Left in the old session they could only be refused, and their sender
+ * never told what became of them; and a late refusal of the old id now finds nothing.
+ */
+function moveIntoSession(state: ClientState): void {
+  const token = state.token;
+  if (token === undefined) return;
+  const move = (message: Message, id: number): Message => {
+    if (message.type !== "save" && message.type !== "channel") return message;
+    const { mac: _old, ...bare } = message;
+    return inSession(state, { ...bare, id, sid: token, ref: bare.ref ?? bare.id });
+  };
+  for (const request of [...state.pending.values()]) {
+    if (request.message.type !== "save" && request.message.type !== "channel") continue;
+    const id = nextId(state);
+    state.pending.delete(request.id);
+    state.pending.set(id, { ...request, id, message: move(request.message, id) });
+  }
+  for (let index = 0; index < state.paced.length; index++) {
+    const request = state.paced[index];
+    if (request?.message.type !== "save" && request?.message.type !== "channel") continue;
+    const id = nextId(state);
+    state.paced[index] = { ...request, id, message: move(request.message, id) };
+  }
 }
 
 /** The first table is in, or it is late: what was typed meanwhile runs without waiting for it longer. */

@@ -222,10 +222,12 @@ function decodeFields(f: Fields): Message | undefined {
       if (ref === undefined) return withMac({ type: "save", id, sid, to, text }, mac);
       return isId(ref) ? withMac({ type: "save", id, sid, to, text, ref }, mac) : undefined;
     }
-    case "channel":
-      return isToken(f.sid) && isText(f.text) && mac.ok
-        ? withMac({ type: "channel", id, sid: f.sid, text: f.text }, mac)
-        : undefined;
+    case "channel": {
+      const { sid, text, ref } = f;
+      if (!isToken(sid) || !isText(text) || !mac.ok) return undefined;
+      if (ref === undefined) return withMac({ type: "channel", id, sid, text }, mac);
+      return isId(ref) ? withMac({ type: "channel", id, sid, text, ref }, mac) : undefined;
+    }
     case "registered":
       return isToken(f.sid) &&
         isId(f.pending) &&

@@ -100,11 +100,16 @@ export type SaveMessage = {
   ref?: number;
   mac?: string;
 };
+/**
+ * `ref`: the id the post was first sent with, when a new session took it over under a
+ * new id (as `save`'s); the post's own id when absent.
+ */
 export type ChannelMessage = {
   type: "channel";
   id: number;
   sid: string;
   text: string;
+  ref?: number;
   mac?: string;
 };
 
