@@ -27,8 +27,6 @@ export interface ServerClient {
   sessionKey: Uint8Array | undefined;
   /** Ids of its requests seen in this session. */
   window: ReplayWindow;
-  /** The id of the registration that opened this session: the same signed datagram again is a replay. */
-  registerId: number | undefined;
   lastSeen: number;
   /** The table version of this entry's last change. */
   entryVersion: number;
@@ -173,6 +171,12 @@ export interface ServerState {
   readonly storeQuota: { readonly messages: number; readonly textBytes: number };
   nextForgetCheckAt: number | undefined;
   readonly replies: Map<string, CachedReply>;
+  /**
+   * Signed registrations that opened a session, by name, cookie and id, until their
+   * cookie expires: the same datagram again, from anywhere, opens nothing. (After that
+   * its cookie is refused anyway; a restarted server has a new cookie secret.)
+   */
+  readonly usedRegistrations: Map<string, number>;
   readonly drops: DropCounts;
   readonly activity: ActivityCounts;
   /** Per source address: datagrams it may still send now (a token bucket). */
@@ -201,7 +205,6 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
       ...rest,
       sessionKey: decodeBase64urlOfLength(sessionKey, SEAL_KEY_BYTES),
       window: new ReplayWindow(),
-      registerId: undefined,
       entryVersion: 0,
       synced: undefined,
       push: undefined,
@@ -262,6 +265,7 @@ export function createServerState(snapshot: StoreSnapshot, deps: ServerDeps): Se
     storeQuota: deps.storeQuota ?? DEFAULT_STORE_QUOTA,
     nextForgetCheckAt,
     replies: new Map(),
+    usedRegistrations: new Map(),
     drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0, replayed: 0 },
     activity: {
       saved: 0,

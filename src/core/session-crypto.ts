@@ -176,28 +176,29 @@ export type ReplayVerdict = "new" | "seen" | "too-old";
  * the window cannot be told apart from a replay and is refused.
  */
 export class ReplayWindow {
-  #highest: number | undefined;
-  readonly #taken = new Set<number>();
+  // Plain fields, not #private ones: a state snapshot (and a deep copy of it) sees them.
+  private highest: number | undefined;
+  private readonly taken = new Set<number>();
 
   check(id: number): ReplayVerdict {
-    if (this.#highest !== undefined && id <= this.#highest - REPLAY_WINDOW) return "too-old";
-    return this.#taken.has(id) ? "seen" : "new";
+    if (this.highest !== undefined && id <= this.highest - REPLAY_WINDOW) return "too-old";
+    return this.taken.has(id) ? "seen" : "new";
   }
 
   /** Records `id` (checked "new"). */
   take(id: number): void {
-    this.#taken.add(id);
-    if (this.#highest === undefined || id > this.#highest) {
-      this.#highest = id;
+    this.taken.add(id);
+    if (this.highest === undefined || id > this.highest) {
+      this.highest = id;
       const floor = id - REPLAY_WINDOW;
-      if (this.#taken.size > REPLAY_WINDOW * 2) {
-        for (const taken of this.#taken) if (taken <= floor) this.#taken.delete(taken);
+      if (this.taken.size > REPLAY_WINDOW * 2) {
+        for (const taken of this.taken) if (taken <= floor) this.taken.delete(taken);
       }
     }
   }
 
   /** Gives an id back, as when the work it asked for was undone (the store refused it). */
   release(id: number): void {
-    this.#taken.delete(id);
+    this.taken.delete(id);
   }
 }

@@ -153,6 +153,7 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
   }
   pumpTablePushes(step);
   forgetOldReplies(state, now);
+  forgetUsedRegistrations(state, now);
   return step.effects();
 }
 
@@ -297,9 +298,16 @@ type SessionRequest = DeregisterMessage | SaveMessage | ChannelMessage;
  */
 function answerRegister(step: Step, from: Address, request: RegisterMessage, size: number): void {
   const { state } = step;
+  const newName = !state.clients.has(nameKey(request.name));
   if (!hasValidCookie(step, from, request.cookie)) {
     if (size < REGISTER_MIN_BYTES) {
       state.drops.malformed++;
+      return;
+    }
+    if (newName && !hasNameGrantLeft(state, from, step.now)) {
+      // No new name for this address now, whatever it proves: told at once (an error is
+      // smaller than the padded register), without a challenge round or a signature.
+      step.send(from, { type: "error", id: request.id, code: "slow-down" });
       return;
     }
     const cookie = currentCookie(step, from);
@@ -311,6 +319,12 @@ function answerRegister(step: Step, from: Address, request: RegisterMessage, siz
       ssk: state.ssk,
       sak: state.sak,
     });
+    return;
+  }
+  if (newName && !hasNameGrantLeft(state, from, step.now)) {
+    // Checked before the signature, which costs a hundred times more: a flood of new
+    // names from one address is refused at the price of a map lookup.
+    step.send(from, { type: "error", id: request.id, code: "slow-down" });
     return;
   }
   const cookie = request.cookie ?? "";
@@ -329,14 +343,39 @@ function answerRegister(step: Step, from: Address, request: RegisterMessage, siz
     session: undefined,
   };
   if (repeatAnswered(step, requester)) return;
-  const holder = state.clients.get(nameKey(request.name));
-  if (holder?.sk === request.sk && holder.registerId === request.id) {
-    // The datagram that opened the current session, again after its answer was forgotten.
+  if (state.usedRegistrations.has(registrationKey(request, cookie))) {
+    // A registration that already opened a session, again after its answer was forgotten
+    // or from another address: it opens no other.
     state.drops.replayed++;
     return;
   }
   startWork(step, requester);
   onRegister(step, requester, request);
+}
+
+function registrationKey(request: RegisterMessage, cookie: string): string {
+  return `${nameKey(request.name)}#${cookie}#${request.id}`;
+}
+
+/** Kept while the cookie is valid (this period and the one before), and never more than this many. */
+const USED_REGISTRATIONS_LIMIT = 100_000;
+
+function rememberRegistration(step: Step, request: RegisterMessage): void {
+  const used = step.state.usedRegistrations;
+  if (used.size >= USED_REGISTRATIONS_LIMIT) {
+    const oldest = used.keys().next().value;
+    if (oldest !== undefined) used.delete(oldest);
+  }
+  const key = registrationKey(request, request.cookie ?? "");
+  used.delete(key);
+  used.set(key, step.now + 2 * timing.cookiePeriodMs);
+}
+
+function forgetUsedRegistrations(state: ServerState, now: number): void {
+  for (const [key, expiresAt] of state.usedRegistrations) {
+    if (expiresAt > now) break;
+    state.usedRegistrations.delete(key);
+  }
 }
 
 function registerFields(state: ServerState, request: RegisterMessage, cookie: string) {
@@ -556,6 +595,13 @@ function grantNewName(state: ServerState, from: Address, now: number): boolean {
   return true;
 }
 
+function hasNameGrantLeft(state: ServerState, from: Address, now: number): boolean {
+  const grant = state.nameGrants.get(addressKey(from));
+  return (
+    !grant || now - grant.periodStart >= NAME_GRANT_PERIOD_MS || grant.count < NAMES_PER_ADDRESS
+  );
+}
+
 function forgetOldGrants(state: ServerState, now: number): void {
   for (const [source, grant] of state.nameGrants) {
     if (now - grant.periodStart >= NAME_GRANT_PERIOD_MS) state.nameGrants.delete(source);
@@ -589,6 +635,7 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     state.replies.delete(requester.replyKey);
     return;
   }
+  rememberRegistration(step, request);
   const previous = state.clients.get(key);
   if (previous) state.clientsByToken.delete(previous.token);
   // A push still out to the address it had is no use to it now; it gets its own.
@@ -620,7 +667,6 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     ak: request.ak,
     sessionKey: sessionKeyBytes,
     window: new ReplayWindow(),
-    registerId: request.id,
     lastSeen: step.now,
     // A client back after a dereg still holds its table: it needs only what changed since.
     entryVersion: previous?.entryVersion ?? 0,
@@ -958,7 +1004,7 @@ function onChannel(
     sender: sender.name,
     text: request.text,
     receivedAt: step.now,
-    ref: request.id,
+    ref: request.ref ?? request.id,
   };
   let live = 0;
   let stored = 0;
