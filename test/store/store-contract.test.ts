@@ -93,7 +93,19 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
   test("put-client stores every field, upserts by name, and keeps the order of first registration", () => {
     store.apply([putClient(client("bob", { online: false, port: 1024, token: "" }))]);
     store.apply([putClient(client("Alice"))]);
-    store.apply([putClient(client("bob", { online: true, port: 65_535, ip: "::1", token: "t2" }))]);
+    store.apply([
+      putClient(
+        client("bob", {
+          online: true,
+          port: 65_535,
+          ip: "::1",
+          token: "t2",
+          sk: "sk-bob-2",
+          ak: "ak-bob-2",
+          sessionKey: "session-bob-2",
+        }),
+      ),
+    ]);
     expect(store.load().clients).toEqual([
       {
         name: "bob",
@@ -102,6 +114,9 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
         online: true,
         token: "t2",
         lastSeen: 1_764_000_000_000,
+        sk: "sk-bob-2",
+        ak: "ak-bob-2",
+        sessionKey: "session-bob-2",
       },
       client("Alice"),
     ]);
