@@ -6,6 +6,7 @@
  */
 
 import {
+  hasValidMac,
   type KeyPairs,
   publicKeyText,
   registerTranscript,
@@ -92,6 +93,11 @@ export class RawPeer {
   token: string | undefined;
   /** The session key of the last registration. */
   sessionKey: Uint8Array | undefined;
+  /**
+   * Every session key it was given, newest first: a peer that registered several names
+   * from one port answers what the server sends each of them under that name's key.
+   */
+  readonly #sessionKeys: Uint8Array[] = [];
   /** Whose keys the peer registers with: by default the name's, as a real client's file. */
   keys: KeyPairs | undefined;
   #challenge: Extract<Message, { type: "challenge" }> | undefined;
@@ -143,7 +149,6 @@ export class RawPeer {
   /** `register` (or `reg` when the peer holds a token), answering challenges; keeps the token. */
   async register(name: string): Promise<Answer> {
     const keys = this.keys ?? identityFor(name);
-    this.keys = keys;
     const message: RegisterMessage = {
       type: "register",
       id: this.#takeId(),
@@ -163,6 +168,8 @@ export class RawPeer {
         name,
         answer.sid,
       );
+      if (this.sessionKey) this.#sessionKeys.unshift(this.sessionKey);
+      this.#sessionKeys.length = Math.min(this.#sessionKeys.length, 16);
     }
     return answer;
   }
@@ -303,11 +310,7 @@ export class RawPeer {
       case "stored":
       case "channel-message":
         if (!this.answering) return;
-        this.send(
-          this.sessionKey
-            ? this.inSession({ type: "ack", id: message.id })
-            : { type: "ack", id: message.id },
-        );
+        this.send(this.#ackFor(message));
         if (this.#seen.has(message.id)) return;
         this.#seen.add(message.id);
         this.#onServerRequest(message);
@@ -316,6 +319,15 @@ export class RawPeer {
       default:
         return;
     }
+  }
+
+  /** An ack under the key of the session the request came in: the current one unless another fits. */
+  #ackFor(request: Message): Message {
+    const ack: Message = { type: "ack", id: request.id };
+    const key =
+      this.#sessionKeys.find((candidate) => hasValidMac(testCrypto, candidate, request)) ??
+      this.sessionKey;
+    return key ? withMac(testCrypto, key, ack) : ack;
   }
 
   #isFirstCopy(sender: string, ref: number): boolean {
