@@ -1,4 +1,7 @@
 import { setDefaultTimeout } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ensureFreshBinary } from "./helpers/fresh-binary.ts";
 
 // Reaches only the first test file of a run (Bun 1.4.5); `bun run test` and .ci/run
@@ -12,3 +15,11 @@ if ((await ensureFreshBinary()) === "built") {
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.error(`test setup: built dist/chatapp from the current sources in ${seconds} s`);
 }
+
+// A backstop: anything a test starts without choosing a config directory (a spawned
+// child inheriting this environment, an identity path left to its default) writes its
+// identity here, never into the user's ~/.config. The e2e helpers give each session
+// its own directory on top of this.
+const configHome = mkdtempSync(join(tmpdir(), "chatapp-test-config-"));
+process.env.XDG_CONFIG_HOME = configHome;
+process.on("exit", () => rmSync(configHome, { recursive: true, force: true }));

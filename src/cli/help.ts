@@ -71,6 +71,7 @@ export function rootHelp(versionLine: string): string {
     "Usage:",
     "  chatapp -s <port> [options]",
     "  chatapp -c <name> <server-ip> <server-port> <client-port> [options]",
+    "  chatapp --release-name <name> [--data-dir DIR]   let a name bind a new key",
     "  chatapp --help | --version",
     "",
     "Arguments:",

@@ -31,5 +31,7 @@ export interface ClientOptions {
   readonly serverIp: string;
   readonly serverPort: number;
   readonly clientPort: number;
+  /** `--identity FILE`; otherwise the file under the user's config directory. */
+  readonly identity?: string;
   readonly simulate?: FaultSpec;
 }

@@ -4,7 +4,7 @@ import { MAX_NAME_LENGTH } from "../protocol/messages.ts";
 import { isValidName, NAME_RULE } from "../protocol/names.ts";
 import type { ClientOptions, LogLevel, ServerOptions } from "./options.ts";
 import { quoteArg } from "./quote-arg.ts";
-import { USAGE_CLIENT, USAGE_SERVER } from "./usage.ts";
+import { USAGE_CLIENT, USAGE_RELEASE, USAGE_SERVER } from "./usage.ts";
 import { UsageError } from "./usage-error.ts";
 
 export const PORT_MIN = 1024;
@@ -198,6 +198,27 @@ export function isValidNodeName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9_.:[\]-]{0,63}$/.test(name);
 }
 
+/** Validates what follows `--release-name`: `<name> [--data-dir DIR]`. */
+export function parseReleaseArgs(args: readonly string[]): { name: string; dataDir: string } {
+  const [name, ...rest] = args;
+  const refuse = (message: string): never => {
+    throw new UsageError(message, USAGE_RELEASE);
+  };
+  if (name === undefined || isOption(name)) return refuse("--release-name needs a name");
+  if (!isValidName(name))
+    return refuse(`name ${quoteArg(name)} is not allowed: a name is ${NAME_RULE}`);
+  let dataDir: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const { flag, inlineValue } = splitOption(rest[i] ?? "");
+    if (flag !== "--data-dir") return refuse(`unexpected argument ${quoteArg(rest[i] ?? "")}`);
+    const value = inlineValue ?? rest[++i];
+    if (value === undefined || value === "") return refuse("--data-dir needs a directory");
+    if (dataDir !== undefined) return refuse("--data-dir is given twice");
+    dataDir = value;
+  }
+  return { name, dataDir: dataDir ?? DEFAULT_DATA_DIR };
+}
+
 /** A whole number written plainly (no sign, no leading zero, no exponent), or undefined. */
 function parseWholeNumber(text: string): number | undefined {
   if (!/^(0|[1-9][0-9]{0,14})$/.test(text)) return undefined;
@@ -208,6 +229,7 @@ function parseWholeNumber(text: string): number | undefined {
 export function parseClientArgs(args: readonly string[]): ClientOptions {
   const positionals: string[] = [];
   let simulate: string | undefined;
+  let identity: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
     if (arg === "--") {
@@ -216,9 +238,24 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     }
     if (isOption(arg)) {
       const { flag, inlineValue } = splitOption(arg);
+      if (flag === "--identity") {
+        const value = inlineValue ?? args[++i];
+        if (value === undefined || isOption(value)) {
+          throw new UsageError(
+            "--identity needs a file, as in --identity ./alice.identity",
+            USAGE_CLIENT,
+          );
+        }
+        if (value === "") throw new UsageError("--identity must not be empty", USAGE_CLIENT);
+        if (identity !== undefined) {
+          throw new UsageError("--identity is given twice", USAGE_CLIENT);
+        }
+        identity = value;
+        continue;
+      }
       if (flag !== "--simulate") {
         throw new UsageError(
-          `unknown option ${quoteArg(arg)} (client option: --simulate)`,
+          `unknown option ${quoteArg(arg)} (client options: --identity, --simulate)`,
           USAGE_CLIENT,
         );
       }
@@ -257,6 +294,7 @@ export function parseClientArgs(args: readonly string[]): ClientOptions {
     serverIp: checkedIp,
     serverPort: checkedServerPort,
     clientPort: ownPort,
+    ...(identity === undefined ? {} : { identity }),
     ...(simulate === undefined ? {} : { simulate: parseSimulate(simulate, ownPort, USAGE_CLIENT) }),
   };
 }

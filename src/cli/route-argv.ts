@@ -4,6 +4,8 @@ import { UsageError } from "./usage-error.ts";
 
 export type Route =
   | { readonly kind: "version" }
+  /** The operator's `--release-name <name> [--data-dir DIR]`. */
+  | { readonly kind: "release-name"; readonly args: string[] }
   /** Handed to citty: help anywhere, or `server`/`client` with the rest of the arguments. */
   | { readonly kind: "command"; readonly rawArgs: string[] };
 
@@ -38,7 +40,8 @@ const chooseMode = "use -s to run a server or -c to run a client";
  * `-c` after options only: `chatapp --data-dir X -s 5000` is `chatapp -s 5000 --data-dir X`.
  */
 export function routeArgv(argv: readonly string[]): Route {
-  const [first] = argv;
+  const [first, ...others] = argv;
+  if (first === "--release-name") return { kind: "release-name", args: others };
   if (first === undefined) throw new UsageError(`no mode given: ${chooseMode}`, USAGE_ANY);
   const found = findMode(argv);
   const rest = found ? argv.filter((_, i) => i !== found.index) : argv.slice(1);

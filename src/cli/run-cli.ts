@@ -1,12 +1,15 @@
 import { runMain } from "citty";
+import { IdentityError } from "../identity/identity-file.ts";
 import { runClient } from "../io/client-runtime.ts";
 import { BindError, PortInUseError, StoreOpenError } from "../io/errors.ts";
+import { releaseName } from "../io/release-name.ts";
 import { runServer } from "../io/server-runtime.ts";
+import { notices } from "../text/notices.ts";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { createCommands, type Mode } from "./commands.ts";
 import { clientHelp, rootHelp, serverHelp } from "./help.ts";
 import type { ClientOptions, ServerOptions } from "./options.ts";
-import { parseClientArgs, parseServerArgs } from "./parse-args.ts";
+import { parseClientArgs, parseReleaseArgs, parseServerArgs } from "./parse-args.ts";
 import { routeArgv } from "./route-argv.ts";
 import { UsageError } from "./usage-error.ts";
 import { formatVersion, versionInfo } from "./version.ts";
@@ -40,6 +43,16 @@ export async function runCli(
     const info = versionInfo();
     if (route.kind === "version") {
       deps.writeOut(formatVersion(info));
+      return 0;
+    }
+    if (route.kind === "release-name") {
+      const { name, dataDir } = parseReleaseArgs(route.args);
+      const outcome = releaseName(dataDir, name);
+      if (outcome.released === undefined) {
+        deps.writeErr(`chatapp: ${notices.releaseUnknown(name, dataDir)}`);
+        return 1;
+      }
+      deps.writeOut(notices.released(outcome.released, outcome.droppedMessages));
       return 0;
     }
 
@@ -85,7 +98,8 @@ export function reportError(error: unknown, writeErr: (text: string) => void): n
   if (
     error instanceof PortInUseError ||
     error instanceof BindError ||
-    error instanceof StoreOpenError
+    error instanceof StoreOpenError ||
+    error instanceof IdentityError
   ) {
     writeErr(`chatapp: ${oneLine(error.message)}`);
     return 1;

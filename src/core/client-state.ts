@@ -1,6 +1,8 @@
 import type { Address, Message, TableChange, TableEntry } from "../protocol/messages.ts";
 import type { ParsedLine } from "./client-commands.ts";
+import type { CryptoPort } from "./crypto-port.ts";
 import { DedupWindow } from "./dedup-window.ts";
+import { type KeyPairs, publicKeyText } from "./session-crypto.ts";
 import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
@@ -14,7 +16,9 @@ export type ClientInput =
 export type ClientEffect =
   | { readonly kind: "send"; readonly to: Address; readonly message: Message }
   | { readonly kind: "show"; readonly text: string }
-  | { readonly kind: "exit"; readonly code: number };
+  | { readonly kind: "exit"; readonly code: number }
+  /** The server proved it holds this signing key: pin it for the server's address. */
+  | { readonly kind: "pin-server-key"; readonly key: string };
 
 /** registering: first registration; online; offline: after dereg, still running; exited. */
 export type ClientPhase = "registering" | "online" | "offline" | "exited";
@@ -48,13 +52,31 @@ export interface TableAssembly {
   readonly parts: (readonly TableChange[] | undefined)[];
 }
 
+/** What a challenge gave: the server's keys and the nonce to sign with its cookie. */
+export interface ServerChallenge {
+  readonly cookie: string;
+  readonly nonce: string;
+  readonly ssk: string;
+  readonly sak: string;
+}
+
 export interface ClientState {
   readonly name: string;
   readonly server: Address;
+  readonly crypto: CryptoPort;
+  readonly identity: KeyPairs;
+  /** Our public keys as they travel. */
+  readonly sk: string;
+  readonly ak: string;
+  /** The server's signing key pinned for its address, once known. */
+  pinnedServerKey: string | undefined;
   phase: ClientPhase;
+  /** The session id (sid) of the current session. */
   token: string | undefined;
-  /** The server's last registration cookie, reused by `reg` while it is still good. */
-  cookie: string | undefined;
+  /** The session key agreed at registration: every datagram with the server carries its MAC. */
+  sessionKey: Uint8Array | undefined;
+  /** The server's last challenge, reused by `reg` while its cookie is still good. */
+  challenge: ServerChallenge | undefined;
   table: TableEntry[];
   /** The server's epoch and version of `table`; undefined until a snapshot of this epoch came. */
   tableEpoch: string | undefined;
@@ -96,15 +118,25 @@ export interface ClientDeps {
   readonly server: Address;
   /** A random start for this process's message ids, so a restarted client never reuses recent ones. */
   readonly firstRequestId: number;
+  readonly crypto: CryptoPort;
+  readonly identity: KeyPairs;
+  /** The server's signing key as pinned for this address on an earlier run, if any. */
+  readonly pinnedServerKey?: string | undefined;
 }
 
 export function createClientState(deps: ClientDeps): ClientState {
   return {
     name: deps.name,
     server: deps.server,
+    crypto: deps.crypto,
+    identity: deps.identity,
+    sk: publicKeyText(deps.identity.signing),
+    ak: publicKeyText(deps.identity.agreement),
+    pinnedServerKey: deps.pinnedServerKey,
     phase: "registering",
     token: undefined,
-    cookie: undefined,
+    sessionKey: undefined,
+    challenge: undefined,
     table: [],
     tableEpoch: undefined,
     tableVersion: undefined,

@@ -113,6 +113,12 @@ export class OutboundRequests<Purpose> {
   }
 
   /** The request `id` if it was outstanding to `from`; it is done and no longer tracked. */
+  /** The request in flight with this id to `from`, left in flight (an ack checked before it counts). */
+  peek(id: number, from: Address): OutboundRequest<Purpose> | undefined {
+    const request = this.inFlight.get(id);
+    return request && sameAddress(request.to, from) ? request : undefined;
+  }
+
   acknowledge(
     id: number,
     from: Address,

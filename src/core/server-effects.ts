@@ -1,5 +1,7 @@
 import type { Address, Message } from "../protocol/messages.ts";
 import type { StoreChange, StoredMessage } from "../store/offline-store.ts";
+import type { CryptoPort } from "./crypto-port.ts";
+import type { KeyPairs } from "./session-crypto.ts";
 
 export type ServerInput =
   | { readonly kind: "datagram"; readonly from: Address; readonly bytes: Uint8Array }
@@ -47,11 +49,16 @@ export interface DropCounts {
   unauthenticated: number;
   unexpected: number;
   rateLimited: number;
+  /** An authentic datagram seen before (a replay from anywhere), or too old to tell. */
+  replayed: number;
 }
 
 export interface ServerDeps {
-  /** A fresh unguessable session token (TOKEN_LENGTH lowercase hex characters). */
+  /** A fresh session id (TOKEN_LENGTH lowercase hex characters); the session key, not this, is the secret. */
   newToken(): string;
+  readonly crypto: CryptoPort;
+  /** The server's own signing and agreement key pairs, which clients pin. */
+  readonly keys: KeyPairs;
   /** A random starting point for the server's own request ids, so a restarted server never reuses them. */
   firstRequestId: number;
   /**

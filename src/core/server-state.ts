@@ -1,11 +1,14 @@
+import { decodeBase64urlOfLength, encodeBase64url } from "../crypto/base64url.ts";
 import { addressKey } from "../protocol/address.ts";
-import type { Address, Message } from "../protocol/messages.ts";
+import type { Address, Message, RegisterMessage } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { ServerSnapshot, StoredMessage, StoredSummary } from "../store/offline-store.ts";
+import { SEAL_KEY_BYTES } from "./crypto-port.ts";
 import { FifoSet } from "./fifo-set.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
 import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
+import { ReplayWindow } from "./session-crypto.ts";
 import { TableLog } from "./table-log.ts";
 import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
 
@@ -15,7 +18,15 @@ export interface ServerClient {
   ip: string;
   port: number;
   online: boolean;
+  /** The session id (sid) of its current session. */
   token: string;
+  /** The keys the name is bound to (base64url). */
+  readonly sk: string;
+  readonly ak: string;
+  /** The current session's key; undefined if it cannot be used (a damaged record). */
+  sessionKey: Uint8Array | undefined;
+  /** Ids of its requests seen in this session. */
+  window: ReplayWindow;
   lastSeen: number;
   /** The table version of this entry's last change. */
   entryVersion: number;
@@ -69,14 +80,12 @@ export type ServerPurpose =
 export type ProbeWaiter =
   | {
       readonly kind: "register";
-      readonly from: Address;
-      readonly requestId: number;
-      readonly name: string;
+      readonly requester: Requester;
+      readonly request: RegisterMessage;
     }
   | {
       readonly kind: "save";
-      readonly from: Address;
-      readonly requestId: number;
+      readonly requester: Requester;
       readonly save: Omit<StoredMessage, "id" | "recipient">;
     }
   | {
@@ -87,6 +96,16 @@ export type ProbeWaiter =
       readonly round: number;
       readonly copy: StoredMessage | undefined;
     };
+
+/** Who asked, and how the answer is remembered and authenticated. */
+export interface Requester {
+  readonly from: Address;
+  readonly id: number;
+  /** The reply cache's key: the session and id, or (before a session) the address and id. */
+  readonly replyKey: string;
+  /** The session the request came in, whose key MACs the answer. */
+  readonly session: { readonly sid: string; readonly key: Uint8Array } | undefined;
+}
 
 export interface Probe {
   readonly requestId: number;
@@ -108,8 +127,8 @@ export interface TablePush {
 /** What a step that changed the store would send and log, held until the change is committed. */
 export interface AwaitingCommit {
   readonly datagrams: readonly Datagram[];
-  /** Which of those datagrams answer a request (the rest are the server's own requests). */
-  readonly replies: ReadonlySet<Datagram>;
+  /** Which of those datagrams answer a request, and whose (the rest are the server's own requests). */
+  readonly replies: ReadonlyMap<Datagram, Requester>;
   readonly logs: readonly { readonly level: LogLevel; readonly text: string }[];
   /** Messages this step stored, taken back if the commit fails. */
   readonly stored: readonly StoredMessage[];
@@ -120,11 +139,18 @@ export interface AwaitingCommit {
 /** A cached answer to a client request, repeated verbatim when the request is retransmitted. */
 export interface CachedReply {
   reply: Message | undefined;
+  /** Where the request came from: a copy of it from anywhere else is a replay. */
+  readonly from: Address;
   readonly expiresAt: number;
 }
 
 export interface ServerState {
   readonly deps: ServerDeps;
+  /** The server's public keys as they travel. */
+  readonly ssk: string;
+  readonly sak: string;
+  /** Turns a cookie into the challenge's nonce, so the server keeps no state per challenge. */
+  readonly nonceSecret: Uint8Array;
   readonly clients: Map<string, ServerClient>;
   readonly clientsByToken: Map<string, string>;
   /** Which client's entry holds each address (addressKey): one process per address. */
@@ -171,6 +197,12 @@ export interface ServerState {
   readonly storeQuota: { readonly messages: number; readonly textBytes: number };
   nextForgetCheckAt: number | undefined;
   readonly replies: Map<string, CachedReply>;
+  /**
+   * Signed registrations that opened a session, by name, cookie and id, until their
+   * cookie expires: the same datagram again, from anywhere, opens nothing. (After that
+   * its cookie is refused anyway; a restarted server has a new cookie secret.)
+   */
+  readonly usedRegistrations: Map<string, number>;
   readonly drops: DropCounts;
   readonly activity: ActivityCounts;
   /**
@@ -213,9 +245,12 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
   const clientsByAddress = new Map<string, string>();
   for (const record of snapshot.clients) {
     const key = nameKey(record.name);
+    const { sessionKey, ...rest } = record;
     clients.set(key, {
       key,
-      ...record,
+      ...rest,
+      sessionKey: decodeBase64urlOfLength(sessionKey, SEAL_KEY_BYTES),
+      window: new ReplayWindow(),
       entryVersion: 0,
       synced: undefined,
       push: undefined,
@@ -248,6 +283,9 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
   }
   return {
     deps,
+    ssk: encodeBase64url(deps.keys.signing.publicKey),
+    sak: encodeBase64url(deps.keys.agreement.publicKey),
+    nonceSecret: deps.crypto.randomBytes(32),
     clients,
     clientsByToken,
     clientsByAddress,
@@ -279,7 +317,8 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     storeQuota: deps.storeQuota ?? DEFAULT_STORE_QUOTA,
     nextForgetCheckAt,
     replies: new Map(),
-    drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0 },
+    usedRegistrations: new Map(),
+    drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0, replayed: 0 },
     activity: {
       saved: 0,
       storedForChannel: 0,

@@ -1,3 +1,4 @@
+import { decodeBase64url } from "../crypto/base64url.ts";
 import { formatAddress, ipFamily, isLoopback, sameAddress, samePeer } from "../protocol/address.ts";
 import { decodeMessage, encodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
 import {
@@ -7,6 +8,7 @@ import {
   isTombstone,
   MAX_TEXT_LENGTH,
   type Message,
+  type RegisterMessage,
   type TableChange,
   type TableEntry,
   type TableMessage,
@@ -23,7 +25,16 @@ import type {
   ClientState,
   PacedRequest,
   PendingRequest,
+  ServerChallenge,
 } from "./client-state.ts";
+import {
+  hasValidMac,
+  registerTranscript,
+  sessionKey,
+  signText,
+  verifyText,
+  withMac,
+} from "./session-crypto.ts";
 import { timing } from "./timing.ts";
 
 /** Past this many rows `list` ends with the count again. */
@@ -166,7 +177,11 @@ function startRequest(
 ): number {
   const { state } = step;
   const id = nextId(state);
-  const message = build(id);
+  const built = build(id);
+  const message =
+    purpose.kind === "deregister" || purpose.kind === "save" || purpose.kind === "channel"
+      ? inSession(state, built)
+      : built;
   if (purpose.kind === "chat") {
     launch(step, { id, to, message, purpose });
     return id;
@@ -306,7 +321,7 @@ function run(step: Step, command: Command): void {
         startRequest(step, state.server, { kind: "channel" }, (id) => ({
           type: "channel",
           id,
-          token: state.token ?? "",
+          sid: state.token ?? "",
           text: command.text,
         }));
       }
@@ -412,7 +427,7 @@ function saveAtServer(step: Step, to: string, text: string, ref?: number): void 
   startRequest(step, state.server, { kind: "save", to, text }, (id) => ({
     type: "save",
     id,
-    token: state.token ?? "",
+    sid: state.token ?? "",
     to,
     text,
     ref: ref ?? id,
@@ -430,17 +445,43 @@ function isFirstCopy(step: Step, sender: string, ref: number): boolean {
 function register(step: Step, first: boolean): void {
   const { state } = step;
   state.phaseRequest = startRequest(step, state.server, { kind: "register", first }, (id) =>
-    padRegistration({
-      type: "register",
-      id,
-      name: state.name,
-      ...(state.token === undefined ? {} : { token: state.token }),
-      ...(state.cookie === undefined ? {} : { cookie: state.cookie }),
-      ...(state.tableEpoch === undefined || state.tableVersion === undefined
-        ? {}
-        : { epoch: state.tableEpoch, have: state.tableVersion }),
-    }),
+    registration(state, id, state.challenge),
   );
+}
+
+/** A registration: padded until a challenge came, then signed over the challenge's transcript. */
+function registration(
+  state: ClientState,
+  id: number,
+  challenge: ServerChallenge | undefined,
+): RegisterMessage {
+  const message: RegisterMessage = {
+    type: "register",
+    id,
+    name: state.name,
+    sk: state.sk,
+    ak: state.ak,
+    ...(state.tableEpoch === undefined || state.tableVersion === undefined
+      ? {}
+      : { epoch: state.tableEpoch, have: state.tableVersion }),
+  };
+  if (challenge === undefined) return padRegistration(message);
+  const transcript = registerTranscript(transcriptFields(state, challenge, id));
+  return {
+    ...message,
+    cookie: challenge.cookie,
+    sig: signText(state.crypto, state.identity.signing, transcript),
+  };
+}
+
+function transcriptFields(state: ClientState, challenge: ServerChallenge, id: number) {
+  const { cookie, nonce, ssk, sak } = challenge;
+  return { ssk, sak, nonce, cookie, name: state.name, sk: state.sk, ak: state.ak, id };
+}
+
+/** A request in the session, with the session's MAC. */
+function inSession<M extends Message>(state: ClientState, message: M): M {
+  return state.sessionKey ? withMac(state.crypto, state.sessionKey, message) : message;
 }
 
 function deregister(step: Step): void {
@@ -448,7 +489,7 @@ function deregister(step: Step): void {
   state.phaseRequest = startRequest(step, state.server, { kind: "deregister" }, (id) => ({
     type: "deregister",
     id,
-    token: state.token ?? "",
+    sid: state.token ?? "",
   }));
 }
 
@@ -500,13 +541,16 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
       onAnswer(step, from, message);
       return;
     case "challenge":
-      onChallenge(step, from, message.id, message.cookie);
+      onChallenge(step, from, message);
       return;
     case "probe":
     case "table":
     case "stored":
-    case "channel-message":
-      if (!fromServer) {
+    case "channel-message": {
+      // Only the server's session key makes these. A replayed one is a copy of what was
+      // handled: its id, its message's (sender, ref) or its table version says so.
+      const key = state.sessionKey;
+      if (!fromServer || !key || !hasValidMac(state.crypto, key, message)) {
         state.droppedDatagrams++;
         return;
       }
@@ -530,6 +574,7 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
       if (state.seen.seen(`server#${message.id}`, step.now)) return;
       onServerRequest(step, message);
       return;
+    }
     case "chat":
       onChat(step, from, message, bytes.byteLength);
       return;
@@ -644,7 +689,8 @@ function acknowledge(
   requestSize: number,
   have?: number,
 ): void {
-  const ack: Message = have === undefined ? { type: "ack", id } : { type: "ack", id, have };
+  const bare: Message = have === undefined ? { type: "ack", id } : { type: "ack", id, have };
+  const ack = sameAddress(to, step.state.server) ? inSession(step.state, bare) : bare;
   if (encodeMessage(ack).byteLength <= requestSize) sendDatagram(step, to, ack);
 }
 
@@ -684,20 +730,33 @@ function onAnswer(
 ): void {
   const { state } = step;
   const request = state.pending.get(answer.id);
-  if (!request || !sameAddress(request.to, from) || !isAnswerTo(request.purpose, answer.type)) {
+  if (
+    !request ||
+    !sameAddress(request.to, from) ||
+    !isAnswerTo(request.purpose, answer.type) ||
+    !isAuthenticAnswer(state, request, answer)
+  ) {
     state.droppedDatagrams++;
     return;
   }
-  settle(state, answer.id);
   const { purpose } = request;
+  let sessionKeyBytes: Uint8Array | undefined;
+  if (answer.type === "registered") {
+    sessionKeyBytes = verifiedSession(state, request, answer);
+    if (!sessionKeyBytes) {
+      state.droppedDatagrams++;
+      return;
+    }
+  }
+  settle(state, answer.id);
   if (answer.type === "error") {
     onRefusal(step, purpose, answer.code);
     return;
   }
   switch (purpose.kind) {
     case "register":
-      if (answer.type === "registered") {
-        registered(step, answer.token, answer.pending, answer.epoch);
+      if (answer.type === "registered" && sessionKeyBytes) {
+        registered(step, answer, sessionKeyBytes);
       }
       return;
     case "deregister":
@@ -733,20 +792,104 @@ function isAnswerTo(purpose: ClientPurpose, type: "ack" | "registered" | "error"
   }
 }
 
-/** The server wants proof that we receive at our address: the same register, with its cookie. */
-function onChallenge(step: Step, from: Address, id: number, cookie: string): void {
-  const request = step.state.pending.get(id);
+/**
+ * Answers in a session carry its MAC; only a refusal of the session itself cannot (the
+ * server no longer has its key), and it changes nothing but what the user is told.
+ */
+function isAuthenticAnswer(
+  state: ClientState,
+  request: PendingRequest,
+  answer: Extract<Message, { type: "ack" | "registered" | "error" }>,
+): boolean {
+  const kind = request.purpose.kind;
+  if (kind !== "deregister" && kind !== "save" && kind !== "channel") return true;
+  if (answer.type === "error" && answer.code === "unknown-session") {
+    // Not while a registration is outstanding: its new session takes the request over
+    // under a new id (moveIntoSession), and a refusal of the old one means nothing then.
+    return !registering(state);
+  }
+  return state.sessionKey !== undefined && hasValidMac(state.crypto, state.sessionKey, answer);
+}
+
+function registering(state: ClientState): boolean {
+  const phase = state.phaseRequest;
+  return phase !== undefined && state.pending.get(phase)?.purpose.kind === "register";
+}
+
+/** The session key, if the server signed our transcript and its session id with the key it showed. */
+function verifiedSession(
+  state: ClientState,
+  request: PendingRequest,
+  answer: Extract<Message, { type: "registered" }>,
+): Uint8Array | undefined {
+  const challenge = state.challenge;
+  if (challenge === undefined || request.message.type !== "register") return undefined;
+  if (request.message.cookie !== challenge.cookie) return undefined;
+  const transcript = registerTranscript(transcriptFields(state, challenge, answer.id), answer.sid);
+  if (!verifyText(state.crypto, challenge.ssk, transcript, answer.sig)) return undefined;
+  return sessionKey(
+    state.crypto,
+    state.identity.agreement,
+    challenge.sak,
+    challenge.nonce,
+    state.name,
+    answer.sid,
+  );
+}
+
+/**
+ * The server wants proof that we receive at our address and hold our key: the same
+ * register, with its cookie and our signature. A server whose key is not the one pinned
+ * for its address gets nothing, and the user is told loudly.
+ */
+function onChallenge(
+  step: Step,
+  from: Address,
+  challenge: Extract<Message, { type: "challenge" }>,
+): void {
+  const { state } = step;
+  const request = state.pending.get(challenge.id);
   if (request?.message.type !== "register" || !sameAddress(request.to, from)) {
-    step.state.droppedDatagrams++;
+    state.droppedDatagrams++;
     return;
   }
-  step.state.cookie = cookie;
-  request.message = padRegistration({ ...request.message, cookie });
+  if (state.pinnedServerKey !== undefined && state.pinnedServerKey !== challenge.ssk) {
+    settle(state, request.id);
+    show(
+      step,
+      notices.serverKeyChanged(
+        formatAddress(state.server),
+        fingerprintOf(state, state.pinnedServerKey),
+        fingerprintOf(state, challenge.ssk),
+      ),
+    );
+    if (request.purpose.kind === "register" && request.purpose.first) exit(step, 1);
+    return;
+  }
+  const { cookie, nonce, ssk, sak } = challenge;
+  state.challenge = { cookie, nonce, ssk, sak };
+  request.message = registration(state, request.id, state.challenge);
   sendDatagram(step, request.to, request.message);
 }
 
-function registered(step: Step, token: string, pending: number, epoch: string): void {
+function fingerprintOf(state: ClientState, key: string): string {
+  const bytes = decodeBase64url(key);
+  return bytes ? state.crypto.fingerprint(bytes) : key;
+}
+
+function registered(
+  step: Step,
+  answer: Extract<Message, { type: "registered" }>,
+  key: Uint8Array,
+): void {
   const { state } = step;
+  const { sid: token, pending, epoch } = answer;
+  state.sessionKey = key;
+  const ssk = state.challenge?.ssk;
+  if (ssk !== undefined && state.pinnedServerKey === undefined) {
+    state.pinnedServerKey = ssk;
+    step.effects.push({ kind: "pin-server-key", key: ssk });
+  }
   if (state.tableEpoch !== epoch) {
     // Versions of another server run mean nothing here: the next push is a snapshot.
     state.tableEpoch = epoch;
@@ -754,6 +897,7 @@ function registered(step: Step, token: string, pending: number, epoch: string): 
     state.assembly = undefined;
   }
   state.token = token;
+  moveIntoSession(state);
   state.phase = "online";
   show(step, notices.welcome);
   if (pending > 0) {
@@ -768,6 +912,35 @@ function registered(step: Step, token: string, pending: number, epoch: string): 
     return;
   }
   runQueued(step);
+}
+
+/**
+ * Saves and posts still on their way belong to the session before this one, which the
+ * server has just replaced: they carry on in the new one under a new id, the new sid and
+ * MAC, keeping the id they were first sent with as their `ref` (so nobody shows or stores
+ * a copy twice). Left in the old session they could only be refused, and their sender
+ * never told what became of them; and a late refusal of the old id now finds nothing.
+ */
+function moveIntoSession(state: ClientState): void {
+  const token = state.token;
+  if (token === undefined) return;
+  const move = (message: Message, id: number): Message => {
+    if (message.type !== "save" && message.type !== "channel") return message;
+    const { mac: _old, ...bare } = message;
+    return inSession(state, { ...bare, id, sid: token, ref: bare.ref ?? bare.id });
+  };
+  for (const request of [...state.pending.values()]) {
+    if (request.message.type !== "save" && request.message.type !== "channel") continue;
+    const id = nextId(state);
+    state.pending.delete(request.id);
+    state.pending.set(id, { ...request, id, message: move(request.message, id) });
+  }
+  for (let index = 0; index < state.paced.length; index++) {
+    const request = state.paced[index];
+    if (request?.message.type !== "save" && request?.message.type !== "channel") continue;
+    const id = nextId(state);
+    state.paced[index] = { ...request, id, message: move(request.message, id) };
+  }
 }
 
 /** The first table is in, or it is late: what was typed meanwhile runs without waiting for it longer. */
@@ -802,6 +975,10 @@ function stopAwaitingStored(state: ClientState): void {
 function onRefusal(step: Step, purpose: ClientPurpose, code: ErrorCode): void {
   const { state } = step;
   switch (code) {
+    case "wrong-key":
+      show(step, notices.wrongKey(state.name));
+      if (purpose.kind === "register" && purpose.first) exit(step, 1);
+      return;
     case "name-taken":
     case "bad-name":
       show(

@@ -1,6 +1,8 @@
+import { encodeBase64url } from "../crypto/base64url.ts";
 import { addressKey, normaliseIp, sameAddress } from "../protocol/address.ts";
 import { decodeMessage, textLength } from "../protocol/codec.ts";
 import {
+  type AckMessage,
   type Address,
   type ChannelMessage,
   type DeliveredMessage,
@@ -29,11 +31,22 @@ import type {
   ChannelPost,
   FanOut,
   ProbeWaiter,
+  Requester,
   ServerClient,
   ServerPurpose,
   ServerState,
 } from "./server-state.ts";
 import { FAN_OUT_TIMES_KEPT } from "./server-state.ts";
+import {
+  hasValidMac,
+  macOf,
+  ReplayWindow,
+  registerTranscript,
+  sessionKey,
+  signText,
+  verifyText,
+  withMac,
+} from "./session-crypto.ts";
 import { tableEntry } from "./table-log.ts";
 import {
   FORGET_CHECK_EVERY_MS,
@@ -67,7 +80,7 @@ const storedPolicy: RetryPolicy = { ...tablePolicy, lane: "stored" };
 class Step {
   readonly changes: StoreChange[] = [];
   readonly datagrams: Datagram[] = [];
-  readonly replies = new Set<Datagram>();
+  readonly replies = new Map<Datagram, Requester>();
   readonly stored: StoredMessage[] = [];
   readonly fanOuts: FanOut[] = [];
   readonly logs: { level: LogLevel; text: string }[] = [];
@@ -83,10 +96,10 @@ class Step {
     this.datagrams.push({ to, message });
   }
 
-  sendReply(to: Address, message: Message): void {
-    const datagram = { to, message };
+  sendReply(requester: Requester, message: Message): void {
+    const datagram = { to: requester.from, message };
     this.datagrams.push(datagram);
-    this.replies.add(datagram);
+    this.replies.set(datagram, requester);
   }
 
   log(level: LogLevel, text: string): void {
@@ -121,7 +134,9 @@ class Step {
         ...this.reads,
       ];
     }
-    for (const datagram of this.replies) rememberReply(this.state, datagram, this.now);
+    for (const [datagram, requester] of this.replies) {
+      rememberReply(this.state, datagram, requester, this.now);
+    }
     return [
       ...this.released,
       ...logEffects(this.logs),
@@ -166,6 +181,7 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
   }
   pumpTablePushes(step);
   forgetOldReplies(state, now);
+  forgetUsedRegistrations(state, now);
   return step.effects();
 }
 
@@ -192,7 +208,9 @@ function releaseCommitted(step: Step, commit: number): void {
   if (!held) return;
   step.state.awaitingCommit.delete(commit);
   for (const fanOut of held.fanOuts) fanOut.startedAt = step.now;
-  for (const datagram of held.replies) rememberReply(step.state, datagram, step.now);
+  for (const [datagram, requester] of held.replies) {
+    rememberReply(step.state, datagram, requester, step.now);
+  }
   step.released.push(...logEffects(held.logs), ...sendEffects(held.datagrams));
 }
 
@@ -210,12 +228,18 @@ function takeBackFailed(step: Step, commit: number): void {
   for (const fanOut of held.fanOuts) fanOut.startedAt = step.now;
   state.activity.storeFailures++;
   for (const datagram of held.datagrams) {
-    if (!held.replies.has(datagram)) {
+    const requester = held.replies.get(datagram);
+    if (!requester) {
       step.released.push({ kind: "send", ...datagram });
       continue;
     }
-    state.replies.delete(replyKey(datagram.to, datagram.message.id));
-    const failed: Message = { type: "error", id: datagram.message.id, code: "store-failed" };
+    state.replies.delete(requester.replyKey);
+    if (requester.session) sessionOf(state, requester.session.sid)?.window.release(requester.id);
+    const failed = authenticated(state, requester, {
+      type: "error",
+      id: requester.id,
+      code: "store-failed",
+    });
     step.released.push({ kind: "send", to: datagram.to, message: failed });
   }
   if (held.stored.length > 0) {
@@ -239,15 +263,36 @@ function afterCommits(step: Step, commits: readonly number[]): void {
   }
 }
 
-function rememberReply(state: ServerState, datagram: Datagram, now: number): void {
-  const key = replyKey(datagram.to, datagram.message.id);
-  const cached = state.replies.get(key);
+function rememberReply(
+  state: ServerState,
+  datagram: Datagram,
+  requester: Requester,
+  now: number,
+): void {
+  const cached = state.replies.get(requester.replyKey);
   if (cached) cached.reply = datagram.message;
-  else state.replies.set(key, { reply: datagram.message, expiresAt: now + timing.replyCacheMs });
+  else {
+    state.replies.set(requester.replyKey, {
+      reply: datagram.message,
+      from: requester.from,
+      expiresAt: now + timing.replyCacheMs,
+    });
+  }
 }
 
-function replyKey(to: Address, id: number): string {
-  return `${addressKey(to)}#${id}`;
+function sessionOf(state: ServerState, sid: string): ServerClient | undefined {
+  const key = state.clientsByToken.get(sid);
+  return key === undefined ? undefined : state.clients.get(key);
+}
+
+/** An answer in a session carries the session's MAC. */
+function authenticated<M extends Message>(state: ServerState, requester: Requester, message: M): M {
+  return requester.session ? withMac(state.deps.crypto, requester.session.key, message) : message;
+}
+
+/** The server's own request to a client, with the MAC of the client's session. */
+function toClient<M extends Message>(state: ServerState, client: ServerClient, message: M): M {
+  return client.sessionKey ? withMac(state.deps.crypto, client.sessionKey, message) : message;
 }
 
 function receive(step: Step, from: Address, bytes: Uint8Array): void {
@@ -262,13 +307,15 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
   }
   switch (message.type) {
     case "register":
+      answerRegister(step, from, message, bytes.byteLength);
+      return;
     case "deregister":
     case "save":
     case "channel":
-      answerRequest(step, from, message, bytes.byteLength);
+      answerInSession(step, from, message);
       return;
     case "ack":
-      onAck(step, from, message.id, message.have);
+      onAck(step, from, message);
       return;
     case "registered":
     case "challenge":
@@ -285,48 +332,185 @@ function receive(step: Step, from: Address, bytes: Uint8Array): void {
   }
 }
 
-type ClientRequest = RegisterMessage | DeregisterMessage | SaveMessage | ChannelMessage;
+type SessionRequest = DeregisterMessage | SaveMessage | ChannelMessage;
 
-/** A retransmitted request gets the answer the first one got, and is never acted on twice. */
-function answerRequest(step: Step, from: Address, request: ClientRequest, size: number): void {
-  if (request.type === "register" && !hasValidCookie(step, from, request.cookie)) {
+/**
+ * Registration by challenge, then by signature: nothing bigger than a challenge goes to
+ * an address until it shows its cookie, and nothing is done for a name until the key
+ * behind it has signed the transcript.
+ */
+function answerRegister(step: Step, from: Address, request: RegisterMessage, size: number): void {
+  const { state } = step;
+  const newName = !state.clients.has(nameKey(request.name));
+  if (!hasValidCookie(step, from, request.cookie)) {
     if (size < REGISTER_MIN_BYTES) {
-      step.state.drops.malformed++;
+      state.drops.malformed++;
       return;
     }
-    step.send(from, { type: "challenge", id: request.id, cookie: currentCookie(step, from) });
-    return;
-  }
-  const key = replyKey(from, request.id);
-  const cached = step.state.replies.get(key);
-  if (cached) {
-    if (cached.reply) step.send(from, cached.reply);
-    return;
-  }
-  if (step.state.replies.size >= REPLY_CACHE_LIMIT) {
-    const oldest = step.state.replies.keys().next().value;
-    if (oldest !== undefined) step.state.replies.delete(oldest);
-  }
-  step.state.replies.set(key, {
-    reply: undefined,
-    expiresAt: step.now + timing.replyCacheMs,
-  });
-  switch (request.type) {
-    case "register":
-      onRegister(step, from, request);
+    if (newName && !hasNameGrantLeft(state, from, step.now)) {
+      // No new name for this address now, whatever it proves: told at once (an error is
+      // smaller than the padded register), without a challenge round or a signature.
+      step.send(from, { type: "error", id: request.id, code: "slow-down" });
       return;
+    }
+    const cookie = currentCookie(step, from);
+    step.send(from, {
+      type: "challenge",
+      id: request.id,
+      cookie,
+      nonce: nonceFor(state, cookie),
+      ssk: state.ssk,
+      sak: state.sak,
+    });
+    return;
+  }
+  if (newName && !hasNameGrantLeft(state, from, step.now)) {
+    // Checked before the signature, which costs a hundred times more: a flood of new
+    // names from one address is refused at the price of a map lookup.
+    step.send(from, { type: "error", id: request.id, code: "slow-down" });
+    return;
+  }
+  const cookie = request.cookie ?? "";
+  const transcript = registerTranscript({ ...registerFields(state, request, cookie) });
+  if (
+    request.sig === undefined ||
+    !verifyText(state.deps.crypto, request.sk, transcript, request.sig)
+  ) {
+    state.drops.unauthenticated++;
+    return;
+  }
+  const requester: Requester = {
+    from,
+    id: request.id,
+    replyKey: `${addressKey(from)}#${request.id}`,
+    session: undefined,
+  };
+  if (repeatAnswered(step, requester)) return;
+  if (state.usedRegistrations.has(registrationKey(request, cookie))) {
+    // A registration that already opened a session, again after its answer was forgotten
+    // or from another address: it opens no other.
+    state.drops.replayed++;
+    return;
+  }
+  startWork(step, requester);
+  onRegister(step, requester, request);
+}
+
+function registrationKey(request: RegisterMessage, cookie: string): string {
+  return `${nameKey(request.name)}#${cookie}#${request.id}`;
+}
+
+/** Kept while the cookie is valid (this period and the one before), and never more than this many. */
+const USED_REGISTRATIONS_LIMIT = 100_000;
+
+function rememberRegistration(step: Step, request: RegisterMessage): void {
+  const used = step.state.usedRegistrations;
+  if (used.size >= USED_REGISTRATIONS_LIMIT) {
+    const oldest = used.keys().next().value;
+    if (oldest !== undefined) used.delete(oldest);
+  }
+  const key = registrationKey(request, request.cookie ?? "");
+  used.delete(key);
+  used.set(key, step.now + 2 * timing.cookiePeriodMs);
+}
+
+function forgetUsedRegistrations(state: ServerState, now: number): void {
+  for (const [key, expiresAt] of state.usedRegistrations) {
+    if (expiresAt > now) break;
+    state.usedRegistrations.delete(key);
+  }
+}
+
+function registerFields(state: ServerState, request: RegisterMessage, cookie: string) {
+  return {
+    ssk: state.ssk,
+    sak: state.sak,
+    nonce: nonceFor(state, cookie),
+    cookie,
+    name: request.name,
+    sk: request.sk,
+    ak: request.ak,
+    id: request.id,
+  };
+}
+
+/** The nonce a challenge gives with a cookie: derived, so the server keeps nothing per challenge. */
+export function nonceFor(state: ServerState, cookie: string): string {
+  const { crypto } = state.deps;
+  return macOf(crypto, state.nonceSecret, new TextEncoder().encode(`nonce\n${cookie}`));
+}
+
+/**
+ * A request in a session: its MAC proves the session key, its id must be new to the
+ * session (a replay from anywhere changes nothing), and a retransmission from where the
+ * first copy came gets the answer the first one got.
+ */
+function answerInSession(step: Step, from: Address, request: SessionRequest): void {
+  const { state } = step;
+  const client = sessionOf(state, request.sid);
+  if (!client) {
+    state.drops.unauthenticated++;
+    step.send(from, { type: "error", id: request.id, code: "unknown-session" });
+    return;
+  }
+  const key = client.sessionKey;
+  if (!key || !hasValidMac(state.deps.crypto, key, request)) {
+    state.drops.unauthenticated++;
+    return;
+  }
+  const requester: Requester = {
+    from,
+    id: request.id,
+    replyKey: `${request.sid}#${request.id}`,
+    session: { sid: request.sid, key },
+  };
+  const verdict = client.window.check(request.id);
+  if (verdict !== "new") {
+    const cached = state.replies.get(requester.replyKey);
+    if (verdict === "seen" && cached && sameAddress(cached.from, from)) {
+      if (cached.reply) step.send(from, cached.reply);
+      return;
+    }
+    state.drops.replayed++;
+    return;
+  }
+  client.window.take(request.id);
+  startWork(step, requester);
+  switch (request.type) {
     case "deregister":
-      onDeregister(step, from, request);
+      onDeregister(step, requester, client);
       return;
     case "save":
-      onSave(step, from, request);
+      onSave(step, requester, client, request);
       return;
     case "channel":
-      onChannel(step, from, request);
+      onChannel(step, requester, client, request);
       return;
     default:
       request satisfies never;
   }
+}
+
+/** A registration already answered (or being worked on) from this address: the same answer, nothing more. */
+function repeatAnswered(step: Step, requester: Requester): boolean {
+  const cached = step.state.replies.get(requester.replyKey);
+  if (!cached) return false;
+  if (cached.reply) step.send(requester.from, cached.reply);
+  return true;
+}
+
+/** The request is being worked on: a repeat meanwhile gets no answer yet. */
+function startWork(step: Step, requester: Requester): void {
+  const { replies } = step.state;
+  if (replies.size >= REPLY_CACHE_LIMIT) {
+    const oldest = replies.keys().next().value;
+    if (oldest !== undefined) replies.delete(oldest);
+  }
+  replies.set(requester.replyKey, {
+    reply: undefined,
+    from: requester.from,
+    expiresAt: step.now + timing.replyCacheMs,
+  });
 }
 
 /** A flood from one address is dropped before it costs more than a map lookup. */
@@ -380,12 +564,12 @@ function hasValidCookie(step: Step, from: Address, cookie: string | undefined): 
 }
 
 /** An answer to a request: remembered for retransmissions once what it reports is committed. */
-function reply(step: Step, to: Address, message: Message): void {
-  step.sendReply(to, message);
+function reply(step: Step, requester: Requester, message: Message): void {
+  step.sendReply(requester, authenticated(step.state, requester, message));
 }
 
-function replyError(step: Step, to: Address, id: number, code: ErrorCode): void {
-  reply(step, to, { type: "error", id, code });
+function replyError(step: Step, requester: Requester, code: ErrorCode): void {
+  reply(step, requester, { type: "error", id: requester.id, code });
 }
 
 function forgetOldReplies(state: ServerState, now: number): void {
@@ -401,51 +585,40 @@ function nextRequestId(state: ServerState): number {
   return id;
 }
 
-function authenticate(
-  step: Step,
-  from: Address,
-  requestId: number,
-  token: string,
-): ServerClient | undefined {
-  const key = step.state.clientsByToken.get(token);
-  const client = key === undefined ? undefined : step.state.clients.get(key);
-  if (!client) {
-    step.state.drops.unauthenticated++;
-    replyError(step, from, requestId, "unknown-session");
-    return undefined;
-  }
-  return client;
-}
-
 // Registration ---------------------------------------------------------------------------
 
-function onRegister(step: Step, from: Address, request: RegisterMessage): void {
+function onRegister(step: Step, requester: Requester, request: RegisterMessage): void {
+  const { from } = requester;
   if (!isValidName(request.name)) {
-    replyError(step, from, request.id, "bad-name");
+    replyError(step, requester, "bad-name");
     return;
   }
   const holder = step.state.clients.get(nameKey(request.name));
-  const isHolder =
-    holder !== undefined && (request.token === holder.token || sameAddress(holder, from));
-  if (!isHolder && !grantNewName(step.state, from, step.now)) {
+  if (holder && holder.sk !== "" && holder.sk !== request.sk) {
+    // Trust on first use: the name is bound to the key that first registered it.
+    step.log(
+      "info",
+      `refused the name ${request.name} to ${normaliseIp(from.ip)}:${from.port}: it is bound to another key`,
+    );
+    replyError(step, requester, "wrong-key");
+    return;
+  }
+  // The same key from its own address, or while offline: the same user, come back.
+  const isHolder = holder !== undefined && (!holder.online || sameAddress(holder, from));
+  if (holder === undefined && !grantNewName(step.state, from, step.now)) {
     step.log(
       "info",
       `refused the name ${request.name} to ${normaliseIp(from.ip)}:${from.port}: too many new names from that address`,
     );
-    replyError(step, from, request.id, "slow-down");
+    replyError(step, requester, "slow-down");
     return;
   }
   if (holder?.online && !isHolder) {
     step.log("debug", `checking whether ${holder.name} is still there before giving the name away`);
-    probe(step, holder, {
-      kind: "register",
-      from,
-      requestId: request.id,
-      name: request.name,
-    });
+    probe(step, holder, { kind: "register", requester, request });
     return;
   }
-  acceptRegistration(step, from, request, isHolder ? holder?.token : undefined);
+  acceptRegistration(step, requester, request);
 }
 
 /**
@@ -465,6 +638,13 @@ function grantNewName(state: ServerState, from: Address, now: number): boolean {
   return true;
 }
 
+function hasNameGrantLeft(state: ServerState, from: Address, now: number): boolean {
+  const grant = state.nameGrants.get(addressKey(from));
+  return (
+    !grant || now - grant.periodStart >= NAME_GRANT_PERIOD_MS || grant.count < NAMES_PER_ADDRESS
+  );
+}
+
 function forgetOldGrants(state: ServerState, now: number): void {
   for (const [source, grant] of state.nameGrants) {
     if (now - grant.periodStart >= NAME_GRANT_PERIOD_MS) state.nameGrants.delete(source);
@@ -476,16 +656,29 @@ function forgetOldGrants(state: ServerState, now: number): void {
   }
 }
 
-function acceptRegistration(
-  step: Step,
-  from: Address,
-  request: RegisterMessage,
-  keptToken: string | undefined,
-): void {
+function acceptRegistration(step: Step, requester: Requester, request: RegisterMessage): void {
   const { state } = step;
-  const requestId = request.id;
+  const { from } = requester;
   const name = request.name;
   const key = nameKey(name);
+  const cookie = request.cookie ?? "";
+  const fields = registerFields(state, request, cookie);
+  const sid = state.deps.newToken();
+  const sessionKeyBytes = sessionKey(
+    state.deps.crypto,
+    state.deps.keys.agreement,
+    request.ak,
+    fields.nonce,
+    name,
+    sid,
+  );
+  if (!sessionKeyBytes) {
+    // An agreement key no secret can come from (malformed, low order): no session.
+    state.drops.unauthenticated++;
+    state.replies.delete(requester.replyKey);
+    return;
+  }
+  rememberRegistration(step, request);
   const previous = state.clients.get(key);
   if (previous) state.clientsByToken.delete(previous.token);
   // A push still out to the address it had is no use to it now; it gets its own.
@@ -512,7 +705,11 @@ function acceptRegistration(
     ip: normaliseIp(from.ip),
     port: from.port,
     online: true,
-    token: keptToken ?? state.deps.newToken(),
+    token: sid,
+    sk: request.sk,
+    ak: request.ak,
+    sessionKey: sessionKeyBytes,
+    window: new ReplayWindow(),
     lastSeen: step.now,
     // A client back after a dereg still holds its table: it needs only what changed since.
     entryVersion: previous?.entryVersion ?? 0,
@@ -530,12 +727,13 @@ function acceptRegistration(
     "info",
     `${name} registered from ${client.ip}:${client.port}${pending ? `, ${pending} stored message(s) to deliver` : ""}`,
   );
-  reply(step, from, {
+  reply(step, requester, {
     type: "registered",
-    id: requestId,
-    token: client.token,
+    id: request.id,
+    sid,
     pending,
     epoch: state.table.epoch,
+    sig: signText(state.deps.crypto, state.deps.keys.signing, registerTranscript(fields, sid)),
   });
   if (pending > 0) {
     // SPEC §5: the others learn that it is back once its messages are delivered.
@@ -549,19 +747,18 @@ function acceptRegistration(
 }
 
 function persistClient(step: Step, client: ServerClient): void {
-  const { name, ip, port, online, token, lastSeen } = client;
-  const record: ClientRecord = { name, ip, port, online, token, lastSeen };
+  const { name, ip, port, online, token, lastSeen, sk, ak } = client;
+  const sessionKey = client.sessionKey ? encodeBase64url(client.sessionKey) : "";
+  const record: ClientRecord = { name, ip, port, online, token, lastSeen, sk, ak, sessionKey };
   step.changes.push({ kind: "put-client", client: record });
 }
 
-function onDeregister(step: Step, from: Address, request: DeregisterMessage): void {
-  const client = authenticate(step, from, request.id, request.token);
-  if (!client) return;
+function onDeregister(step: Step, requester: Requester, client: ServerClient): void {
   if (client.online) {
     step.log("info", `${client.name} de-registered`);
     markOffline(step, client);
   }
-  reply(step, from, { type: "ack", id: request.id });
+  reply(step, requester, { type: "ack", id: requester.id });
 }
 
 function markOffline(step: Step, client: ServerClient): void {
@@ -589,7 +786,7 @@ function probe(step: Step, client: ServerClient, waiter: ProbeWaiter): void {
   state.outbound.add(
     requestId,
     { ip: client.ip, port: client.port },
-    { type: "probe", id: requestId },
+    toClient(state, client, { type: "probe", id: requestId }),
     { kind: "probe", clientKey: client.key },
     probePolicy,
     step.now,
@@ -621,29 +818,27 @@ function resumeAfterProbe(
   waiter: ProbeWaiter,
 ): void {
   switch (waiter.kind) {
-    case "register":
+    case "register": {
+      const { from } = waiter.requester;
       if (alive) {
         step.log(
           "info",
-          `refused the name ${waiter.name} to ${normaliseIp(waiter.from.ip)}:${waiter.from.port}: ${client.name} is online`,
+          `refused the name ${waiter.request.name} to ${normaliseIp(from.ip)}:${from.port}: ${client.name} is online`,
         );
-        replyError(step, waiter.from, waiter.requestId, "name-taken");
+        replyError(step, waiter.requester, "name-taken");
       } else {
         // Decided afresh: an earlier waiter on this probe may hold the name by now.
-        onRegister(step, waiter.from, {
-          type: "register",
-          id: waiter.requestId,
-          name: waiter.name,
-        });
+        onRegister(step, waiter.requester, waiter.request);
       }
       return;
+    }
     case "save": {
       const sender = step.state.clients.get(nameKey(waiter.save.sender));
       if (alive) {
-        reply(step, waiter.from, { type: "error", id: waiter.requestId, code: "recipient-online" });
+        replyError(step, waiter.requester, "recipient-online");
         if (sender) requestTablePush(step, sender, true);
       } else {
-        storeAndAcknowledge(step, waiter.from, waiter.requestId, client, waiter.save);
+        storeAndAcknowledge(step, waiter.requester, client, waiter.save);
       }
       return;
     }
@@ -670,17 +865,20 @@ function resumeAfterProbe(
 
 // Offline messages ------------------------------------------------------------------------
 
-function onSave(step: Step, from: Address, request: SaveMessage): void {
-  const sender = authenticate(step, from, request.id, request.token);
-  if (!sender) return;
+function onSave(
+  step: Step,
+  requester: Requester,
+  sender: ServerClient,
+  request: SaveMessage,
+): void {
   if (!sender.online) requestTablePush(step, sender);
   const recipient = step.state.clients.get(nameKey(request.to));
   if (!recipient) {
-    replyError(step, from, request.id, "unknown-recipient");
+    replyError(step, requester, "unknown-recipient");
     return;
   }
   if (textLength(request.text) > MAX_TEXT_LENGTH) {
-    replyError(step, from, request.id, "too-long");
+    replyError(step, requester, "too-long");
     return;
   }
   const save: Omit<StoredMessage, "id" | "recipient"> = {
@@ -691,27 +889,26 @@ function onSave(step: Step, from: Address, request: SaveMessage): void {
     ref: request.ref ?? request.id,
   };
   if (recipient.online) {
-    probe(step, recipient, { kind: "save", from, requestId: request.id, save });
+    probe(step, recipient, { kind: "save", requester, save });
     return;
   }
-  storeAndAcknowledge(step, from, request.id, recipient, save);
+  storeAndAcknowledge(step, requester, recipient, save);
 }
 
 function storeAndAcknowledge(
   step: Step,
-  from: Address,
-  requestId: number,
+  requester: Requester,
   recipient: ServerClient,
   save: Omit<StoredMessage, "id" | "recipient">,
 ): void {
   const refusal = storeMessage(step, recipient, save);
   if (refusal) {
-    replyError(step, from, requestId, refusal);
+    replyError(step, requester, refusal);
     return;
   }
   step.state.activity.saved++;
   step.log("debug", `saved a message from ${save.sender} for ${recipient.name}`);
-  reply(step, from, { type: "ack", id: requestId });
+  reply(step, requester, { type: "ack", id: requester.id });
 }
 
 /** Keeps a message for a recipient; says why not when it cannot. */
@@ -875,7 +1072,7 @@ function storedMessagesRead(
   state.outbound.add(
     id,
     { ip: client.ip, port: client.port },
-    { type: "stored", id, messages: batch },
+    toClient(state, client, { type: "stored", id, messages: batch }),
     { kind: "stored", clientKey: client.key, messageIds },
     storedPolicy,
     step.now,
@@ -910,19 +1107,22 @@ function storedBatchDelivered(step: Step, clientKey: string, messageIds: readonl
 
 // Channel ------------------------------------------------------------------------------------
 
-function onChannel(step: Step, from: Address, request: ChannelMessage): void {
-  const sender = authenticate(step, from, request.id, request.token);
-  if (!sender) return;
+function onChannel(
+  step: Step,
+  requester: Requester,
+  sender: ServerClient,
+  request: ChannelMessage,
+): void {
   if (!sender.online) requestTablePush(step, sender);
   if (textLength(request.text) > MAX_TEXT_LENGTH) {
-    replyError(step, from, request.id, "too-long");
+    replyError(step, requester, "too-long");
     return;
   }
   const post: ChannelPost = {
     sender: sender.name,
     text: request.text,
     receivedAt: step.now,
-    ref: request.id,
+    ref: request.ref ?? request.id,
     fanOut: { startedAt: step.now, pending: 0 },
   };
   let live = 0;
@@ -948,7 +1148,7 @@ function onChannel(step: Step, from: Address, request: ChannelMessage): void {
     "debug",
     `channel message from ${sender.name}: sent to ${live} online member(s), stored for ${stored} offline${unstored ? `, not stored for ${unstored} (mailbox or store full)` : ""}`,
   );
-  reply(step, from, { type: "ack", id: request.id, ...(unstored > 0 ? { unstored } : {}) });
+  reply(step, requester, { type: "ack", id: request.id, ...(unstored > 0 ? { unstored } : {}) });
 }
 
 function channelStored(post: ChannelPost): Omit<StoredMessage, "id" | "recipient"> {
@@ -1003,13 +1203,16 @@ function deliverChannelPost(
   sameMessage: Message | undefined,
 ): void {
   const id = sameId ?? nextRequestId(step.state);
-  const message: Message = sameMessage ?? {
-    type: "channel-message",
-    id,
-    from: post.sender,
-    text: post.text,
-    ref: post.ref,
-  };
+  // A retry round goes under the member's current session key, which may be new.
+  const message: Message = sameMessage
+    ? toClient(step.state, member, sameMessage)
+    : toClient(step.state, member, {
+        type: "channel-message",
+        id,
+        from: post.sender,
+        text: post.text,
+        ref: post.ref,
+      });
   step.state.outbound.add(
     id,
     { ip: member.ip, port: member.port },
@@ -1155,9 +1358,13 @@ function sendTablePush(step: Step, client: ServerClient): void {
   const pushId = partIds[0] ?? nextRequestId(state);
   const unsent = content.parts.map((clients, part): Message => {
     const id = partIds[part] ?? pushId;
-    return content.base === undefined
-      ? { type: "table", id, version: content.version, part, parts, clients }
-      : { type: "table", id, version: content.version, base: content.base, part, parts, clients };
+    return toClient(
+      state,
+      client,
+      content.base === undefined
+        ? { type: "table", id, version: content.version, part, parts, clients }
+        : { type: "table", id, version: content.version, base: content.base, part, parts, clients },
+    );
   });
   client.push = {
     id: pushId,
@@ -1271,12 +1478,22 @@ function forgetIfDue(step: Step): void {
 
 // Acks and silences ---------------------------------------------------------------------------
 
-function onAck(step: Step, from: Address, id: number, have: number | undefined): void {
-  const request = step.state.outbound.acknowledge(id, from, step.now, step.datagrams);
-  if (!request) {
-    step.state.drops.unexpected++;
+/** An ack counts only with the MAC of the session its request went to: no one keeps a dead client alive. */
+function onAck(step: Step, from: Address, ack: AckMessage): void {
+  const { state } = step;
+  const { id, have } = ack;
+  const outstanding = state.outbound.peek(id, from);
+  if (!outstanding) {
+    state.drops.unexpected++;
     return;
   }
+  const client = state.clients.get(outstanding.purpose.clientKey);
+  if (!client?.sessionKey || !hasValidMac(state.deps.crypto, client.sessionKey, ack)) {
+    state.drops.unauthenticated++;
+    return;
+  }
+  const request = state.outbound.acknowledge(id, from, step.now, step.datagrams);
+  if (!request) return;
   const { purpose } = request;
   switch (purpose.kind) {
     case "probe":

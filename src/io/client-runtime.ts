@@ -1,6 +1,15 @@
 import type { ClientOptions } from "../cli/options.ts";
 import { type ClientEffect, type ClientInput, createClientState } from "../core/client-state.ts";
 import { nextClientWakeAt, stepClient } from "../core/step-client.ts";
+import { nodeCryptoPort } from "../crypto/node-crypto-port.ts";
+import {
+  companionPaths,
+  IdentityError,
+  identityPath,
+  loadOrCreateIdentity,
+} from "../identity/identity-file.ts";
+import { loadKnownKeys } from "../identity/known-keys.ts";
+import { formatAddress } from "../protocol/address.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { randomRequestId } from "./random.ts";
@@ -10,10 +19,19 @@ import { WakeTimer } from "./wake-timer.ts";
 
 /** Runs a client until it leaves; resolves to the exit code. */
 export async function runClient(options: ClientOptions): Promise<number> {
+  // Before any socket: a problem with the identity is one clear line and exit code 1.
+  const identityFile = identityPath({ identityOption: options.identity, name: options.name });
+  const { identity } = loadOrCreateIdentity(identityFile);
+  const books = loadKnownKeys(companionPaths(identityFile));
+  const server = { ip: options.serverIp, port: options.serverPort };
+  const serverLabel = formatAddress(server);
   const state = createClientState({
     name: options.name,
-    server: { ip: options.serverIp, port: options.serverPort },
+    server,
     firstRequestId: randomRequestId(),
+    crypto: nodeCryptoPort,
+    identity,
+    pinnedServerKey: books.servers.get(serverLabel)?.key,
   });
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((done) => {
@@ -46,9 +64,22 @@ export async function runClient(options: ClientOptions): Promise<number> {
         case "exit":
           void end(effect.code);
           return;
+        case "pin-server-key":
+          keepTrying(() => books.servers.trust(serverLabel, effect.key));
+          break;
         default:
           effect satisfies never;
       }
+    }
+  }
+
+  /** A companion file that cannot be written is said once; the chat goes on with memory. */
+  function keepTrying(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      if (error instanceof IdentityError) terminal?.show(`[${error.message}]`);
+      else throw error;
     }
   }
 

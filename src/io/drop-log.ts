@@ -9,6 +9,7 @@ const reasonText: Record<DropReason, string> = {
   unauthenticated: "unauthenticated",
   unexpected: "unexpected",
   rateLimited: "over the rate limit",
+  replayed: "a replay",
   oversized: "oversized or truncated",
 };
 

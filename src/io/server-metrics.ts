@@ -17,6 +17,7 @@ const dropCauses: Record<keyof DropCounts, string> = {
   unauthenticated: "unauthenticated",
   unexpected: "unexpected",
   rateLimited: "rate_limited",
+  replayed: "replayed",
 };
 
 /** What one scrape reads: the core's state and the shell's own figures. */

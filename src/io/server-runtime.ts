@@ -1,10 +1,12 @@
 import { hostname } from "node:os";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { ServerOptions } from "../cli/options.ts";
 import type { DropCounts, ServerEffect, ServerInput } from "../core/server-effects.ts";
 import { createServerState, type ServerState } from "../core/server-state.ts";
 import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.ts";
 import { DEFAULT_STORE_QUOTA } from "../core/timing.ts";
+import { nodeCryptoPort } from "../crypto/node-crypto-port.ts";
+import { loadOrCreateIdentity } from "../identity/identity-file.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import type { StoredMessage } from "../store/offline-store.ts";
@@ -26,7 +28,16 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const dropLog = options.logLevel === "verbose" ? createDropLog(log) : undefined;
   const dataDir = resolve(options.dataDir);
   const store = openSqliteStore(dataDir);
+  let keys: ReturnType<typeof loadOrCreateIdentity>["identity"];
+  try {
+    keys = loadOrCreateIdentity(join(dataDir, SERVER_IDENTITY_FILE)).identity;
+  } catch (error) {
+    store.close();
+    throw error;
+  }
   const state = createServerState(store.loadSummary(), {
+    crypto: nodeCryptoPort,
+    keys,
     newToken: () => randomHex(TOKEN_LENGTH / 2),
     firstRequestId: randomRequestId(),
     cookieFor: cookieMaker(randomHex(32)),
@@ -184,9 +195,9 @@ export async function runServer(options: ServerOptions): Promise<number> {
       endpoint?.close();
       store.close();
       dropLog?.flush();
-      const { malformed, unauthenticated, unexpected, rateLimited } = state.drops;
+      const { malformed, unauthenticated, unexpected, rateLimited, replayed } = state.drops;
       log.debug(
-        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected, ${rateLimited} over the rate limit`,
+        `dropped datagrams: ${malformed} malformed, ${unauthenticated} unauthenticated, ${unexpected} unexpected, ${rateLimited} over the rate limit, ${replayed} replayed`,
       );
       log.info(`server stopped (${signal})`);
       done(0);
@@ -208,6 +219,9 @@ function describeBind(bind: string | undefined): string {
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The server's own key pairs, beside its database (mode 0600): clients pin the public halves. */
+export const SERVER_IDENTITY_FILE = "server.identity";
 
 function describeState(state: ServerState): string {
   let stored = 0;

@@ -4,15 +4,19 @@ import {
   EPOCH_LENGTH,
   ERROR_CODES,
   type ErrorCode,
+  KEY_TEXT_LENGTH,
+  MAC_TEXT_LENGTH,
   MAX_DATAGRAM_BYTES,
   MAX_NAME_LENGTH,
   MAX_PAD_LENGTH,
   MAX_TABLE_PARTS,
   MAX_TEXT_LENGTH,
   type Message,
+  NONCE_TEXT_LENGTH,
   PROTOCOL_VERSION,
   REGISTER_MIN_BYTES,
   type RegisterMessage,
+  SIGNATURE_TEXT_LENGTH,
   type TableChange,
   type TableEntry,
   type TableMessage,
@@ -44,8 +48,9 @@ function encodeTable(message: TableMessage): Uint8Array {
   }
   const delta = base === undefined ? "" : `,"base":${base}`;
   const split = parts === 1 ? "" : `,"part":${part},"parts":${parts}`;
+  const mac = message.mac === undefined ? "" : `,"mac":"${message.mac}"`;
   const head = encoder.encode(
-    `{"v":${PROTOCOL_VERSION},"type":"table","id":${id},"version":${version}${delta}${split},`,
+    `{"v":${PROTOCOL_VERSION},"type":"table","id":${id},"version":${version}${delta}${split}${mac},`,
   );
   const datagram = new Uint8Array(head.byteLength + body.byteLength);
   datagram.set(head);
@@ -93,6 +98,26 @@ function isHex(value: unknown, length: number): value is string {
 
 function isToken(value: unknown): value is string {
   return isHex(value, TOKEN_LENGTH);
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+function isBase64url(value: unknown, length: number): value is string {
+  return typeof value === "string" && value.length === length && BASE64URL.test(value);
+}
+
+function isKey(value: unknown): value is string {
+  return isBase64url(value, KEY_TEXT_LENGTH);
+}
+
+/** A MAC is optional to the codec; the cores decide where one is required. */
+function macField(value: unknown): { ok: boolean; mac?: string } {
+  if (value === undefined) return { ok: true };
+  return isBase64url(value, MAC_TEXT_LENGTH) ? { ok: true, mac: value } : { ok: false };
+}
+
+function withMac<M extends Message>(message: M, field: { mac?: string }): M {
+  return field.mac === undefined ? message : { ...message, mac: field.mac };
 }
 
 export function textLength(text: string): number {
@@ -153,23 +178,24 @@ function decodeList<T>(
 function decodeFields(f: Fields): Message | undefined {
   const id = f.id;
   if (!isId(id)) return undefined;
+  const mac = macField(f.mac);
   switch (f.type) {
     case "register": {
-      const { name, token, cookie, epoch, have, pad } = f;
-      if (!isName(name)) return undefined;
-      const message: RegisterMessage = { type: "register", id, name };
+      const { name, sk, ak, cookie, sig, epoch, have, pad } = f;
+      if (!isName(name) || !isKey(sk) || !isKey(ak)) return undefined;
+      const message: RegisterMessage = { type: "register", id, name, sk, ak };
       if (epoch !== undefined || have !== undefined) {
         if (!isHex(epoch, EPOCH_LENGTH) || !isId(have)) return undefined;
         message.epoch = epoch;
         message.have = have;
       }
-      if (token !== undefined) {
-        if (!isToken(token)) return undefined;
-        message.token = token;
-      }
       if (cookie !== undefined) {
         if (!isHex(cookie, COOKIE_LENGTH)) return undefined;
         message.cookie = cookie;
+      }
+      if (sig !== undefined) {
+        if (!isBase64url(sig, SIGNATURE_TEXT_LENGTH) || cookie === undefined) return undefined;
+        message.sig = sig;
       }
       if (pad !== undefined) {
         if (typeof pad !== "string" || pad.length > MAX_PAD_LENGTH) return undefined;
@@ -177,32 +203,44 @@ function decodeFields(f: Fields): Message | undefined {
       }
       return message;
     }
-    case "challenge":
-      return isHex(f.cookie, COOKIE_LENGTH)
-        ? { type: "challenge", id, cookie: f.cookie }
+    case "challenge": {
+      const { cookie, nonce, ssk, sak } = f;
+      return isHex(cookie, COOKIE_LENGTH) &&
+        isBase64url(nonce, NONCE_TEXT_LENGTH) &&
+        isKey(ssk) &&
+        isKey(sak)
+        ? { type: "challenge", id, cookie, nonce, ssk, sak }
         : undefined;
-    case "deregister":
-      return isToken(f.token) ? { type: "deregister", id, token: f.token } : undefined;
-    case "save": {
-      const { token, to, text, ref } = f;
-      if (!isToken(token) || !isName(to) || !isText(text)) return undefined;
-      if (ref === undefined) return { type: "save", id, token, to, text };
-      return isId(ref) ? { type: "save", id, token, to, text, ref } : undefined;
     }
-    case "channel":
-      return isToken(f.token) && isText(f.text)
-        ? { type: "channel", id, token: f.token, text: f.text }
+    case "deregister":
+      return isToken(f.sid) && mac.ok
+        ? withMac({ type: "deregister", id, sid: f.sid }, mac)
         : undefined;
+    case "save": {
+      const { sid, to, text, ref } = f;
+      if (!isToken(sid) || !isName(to) || !isText(text) || !mac.ok) return undefined;
+      if (ref === undefined) return withMac({ type: "save", id, sid, to, text }, mac);
+      return isId(ref) ? withMac({ type: "save", id, sid, to, text, ref }, mac) : undefined;
+    }
+    case "channel": {
+      const { sid, text, ref } = f;
+      if (!isToken(sid) || !isText(text) || !mac.ok) return undefined;
+      if (ref === undefined) return withMac({ type: "channel", id, sid, text }, mac);
+      return isId(ref) ? withMac({ type: "channel", id, sid, text, ref }, mac) : undefined;
+    }
     case "registered":
-      return isToken(f.token) && isId(f.pending) && isHex(f.epoch, EPOCH_LENGTH)
-        ? { type: "registered", id, token: f.token, pending: f.pending, epoch: f.epoch }
+      return isToken(f.sid) &&
+        isId(f.pending) &&
+        isHex(f.epoch, EPOCH_LENGTH) &&
+        isBase64url(f.sig, SIGNATURE_TEXT_LENGTH)
+        ? { type: "registered", id, sid: f.sid, pending: f.pending, epoch: f.epoch, sig: f.sig }
         : undefined;
     case "error":
-      return typeof f.code === "string" && KNOWN_ERROR_CODES.has(f.code)
-        ? { type: "error", id, code: f.code as ErrorCode }
+      return typeof f.code === "string" && KNOWN_ERROR_CODES.has(f.code) && mac.ok
+        ? withMac({ type: "error", id, code: f.code as ErrorCode }, mac)
         : undefined;
     case "probe":
-      return { type: "probe", id };
+      return mac.ok ? withMac({ type: "probe", id }, mac) : undefined;
     case "table": {
       const clients = decodeList(f.clients, decodeTableChange);
       const { version, base } = f;
@@ -210,22 +248,24 @@ function decodeFields(f: Fields): Message | undefined {
       if ((f.part === undefined) !== (f.parts === undefined)) return undefined;
       const part = f.part ?? 0;
       const parts = f.parts ?? 1;
-      if (!clients || !isId(version) || !isId(part) || !isId(parts)) return undefined;
+      if (!clients || !isId(version) || !isId(part) || !isId(parts) || !mac.ok) return undefined;
       if (parts < 1 || parts > MAX_TABLE_PARTS || part >= parts) return undefined;
       if (base === undefined) {
         if (clients.some((change) => "gone" in change)) return undefined;
-        return { type: "table", id, version, part, parts, clients };
+        return withMac({ type: "table", id, version, part, parts, clients }, mac);
       }
       if (!isId(base) || base > version) return undefined;
-      return { type: "table", id, version, base, part, parts, clients };
+      return withMac({ type: "table", id, version, base, part, parts, clients }, mac);
     }
     case "stored": {
       const messages = decodeList(f.messages, decodeDelivered);
-      return messages && messages.length > 0 ? { type: "stored", id, messages } : undefined;
+      return messages && messages.length > 0 && mac.ok
+        ? withMac({ type: "stored", id, messages }, mac)
+        : undefined;
     }
     case "channel-message":
-      return isName(f.from) && isText(f.text) && isId(f.ref)
-        ? { type: "channel-message", id, from: f.from, text: f.text, ref: f.ref }
+      return isName(f.from) && isText(f.text) && isId(f.ref) && mac.ok
+        ? withMac({ type: "channel-message", id, from: f.from, text: f.text, ref: f.ref }, mac)
         : undefined;
     case "chat":
       return isName(f.from) && isName(f.to) && isText(f.text)
@@ -236,12 +276,16 @@ function decodeFields(f: Fields): Message | undefined {
       if ((have !== undefined && !isId(have)) || (unstored !== undefined && !isId(unstored))) {
         return undefined;
       }
-      return {
-        type: "ack",
-        id,
-        ...(have === undefined ? {} : { have }),
-        ...(unstored === undefined ? {} : { unstored }),
-      };
+      if (!mac.ok) return undefined;
+      return withMac(
+        {
+          type: "ack" as const,
+          id,
+          ...(have === undefined ? {} : { have }),
+          ...(unstored === undefined ? {} : { unstored }),
+        },
+        mac,
+      );
     }
     default:
       return undefined;

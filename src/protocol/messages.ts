@@ -14,7 +14,12 @@ export const EPOCH_LENGTH = 16;
  * A registration without a valid cookie must fill at least this many bytes (as QUIC's
  * Initial packets are padded): the challenge it gets back is smaller than what it sent.
  */
-export const REGISTER_MIN_BYTES = 160;
+export const REGISTER_MIN_BYTES = 256;
+/** A public key, a signature, a MAC, a challenge nonce: base64url lengths on the wire. */
+export const KEY_TEXT_LENGTH = 43;
+export const SIGNATURE_TEXT_LENGTH = 86;
+export const MAC_TEXT_LENGTH = 22;
+export const NONCE_TEXT_LENGTH = 22;
 export const MAX_PAD_LENGTH = 1024;
 /** A table push is cut into at most this many parts (about 180 clients each). */
 export const MAX_TABLE_PARTS = 4096;
@@ -50,6 +55,7 @@ export interface DeliveredMessage {
 
 export const ERROR_CODES = [
   "name-taken",
+  "wrong-key",
   "bad-name",
   "unknown-session",
   "unknown-recipient",
@@ -67,15 +73,19 @@ export type RegisterMessage = {
   type: "register";
   id: number;
   name: string;
-  token?: string;
+  /** The client's signing and agreement public keys (base64url). */
+  sk: string;
+  ak: string;
   cookie?: string;
+  /** With the cookie: the signature by `sk` over the registration transcript. */
+  sig?: string;
   /** The table this client still holds (after a dereg): only what changed since is sent. */
   epoch?: string;
   have?: number;
   /** Filler up to REGISTER_MIN_BYTES; its content means nothing. */
   pad?: string;
 };
-export type DeregisterMessage = { type: "deregister"; id: number; token: string };
+export type DeregisterMessage = { type: "deregister"; id: number; sid: string; mac?: string };
 /**
  * `ref` is the id the sender first gave the message (the `chat` id when a direct try
  * came first; this request's own id when it did not). The sender's name and `ref`
@@ -84,25 +94,50 @@ export type DeregisterMessage = { type: "deregister"; id: number; token: string 
 export type SaveMessage = {
   type: "save";
   id: number;
-  token: string;
+  sid: string;
   to: string;
   text: string;
   ref?: number;
+  mac?: string;
 };
-export type ChannelMessage = { type: "channel"; id: number; token: string; text: string };
+/**
+ * `ref`: the id the post was first sent with, when a new session took it over under a
+ * new id (as `save`'s); the post's own id when absent.
+ */
+export type ChannelMessage = {
+  type: "channel";
+  id: number;
+  sid: string;
+  text: string;
+  ref?: number;
+  mac?: string;
+};
 
 /** Server to client. */
 export type RegisteredMessage = {
   type: "registered";
   id: number;
-  token: string;
+  /** Names the session; not a secret: what proves it is the session key's MAC. */
+  sid: string;
   pending: number;
   epoch: string;
+  /** The server's signature over the registration transcript and `sid`. */
+  sig: string;
 };
-/** Asks a would-be client to prove it receives at its address before the server sends it more. */
-export type ChallengeMessage = { type: "challenge"; id: number; cookie: string };
-export type ErrorMessage = { type: "error"; id: number; code: ErrorCode };
-export type ProbeMessage = { type: "probe"; id: number };
+/**
+ * Asks a would-be client to prove it receives at its address before the server sends it
+ * more, and gives it the server's public keys and a nonce to sign.
+ */
+export type ChallengeMessage = {
+  type: "challenge";
+  id: number;
+  cookie: string;
+  nonce: string;
+  ssk: string;
+  sak: string;
+};
+export type ErrorMessage = { type: "error"; id: number; code: ErrorCode; mac?: string };
+export type ProbeMessage = { type: "probe"; id: number; mac?: string };
 /**
  * A snapshot (no `base`): the whole table at `version`, maybe in parts. A delta (`base`):
  * each entry changed after `base`, as it is at `version`. PROTOCOL.md, "The client table".
@@ -115,8 +150,14 @@ export type TableMessage = {
   part: number;
   parts: number;
   clients: readonly TableChange[];
+  mac?: string;
 };
-export type StoredMessages = { type: "stored"; id: number; messages: DeliveredMessage[] };
+export type StoredMessages = {
+  type: "stored";
+  id: number;
+  messages: DeliveredMessage[];
+  mac?: string;
+};
 /** `ref` is the id of the sender's `channel` request. */
 export type ChannelDelivery = {
   type: "channel-message";
@@ -124,6 +165,7 @@ export type ChannelDelivery = {
   from: string;
   text: string;
   ref: number;
+  mac?: string;
 };
 
 /** Client to client. */
@@ -134,7 +176,13 @@ export type ChatMessage = { type: "chat"; id: number; from: string; to: string; 
  * Anyone: acknowledges the request with the same id. `have`: the table version a client
  * holds (acks of `table`); `unstored`: members a channel post could not be kept for.
  */
-export type AckMessage = { type: "ack"; id: number; have?: number; unstored?: number };
+export type AckMessage = {
+  type: "ack";
+  id: number;
+  have?: number;
+  unstored?: number;
+  mac?: string;
+};
 
 export type Message =
   | RegisterMessage

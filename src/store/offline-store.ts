@@ -4,7 +4,13 @@ export interface ClientRecord {
   readonly ip: string;
   readonly port: number;
   readonly online: boolean;
+  /** The session id of its current session. */
   readonly token: string;
+  /** The public keys the name is bound to (base64url): trust on first use. */
+  readonly sk: string;
+  readonly ak: string;
+  /** The current session's key (base64url), so sessions outlive a server restart. */
+  readonly sessionKey: string;
   /** When it last registered or went offline, epoch ms UTC: a name is forgotten a retention period after. */
   readonly lastSeen: number;
 }

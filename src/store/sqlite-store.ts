@@ -21,7 +21,7 @@ import {
 } from "./store-records.ts";
 
 export const DATABASE_FILE_NAME = "chatapp.sqlite";
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 const BUSY_TIMEOUT_MS = 5_000;
 export const LOCK_FILE_NAME = "chatapp.lock";
 
@@ -34,7 +34,10 @@ const CURRENT_SCHEMA = `
     port INTEGER NOT NULL,
     online INTEGER NOT NULL CHECK (online IN (0, 1)),
     token TEXT NOT NULL,
-    last_seen INTEGER NOT NULL DEFAULT 0
+    last_seen INTEGER NOT NULL DEFAULT 0,
+    sk TEXT NOT NULL DEFAULT '',
+    ak TEXT NOT NULL DEFAULT '',
+    session_key TEXT NOT NULL DEFAULT ''
   ) STRICT;
   CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -53,6 +56,16 @@ const MIGRATE_V1_TO_V2 = (now: number) => `
   UPDATE clients SET last_seen = ${Math.floor(now)};
 `;
 
+/**
+ * Version 3 binds each name to its keys (trust on first use) and keeps the session key.
+ * Names registered before have no key: the first registration with one binds it.
+ */
+const MIGRATE_V2_TO_V3 = `
+  ALTER TABLE clients ADD COLUMN sk TEXT NOT NULL DEFAULT '';
+  ALTER TABLE clients ADD COLUMN ak TEXT NOT NULL DEFAULT '';
+  ALTER TABLE clients ADD COLUMN session_key TEXT NOT NULL DEFAULT '';
+`;
+
 type Row = Record<string, unknown>;
 type ClientParams = [
   {
@@ -63,6 +76,9 @@ type ClientParams = [
     online: number;
     token: string;
     lastSeen: number;
+    sk: string;
+    ak: string;
+    sessionKey: string;
   },
 ];
 type MessageParams = [
@@ -110,11 +126,12 @@ export class SqliteStore implements OfflineStore {
       this.#commit = prepare<[]>("COMMIT");
       this.#rollback = prepare<[]>("ROLLBACK");
       this.#putClient = prepare<ClientParams>(
-        `INSERT INTO clients (name_key, name, ip, port, online, token, last_seen)
-         VALUES ($nameKey, $name, $ip, $port, $online, $token, $lastSeen)
+        `INSERT INTO clients (name_key, name, ip, port, online, token, last_seen, sk, ak, session_key)
+         VALUES ($nameKey, $name, $ip, $port, $online, $token, $lastSeen, $sk, $ak, $sessionKey)
          ON CONFLICT (name_key) DO UPDATE SET
            name = excluded.name, ip = excluded.ip, port = excluded.port,
-           online = excluded.online, token = excluded.token, last_seen = excluded.last_seen`,
+           online = excluded.online, token = excluded.token, last_seen = excluded.last_seen,
+           sk = excluded.sk, ak = excluded.ak, session_key = excluded.session_key`,
       );
       this.#putMessage = prepare<MessageParams>(
         `INSERT INTO messages (id, recipient, sender, kind, text, received_at, ref)
@@ -126,7 +143,7 @@ export class SqliteStore implements OfflineStore {
         "DELETE FROM clients WHERE name_key = $nameKey",
       );
       this.#selectClients = prepare<[]>(
-        "SELECT name_key, name, ip, port, online, token, last_seen FROM clients ORDER BY rowid",
+        "SELECT name_key, name, ip, port, online, token, last_seen, sk, ak, session_key FROM clients ORDER BY rowid",
       );
       this.#selectMessages = prepare<[]>(
         "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
@@ -223,6 +240,9 @@ export class SqliteStore implements OfflineStore {
           online: client.online ? 1 : 0,
           token: client.token,
           lastSeen: client.lastSeen,
+          sk: client.sk,
+          ak: client.ak,
+          sessionKey: client.sessionKey,
         });
         return;
       }
@@ -322,7 +342,8 @@ function prepareDatabase(db: Database): void {
   try {
     const version = pragmaValue(db, "user_version");
     if (version === 0) db.run(CURRENT_SCHEMA);
-    else if (version === 1) db.run(MIGRATE_V1_TO_V2(Date.now()));
+    else if (version === 1) db.run(MIGRATE_V1_TO_V2(Date.now()) + MIGRATE_V2_TO_V3);
+    else if (version === 2) db.run(MIGRATE_V2_TO_V3);
     else if (version !== SCHEMA_VERSION) {
       throw new StoreOpenError(
         db.filename,
@@ -431,7 +452,7 @@ function databaseProblem(error: unknown): string {
 }
 
 function clientFromRow(row: Row): ClientRecord | undefined {
-  const { name_key, name, ip, port, online, token, last_seen } = row;
+  const { name_key, name, ip, port, online, token, last_seen, sk, ak, session_key } = row;
   if (online !== 0 && online !== 1) return undefined;
   const client = {
     name,
@@ -440,6 +461,9 @@ function clientFromRow(row: Row): ClientRecord | undefined {
     online: online === 1,
     token,
     lastSeen: last_seen,
+    sk,
+    ak,
+    sessionKey: session_key,
   } as ClientRecord;
   if (clientProblem(client) !== undefined || name_key !== nameKey(client.name)) {
     return undefined;

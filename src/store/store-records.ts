@@ -33,6 +33,11 @@ export function clientProblem(client: ClientRecord): string | undefined {
   if (typeof client.online !== "boolean") return `client ${client.name} has a non-boolean online`;
   if (typeof client.token !== "string")
     return `client ${client.name} has a token that is not a string`;
+  for (const field of ["sk", "ak", "sessionKey"] as const) {
+    if (typeof client[field] !== "string") {
+      return `client ${client.name} has a ${field} that is not a string`;
+    }
+  }
   if (!Number.isSafeInteger(client.lastSeen) || client.lastSeen < 0) {
     return `client ${client.name} has lastSeen ${String(client.lastSeen)}, expected a time in ms`;
   }
@@ -97,6 +102,9 @@ export function copyClient(client: ClientRecord): ClientRecord {
     port: client.port,
     online: client.online,
     token: client.token.toWellFormed(),
+    sk: client.sk.toWellFormed(),
+    ak: client.ak.toWellFormed(),
+    sessionKey: client.sessionKey.toWellFormed(),
     lastSeen: client.lastSeen,
   };
 }

@@ -58,6 +58,14 @@ export const notices = {
   registeringAgain: "[The server lost track of you; registering again.]",
   sessionExpired:
     "[The server no longer knows this session. Restart the client to register again.]",
+  released: (name: string, dropped: number) =>
+    `Released the name ${name}: its next registration binds the key it shows.${dropped > 0 ? ` ${dropped} stored message(s) for the old key were deleted.` : ""}`,
+  releaseUnknown: (name: string, dataDir: string) =>
+    `no name ${name} is bound in the data directory ${dataDir}`,
+  wrongKey: (name: string) =>
+    `[The server refused the name ${name}: it belongs to another key. Use the identity file you registered it with (--identity FILE), or ask the server's operator to release the name.]`,
+  serverKeyChanged: (address: string, pinned: string, offered: string) =>
+    `[WARNING: the server at ${address} offers key ${offered}, not ${pinned} as pinned on an earlier run. Someone may be impersonating it: not registering. If its operator really changed its keys, remove its line from your .servers file.]`,
 } as const;
 
 function clients(count: number): string {

@@ -194,12 +194,12 @@ async function benchSize(
 
     const sender = swarm.members[0];
     if (!sender?.token) throw new Error(`the sender did not register: ${failed.join("; ")}`);
-    const token = sender.token;
+    const sid = sender.token;
     const kernelBefore = udpReceiveBufferErrors();
     const chatapp = await sendPosts(swarm, sender, 1, options.posts, (id, text) => ({
       type: "channel",
       id,
-      token,
+      sid,
       text,
     }));
     const kernelFanOut = kernelDelta(kernelBefore);

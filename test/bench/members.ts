@@ -4,6 +4,7 @@
  */
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
+import { BenchIdentity } from "./bench-identity.ts";
 import { LOOPBACK } from "./processes.ts";
 import { SimTable, type TablePart } from "./sim-table.ts";
 
@@ -35,6 +36,9 @@ export interface SwarmCounters {
 }
 
 export class Member {
+  /** Its keys, and the session key once registered (PROTOCOL.md, "Identity layer"). */
+  readonly identity: BenchIdentity;
+  /** The session id of its current session. */
   token: string | undefined;
   /** At least one table part showed a client (this one or another) offline. */
   sawOffline = false;
@@ -46,7 +50,9 @@ export class Member {
   constructor(
     readonly name: string,
     readonly socket: Socket,
-  ) {}
+  ) {
+    this.identity = new BenchIdentity(name);
+  }
 
   get port(): number {
     return this.socket.port;
@@ -136,7 +142,7 @@ export class Swarm {
     this.counters.acksSent++;
     const ack =
       have === undefined ? { type: "ack" as const, id } : { type: "ack" as const, id, have };
-    this.send(member, encodeMessage(ack));
+    this.send(member, encodeMessage(member.identity.withMac(ack) as typeof ack));
   }
 
   private receive(member: Member, data: Buffer, port: number, address: string): void {
@@ -220,7 +226,8 @@ export class Swarm {
     build: (id: number) => Record<string, unknown>,
   ): Promise<{ type: string; fields: Fields } | undefined> {
     const id = this.nextRequestId++;
-    let message = build(id);
+    const built = build(id);
+    let message = built.type === "register" ? built : member.identity.withMac(built);
     const bytes = () =>
       new TextEncoder().encode(JSON.stringify({ v: PROTOCOL_VERSION, ...message }));
     return new Promise((resolve) => {
@@ -240,8 +247,10 @@ export class Swarm {
       this.answers.set(id, (type, fields) => {
         // PROTOCOL.md's address check: repeat the register with the cookie, same id.
         if (type === "challenge" && typeof fields.cookie === "string") {
+          const signed = member.identity.answerChallenge(message, fields);
+          if (!signed) return;
           this.counters.challenges++;
-          message = { ...message, cookie: fields.cookie };
+          message = signed;
           clearTimeout(timer);
           tries = 0;
           attempt();
@@ -264,10 +273,21 @@ export class Swarm {
         const member = this.members[next++];
         if (!member) break;
         const answer = await this.request(member, (id) =>
-          padRegistration({ type: "register", id, name: member.name }),
+          padRegistration({
+            type: "register",
+            id,
+            name: member.name,
+            sk: member.identity.sk,
+            ak: member.identity.ak,
+          }),
         );
-        if (answer?.type === "registered" && typeof answer.fields.token === "string") {
-          member.token = answer.fields.token;
+        const sid = answer?.fields.sid;
+        if (
+          answer?.type === "registered" &&
+          typeof sid === "string" &&
+          member.identity.registered(sid)
+        ) {
+          member.token = sid;
           const { epoch } = answer.fields;
           if (typeof epoch === "string") member.table.setEpoch(epoch);
         } else {

@@ -3,7 +3,7 @@
  * even when a benchmark fails. Output is read line by line with arrival times.
  */
 
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -152,6 +152,13 @@ export interface Child {
 export class ProcessGroup {
   private readonly children = new Set<Subprocess>();
   private readonly directories = new Set<string>();
+  /** The clients' XDG_CONFIG_HOME: their identities stay out of the user's ~/.config. */
+  private readonly configHome: string;
+
+  constructor() {
+    this.configHome = mkdtempSync(join(tmpdir(), "chatapp-bench-config-"));
+    this.directories.add(this.configHome);
+  }
 
   /** A fresh directory for a server's data, removed by `cleanUp` if not before. */
   async makeDataDir(): Promise<string> {
@@ -168,7 +175,7 @@ export class ProcessGroup {
   spawn(label: string, command: readonly string[]): Child {
     const child = Bun.spawn([...command], {
       cwd: ROOT,
-      env: childEnv,
+      env: { ...childEnv, XDG_CONFIG_HOME: this.configHome },
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
@@ -194,7 +201,7 @@ export class ProcessGroup {
     const started = performance.now();
     const child = Bun.spawn([...command], {
       cwd: ROOT,
-      env: childEnv,
+      env: { ...childEnv, XDG_CONFIG_HOME: this.configHome },
       stdin: "ignore",
       stdout: "ignore",
       stderr: "ignore",

@@ -229,7 +229,7 @@ async function durableSaves(
         const text = `save ${index} from ${sender.name}`.padEnd(SAVE_TEXT_LENGTH, ".");
         const answer = await swarm.request(sender, {
           type: "save",
-          token: sender.token,
+          sid: sender.token,
           to: recipient.name,
           text,
         });

@@ -42,6 +42,9 @@ function fill(dataDir: string, { clients, messages, textLength }: StoredMemoryOp
           port: 20_000 + (i % 40_000),
           online: false,
           token: i.toString(16).padStart(32, "0"),
+          sk: "",
+          ak: "",
+          sessionKey: "",
           lastSeen: now,
         },
       });

@@ -1,16 +1,18 @@
 /**
  * A swarm of simulated chatapp clients in one process, one Bun UDP socket each on
- * loopback, written from PROTOCOL.md v2 alone (not from src/): the registration
+ * loopback, written from PROTOCOL.md v2 (not from src/, except the identity layer's
+ * arithmetic, which bench-identity.ts borrows from src/core/session-crypto.ts): the registration
  * handshake with its padding and cookie, requests retried every 500 ms with the same
  * id, every server request acknowledged, `table` pushes applied as a change log and
  * acknowledged with the version held (`have`).
  */
+import { BenchIdentity } from "./bench-identity.ts";
 import { LOOPBACK } from "./processes.ts";
 import { type EntryChange, SimTable } from "./sim-table.ts";
 
 const PROTOCOL_VERSION = 2;
 /** PROTOCOL.md: a `register` without a valid cookie must be at least this many bytes. */
-const REGISTER_MIN_BYTES = 160;
+const REGISTER_MIN_BYTES = 256;
 const REQUEST_RESEND_MS = 500;
 const REQUEST_TRIES = 6;
 
@@ -77,6 +79,9 @@ export function difference(after: SwarmCounters, before: SwarmCounters): SwarmCo
 
 export class SimClient {
   readonly table = new SimTable();
+  /** Its keys, and the session key once registered (PROTOCOL.md, "Identity layer"). */
+  readonly identity: BenchIdentity;
+  /** The session id of its current session. */
   token: string | undefined;
   /** Registered and not deregistered: the server should show it online. */
   online = false;
@@ -88,7 +93,9 @@ export class SimClient {
   constructor(
     readonly name: string,
     readonly socket: Socket,
-  ) {}
+  ) {
+    this.identity = new BenchIdentity(name);
+  }
 }
 
 export interface Answer {
@@ -234,8 +241,8 @@ export class Swarm {
 
   private ack(client: SimClient, id: number, have?: number): void {
     this.counters.acksSent++;
-    const haveField = have === undefined ? "" : `,"have":${have}`;
-    this.send(client, `{"v":${PROTOCOL_VERSION},"type":"ack","id":${id}${haveField}}`);
+    const ack = have === undefined ? { type: "ack", id } : { type: "ack", id, have };
+    this.send(client, JSON.stringify({ v: PROTOCOL_VERSION, ...client.identity.withMac(ack) }));
   }
 
   private receive(client: SimClient, data: Buffer, port: number, address: string): void {
@@ -327,7 +334,9 @@ export class Swarm {
     const id = this.nextId++;
     const started = performance.now();
     const isRegister = fields.type === "register";
-    let message: Fields = { ...fields, id };
+    let message: Fields = isRegister
+      ? { ...fields, id }
+      : client.identity.withMac({ ...fields, id });
     const encode = () =>
       isRegister ? encodeRegister(message) : JSON.stringify({ v: PROTOCOL_VERSION, ...message });
     return new Promise((resolve) => {
@@ -348,8 +357,10 @@ export class Swarm {
       this.pending.set(id, (type, answer) => {
         if (type === "challenge" && isRegister) {
           if (typeof answer.cookie !== "string" || message.cookie === answer.cookie) return;
+          const signed = client.identity.answerChallenge(message, answer);
+          if (!signed) return;
           this.counters.challenges++;
-          message = { ...message, cookie: answer.cookie };
+          message = signed;
           text = encode();
           clearTimeout(timer);
           tries = 0;
@@ -369,19 +380,24 @@ export class Swarm {
   }
 
   /**
-   * `register` (or `reg` again, with the token, epoch and version held). Resolves to the
-   * answer; on `registered` the client is online with its token and epoch.
+   * `register` (or `reg` again, with the epoch and version held), signed with the client's key. Resolves to the
+   * answer; on `registered` the client is online with its session and epoch.
    */
   async register(client: SimClient): Promise<Answer | undefined> {
-    const fields: Fields = { type: "register", name: client.name };
-    if (client.token !== undefined) fields.token = client.token;
+    const { sk, ak } = client.identity;
+    const fields: Fields = { type: "register", name: client.name, sk, ak };
     if (client.table.holds && client.table.epoch !== undefined) {
       fields.epoch = client.table.epoch;
       fields.have = client.table.have;
     }
     const answer = await this.request(client, fields);
-    if (answer?.type === "registered" && typeof answer.fields.token === "string") {
-      client.token = answer.fields.token;
+    const sid = answer?.fields.sid;
+    if (
+      answer?.type === "registered" &&
+      typeof sid === "string" &&
+      client.identity.registered(sid)
+    ) {
+      client.token = sid;
       const { epoch } = answer.fields;
       client.table.setEpoch(typeof epoch === "string" ? epoch : undefined);
       client.online = true;
@@ -391,13 +407,13 @@ export class Swarm {
 
   async deregister(client: SimClient): Promise<Answer | undefined> {
     client.online = false;
-    return this.request(client, { type: "deregister", token: client.token });
+    return this.request(client, { type: "deregister", sid: client.token });
   }
 
   /** Posts to the channel; `ref` is the id the members' `channel-message`s will carry. */
   post(client: SimClient, text: string): { ref: number; answer: Promise<Answer | undefined> } {
     const ref = this.nextId;
-    return { ref, answer: this.request(client, { type: "channel", token: client.token, text }) };
+    return { ref, answer: this.request(client, { type: "channel", sid: client.token, text }) };
   }
 
   /**

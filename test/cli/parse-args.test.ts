@@ -289,15 +289,41 @@ describe("parseClientArgs", () => {
     );
   });
 
-  test("options are refused", () => {
+  test("unknown options are refused, naming the ones a client takes", () => {
     expectRefused(
       client("bob", "127.0.0.1", "5000", "5001", "--verbose"),
-      'unknown option "--verbose" (client option: --simulate)',
+      'unknown option "--verbose" (client options: --identity, --simulate)',
       USAGE_CLIENT,
     );
     expectRefused(
       client("-bob", "127.0.0.1", "5000", "5001"),
-      'unknown option "-bob" (client option: --simulate)',
+      'unknown option "-bob" (client options: --identity, --simulate)',
+      USAGE_CLIENT,
+    );
+  });
+
+  test("--identity FILE chooses the identity file, before or after the arguments", () => {
+    expect(parseClientArgs(["bob", "127.0.0.1", "5000", "5001"]).identity).toBeUndefined();
+    expect(
+      parseClientArgs(["bob", "127.0.0.1", "5000", "5001", "--identity", "keys/bob.identity"])
+        .identity,
+    ).toBe("keys/bob.identity");
+    expect(parseClientArgs(["--identity=/k/b", "bob", "127.0.0.1", "5000", "5001"]).identity).toBe(
+      "/k/b",
+    );
+    expectRefused(
+      client("bob", "127.0.0.1", "5000", "5001", "--identity"),
+      "--identity needs a file, as in --identity ./alice.identity",
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob", "127.0.0.1", "5000", "5001", "--identity="),
+      "--identity must not be empty",
+      USAGE_CLIENT,
+    );
+    expectRefused(
+      client("bob", "127.0.0.1", "5000", "5001", "--identity", "a", "--identity", "b"),
+      "--identity is given twice",
       USAGE_CLIENT,
     );
   });

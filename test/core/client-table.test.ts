@@ -9,12 +9,19 @@ import { formatAddress, samePeer } from "../../src/protocol/address.ts";
 import { encodeMessage } from "../../src/protocol/codec.ts";
 import type { Address, TableEntry } from "../../src/protocol/messages.ts";
 import { notices } from "../../src/text/notices.ts";
+import { identityFor, testCrypto } from "../helpers/identities.ts";
 
 const NOW = Date.UTC(2025, 2, 14, 9, 26, 53);
 
 /** A client that is registered and holds `table`, as if the server had pushed it. */
 function onlineClient(name: string, table: TableEntry[], server = "127.0.0.1"): ClientState {
-  const state = createClientState({ name, server: { ip: server, port: 5000 }, firstRequestId: 1 });
+  const state = createClientState({
+    name,
+    server: { ip: server, port: 5000 },
+    firstRequestId: 1,
+    crypto: testCrypto,
+    identity: identityFor(name),
+  });
   state.phase = "online";
   state.token = "token";
   state.table = table;

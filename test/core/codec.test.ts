@@ -12,8 +12,14 @@ import { isValidName } from "../../src/protocol/names.ts";
 
 const token = "0123456789abcdef0123456789abcdef";
 const cookie = "fedcba9876543210fedcba9876543210";
+const sk = "A".repeat(43);
+const ak = `${"B".repeat(42)}A`;
+const sig = "C".repeat(86);
+const mac = "D".repeat(22);
+const nonce = "E".repeat(22);
 const errorCodes = {
   "name-taken": true,
+  "wrong-key": true,
   "bad-name": true,
   "unknown-session": true,
   "unknown-recipient": true,
@@ -26,20 +32,20 @@ const errorCodes = {
 } satisfies Record<ErrorCode, true>;
 
 const valid: Message[] = [
-  { type: "register", id: 0, name: "alice" },
-  { type: "register", id: 1, name: "Bob.b-1_", token },
-  { type: "register", id: 2, name: "c", token, cookie },
-  { type: "register", id: 3, name: "d".repeat(32), cookie },
-  { type: "deregister", id: 4, token },
-  { type: "save", id: 5, token, to: "bob", text: "see you at 5" },
-  { type: "channel", id: 6, token, text: "  spaces  inside and around  " },
-  { type: "registered", id: 7, token, pending: 0, epoch: "0123456789abcdef" },
-  { type: "registered", id: 8, token, pending: 1000, epoch: "0123456789abcdef" },
-  { type: "challenge", id: 9, cookie },
+  { type: "register", id: 0, name: "alice", sk, ak },
+  { type: "register", id: 1, name: "Bob.b-1_", sk, ak, epoch: "0123456789abcdef", have: 4 },
+  { type: "register", id: 2, name: "c", sk, ak, cookie, sig },
+  { type: "register", id: 3, name: "d".repeat(32), sk, ak, cookie },
+  { type: "deregister", id: 4, sid: token, mac },
+  { type: "save", id: 5, sid: token, to: "bob", text: "see you at 5", mac },
+  { type: "channel", id: 6, sid: token, text: "  spaces  inside and around  " },
+  { type: "registered", id: 7, sid: token, pending: 0, epoch: "0123456789abcdef", sig },
+  { type: "registered", id: 8, sid: token, pending: 1000, epoch: "0123456789abcdef", sig },
+  { type: "challenge", id: 9, cookie, nonce, ssk: sk, sak: ak },
   ...Object.keys(errorCodes).map(
     (code, index): Message => ({ type: "error", id: 10 + index, code: code as ErrorCode }),
   ),
-  { type: "probe", id: 20 },
+  { type: "probe", id: 20, mac },
   {
     type: "table",
     id: 21,
@@ -124,8 +130,9 @@ describe("round trip", () => {
       const message: Message = {
         type: "save",
         id: Number.MAX_SAFE_INTEGER,
-        token,
+        sid: token,
         to: "x".repeat(32),
+        mac,
         text: unit.repeat(MAX_TEXT_LENGTH),
       };
       const encoded = encodeMessage(message);
@@ -141,7 +148,7 @@ describe("round trip", () => {
 });
 
 describe("malformed datagrams are undefined and never throw", () => {
-  const register = { v: 2, type: "register", id: 1, name: "alice" };
+  const register = { v: 2, type: "register", id: 1, name: "alice", sk, ak };
   const cases: [string, Uint8Array][] = [
     ["empty", new Uint8Array()],
     ["not JSON", bytes("hello")],
@@ -199,17 +206,30 @@ describe("malformed datagrams are undefined and never throw", () => {
       json({ v: 2, type: "chat", id: 1, from: { a: [{ b: {} }] }, to: "bob", text: "t" }),
     ],
     ["register without a name", json({ v: 2, type: "register", id: 1 })],
-    ["register with a bad token", json({ ...register, token: "abc" })],
-    ["register with an upper-case token", json({ ...register, token: token.toUpperCase() })],
+    ["register with a short key", json({ ...register, sk: "abc" })],
+    ["register with a key in standard base64", json({ ...register, ak: `+${ak.slice(1)}` })],
+    ["register without its agreement key", json({ ...register, ak: undefined })],
+    ["register with a signature but no cookie", json({ ...register, sig })],
+    [
+      "save with a short mac",
+      json({ v: 2, type: "save", id: 1, sid: token, to: "b", text: "t", mac: "AA" }),
+    ],
     ["register with a null cookie", json({ ...register, cookie: null })],
     ["register with a short cookie", json({ ...register, cookie: cookie.slice(1) })],
     ["deregister without a token", json({ v: 2, type: "deregister", id: 1 })],
-    ["save without text", json({ v: 2, type: "save", id: 1, token, to: "bob" })],
-    ["save with empty text", json({ v: 2, type: "save", id: 1, token, to: "bob", text: "" })],
-    ["save with text as a number", json({ v: 2, type: "save", id: 1, token, to: "bob", text: 5 })],
+    ["save without text", json({ v: 2, type: "save", id: 1, sid: token, to: "bob" })],
+    ["save with empty text", json({ v: 2, type: "save", id: 1, sid: token, to: "bob", text: "" })],
+    [
+      "save with text as a number",
+      json({ v: 2, type: "save", id: 1, sid: token, to: "bob", text: 5 }),
+    ],
     [
       "save with 4001 characters",
-      json({ v: 2, type: "save", id: 1, token, to: "bob", text: "x".repeat(4001) }),
+      json({ v: 2, type: "save", id: 1, sid: token, to: "bob", text: "x".repeat(4001) }),
+    ],
+    [
+      "save with the old token field",
+      json({ v: 2, type: "save", id: 1, token, to: "b", text: "t" }),
     ],
     [
       "chat with 4001 emoji",
@@ -218,9 +238,17 @@ describe("malformed datagrams are undefined and never throw", () => {
     ["channel without a token", json({ v: 2, type: "channel", id: 1, text: "hi" })],
     [
       "registered with a negative pending",
-      json({ v: 2, type: "registered", id: 1, token, pending: -1 }),
+      json({ v: 2, type: "registered", id: 1, sid: token, pending: -1, sig }),
     ],
-    ["registered without a token", json({ v: 2, type: "registered", id: 1, pending: 0 })],
+    ["registered without a sid", json({ v: 2, type: "registered", id: 1, pending: 0, sig })],
+    [
+      "registered without a signature",
+      json({ v: 2, type: "registered", id: 1, sid: token, pending: 0, epoch: "0123456789abcdef" }),
+    ],
+    [
+      "challenge without the server's keys",
+      json({ v: 2, type: "challenge", id: 1, cookie, nonce }),
+    ],
     ["challenge without a cookie", json({ v: 2, type: "challenge", id: 1 })],
     ["error with an unknown code", json({ v: 2, type: "error", id: 1, code: "oops" })],
     ["error with a prototype code", json({ v: 2, type: "error", id: 1, code: "constructor" })],
@@ -318,7 +346,13 @@ describe("malformed datagrams are undefined and never throw", () => {
   test("names that follow the rules are accepted", () => {
     for (const name of ["a", "A", "0", "a.b-c_d", "x".repeat(32), "Z9"]) {
       expect(isValidName(name)).toBe(true);
-      expect(decodeMessage(json({ ...register, name }))).toEqual({ type: "register", id: 1, name });
+      expect(decodeMessage(json({ ...register, name }))).toEqual({
+        type: "register",
+        id: 1,
+        name,
+        sk,
+        ak,
+      });
     }
   });
 });
@@ -482,7 +516,10 @@ describe("fuzzing with a seeded generator", () => {
         }
         const { [key]: _removed, ...without } = fields;
         const decoded = decodeMessage(json(without));
-        const optional = message.type === "register" && (key === "token" || key === "cookie");
+        const optional =
+          key === "mac" ||
+          (message.type === "register" &&
+            (key === "sig" || (key === "cookie" && fields.sig === undefined)));
         if (optional) expect(decoded).toBeDefined();
         else expect(decoded).toBeUndefined();
       }

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { withMac } from "../../src/core/session-crypto.ts";
 import { stepServer } from "../../src/core/step-server.ts";
 import { encodeMessage } from "../../src/protocol/codec.ts";
+import { testCrypto } from "../helpers/identities.ts";
 import { registeredNetwork } from "../helpers/simulated-network.ts";
 
 describe("fan-out times (for the metrics)", () => {
@@ -41,9 +43,13 @@ describe("fan-out times (for the metrics)", () => {
     server.fanOutTimes.length = 0;
     const x = network.client("x");
     const y = network.client("y");
-    const token = x.state.token ?? "";
+    const sid = x.state.token ?? "";
+    const key = x.state.sessionKey;
+    if (!key) throw new Error("x has no session");
     const arrivedAt = network.now;
-    const post = encodeMessage({ type: "channel", id: 4242, token, text: "slow disk" });
+    const post = encodeMessage(
+      withMac(testCrypto, key, { type: "channel", id: 4242, sid, text: "slow disk" }),
+    );
     const held = stepServer(server, { kind: "datagram", from: x.address, bytes: post }, arrivedAt);
     const persist = held.find((effect) => effect.kind === "persist");
     expect(held.filter((effect) => effect.kind === "send")).toEqual([]);
@@ -58,7 +64,10 @@ describe("fan-out times (for the metrics)", () => {
       (effect) => effect.kind === "send" && effect.message.type === "channel-message",
     );
     if (delivery?.kind !== "send") throw new Error("no delivery went out with the commit");
-    const ack = encodeMessage({ type: "ack", id: delivery.message.id });
+    const yKey = y.state.sessionKey;
+    if (!yKey) throw new Error("y has no session");
+    // An ack counts only under the member's session key: no one else can end its wait.
+    const ack = encodeMessage(withMac(testCrypto, yKey, { type: "ack", id: delivery.message.id }));
     stepServer(server, { kind: "datagram", from: y.address, bytes: ack }, arrivedAt + 80);
     expect(server.fanOutTimes).toEqual([30]);
   });

@@ -1,10 +1,23 @@
 import { describe, expect, test } from "bun:test";
+import { publicKeyText, withMac } from "../../src/core/session-crypto.ts";
 import { SOURCE_BURST } from "../../src/core/timing.ts";
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import { type Message, REGISTER_MIN_BYTES } from "../../src/protocol/messages.ts";
-import { LOOPBACK, registeredNetwork, SERVER_ADDRESS } from "../helpers/simulated-network.ts";
+import { newKeyPairs, testCrypto } from "../helpers/identities.ts";
+import {
+  LOOPBACK,
+  registeredNetwork,
+  SERVER_ADDRESS,
+  type SimClient,
+} from "../helpers/simulated-network.ts";
 
 const forgedToken = "00000000000000000000000000000000";
+
+function inSessionOf<M extends Message>(client: SimClient, message: M): M {
+  const key = client.state.sessionKey;
+  if (!key) throw new Error(`${client.label} has no session`);
+  return withMac(testCrypto, key, message);
+}
 
 describe("sessions and addresses", () => {
   test("a direct message from an address the table does not hold for its sender is ignored", () => {
@@ -93,28 +106,32 @@ describe("sessions and addresses", () => {
     expect(x.shownSince(mark)).toEqual(["[No ACK from y, message sent to server.]"]);
   });
 
-  test("forged deregister, save and channel with a wrong token change nothing", () => {
+  test("forged deregister, save and channel change nothing: an unknown session is refused, x's session without x's MAC is dropped", () => {
     const network = registeredNetwork(["x", "y"]);
     const [x, y] = [network.client("x"), network.client("y")];
     const marks = [x.shown().length, y.shown().length];
     const persisted = network.persisted.length;
     const sentMark = network.sent.length;
+    const sid = x.state.token ?? "";
+    const otherKey = testCrypto.randomBytes(32);
     const forged: Message[] = [
-      { type: "deregister", id: 1, token: forgedToken },
-      { type: "save", id: 2, token: forgedToken, to: "y", text: "forged" },
-      { type: "channel", id: 3, token: forgedToken, text: "forged" },
-      // y's own token is y's secret; x's address does not make it x's.
-      { type: "deregister", id: 4, token: forgedToken.replace(/0/g, "f") },
+      { type: "deregister", id: 1, sid: forgedToken },
+      { type: "save", id: 2, sid: forgedToken, to: "y", text: "forged" },
+      { type: "channel", id: 3, sid: forgedToken, text: "forged" },
+      // x's session id is no secret: without x's session key it proves nothing.
+      { type: "deregister", id: 4, sid },
+      withMac(testCrypto, otherKey, { type: "save", id: 5, sid, to: "y", text: "forged" }),
+      withMac(testCrypto, otherKey, { type: "channel", id: 6, sid, text: "forged" }),
     ];
     for (const message of forged) network.inject(x.address, SERVER_ADDRESS, message);
     network.settle();
     expect(network.persisted.length).toBe(persisted);
     expect(network.server.clients.get("x")?.online).toBe(true);
     expect(network.server.mailboxes.size).toBe(0);
-    expect(network.server.drops.unauthenticated).toBe(4);
+    expect(network.server.drops.unauthenticated).toBe(6);
     const answers = network.sent.slice(sentMark);
     expect(answers.map((d) => [d.to, d.message])).toEqual(
-      [1, 2, 3, 4].map((id) => ["x", { type: "error", id, code: "unknown-session" }]),
+      [1, 2, 3].map((id) => ["x", { type: "error", id, code: "unknown-session" }]),
     );
     // x had none of those ids outstanding: it shows nothing and stays online.
     expect(x.shownSince(marks[0] ?? 0)).toEqual([]);
@@ -127,31 +144,33 @@ describe("sessions and addresses", () => {
     const [x, y] = [network.client("x"), network.client("y")];
     y.type("dereg y");
     network.settle();
-    const save: Message = {
+    const save = inSessionOf(x, {
       type: "save",
       id: 77,
-      token: x.state.token ?? "",
+      sid: x.state.token ?? "",
       to: "y",
       text: "once",
-    };
+    });
     const sentMark = network.sent.length;
     for (let copy = 0; copy < 3; copy++) network.inject(x.address, SERVER_ADDRESS, save);
     network.settle();
     expect(network.store.load().messages).toMatchObject([
       { recipient: "y", sender: "x", text: "once" },
     ]);
-    expect(network.sent.slice(sentMark).map((d) => d.message)).toEqual([
-      { type: "ack", id: 77 },
-      { type: "ack", id: 77 },
-      { type: "ack", id: 77 },
-    ]);
+    const ack = inSessionOf(x, { type: "ack", id: 77 });
+    expect(network.sent.slice(sentMark).map((d) => d.message)).toEqual([ack, ack, ack]);
   });
 
   test("a retransmitted channel post is answered each time and fanned out once", () => {
     const network = registeredNetwork(["x", "y", "z"]);
     const x = network.client("x");
     const marks = ["y", "z"].map((name) => network.client(name).shown().length);
-    const post: Message = { type: "channel", id: 78, token: x.state.token ?? "", text: "once" };
+    const post = inSessionOf(x, {
+      type: "channel",
+      id: 78,
+      sid: x.state.token ?? "",
+      text: "once",
+    });
     for (let copy = 0; copy < 3; copy++) network.inject(x.address, SERVER_ADDRESS, post);
     network.settle();
     expect(network.sentBy("server", "channel-message").map((d) => d.to)).toEqual(["y", "z"]);
@@ -164,13 +183,13 @@ describe("sessions and addresses", () => {
     const network = registeredNetwork(["x", "y"]);
     const [x, y] = [network.client("x"), network.client("y")];
     y.kill();
-    const save: Message = {
+    const save = inSessionOf(x, {
       type: "save",
       id: 79,
-      token: x.state.token ?? "",
+      sid: x.state.token ?? "",
       to: "y",
       text: "once",
-    };
+    });
     const sentMark = network.sent.length;
     network.inject(x.address, SERVER_ADDRESS, save);
     network.advance(300);
@@ -203,7 +222,14 @@ describe("sessions and addresses", () => {
   test("a register without the cookie gets only a challenge no larger than itself (no amplification)", () => {
     const network = registeredNetwork(["x"]);
     const sentMark = network.sent.length;
-    const register = padRegistration({ type: "register", id: 5, name: "victim" });
+    const keys = newKeyPairs();
+    const register = padRegistration({
+      type: "register",
+      id: 5,
+      name: "victim",
+      sk: publicKeyText(keys.signing),
+      ak: publicKeyText(keys.agreement),
+    });
     expect(encodeMessage(register).byteLength).toBe(REGISTER_MIN_BYTES);
     network.inject({ ip: "203.0.113.9", port: 4444 }, SERVER_ADDRESS, register);
     network.settle();
@@ -218,10 +244,13 @@ describe("sessions and addresses", () => {
   test("an unpadded register without the cookie gets no answer at all", () => {
     const network = registeredNetwork(["x"]);
     const sentMark = network.sent.length;
+    const keys = newKeyPairs();
     network.inject({ ip: "203.0.113.9", port: 4444 }, SERVER_ADDRESS, {
       type: "register",
       id: 5,
       name: "victim",
+      sk: publicKeyText(keys.signing),
+      ak: publicKeyText(keys.agreement),
     });
     network.settle();
     expect(network.sent.slice(sentMark)).toEqual([]);

@@ -3,8 +3,9 @@ import type { ServerEffect } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
 import { stepServer } from "../../src/core/step-server.ts";
 import { NAME_GRANT_PERIOD_MS, NAMES_PER_ADDRESS } from "../../src/core/timing.ts";
-import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
+import { encodeMessage } from "../../src/protocol/codec.ts";
 import type { Address, Message } from "../../src/protocol/messages.ts";
+import { newKeyPairs, signedRegistration, testCrypto } from "../helpers/identities.ts";
 
 const COOKIE = "c".repeat(32);
 const flooder: Address = { ip: "127.0.0.1", port: 7000 };
@@ -15,6 +16,8 @@ function server(): ServerState {
   return createServerState(
     { clients: [], messages: [] },
     {
+      crypto: testCrypto,
+      keys: newKeyPairs(),
       newToken: () => (token++).toString(16).padStart(32, "0"),
       firstRequestId: 1,
       cookieFor: () => COOKIE,
@@ -25,7 +28,7 @@ function server(): ServerState {
 
 /** One registration with a valid cookie; the commit is reported at once, as the shell does. */
 function register(state: ServerState, from: Address, name: string, id: number, now: number) {
-  const bytes = encodeMessage(padRegistration({ type: "register", id, name, cookie: COOKIE }));
+  const bytes = encodeMessage(signedRegistration(state, { name, id, cookie: COOKIE }));
   const effects = stepServer(state, { kind: "datagram", from, bytes }, now);
   const commits = effects.flatMap((e) => (e.kind === "persist" ? [e.commit] : []));
   const released: ServerEffect[] =

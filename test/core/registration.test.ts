@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { publicKeyText } from "../../src/core/session-crypto.ts";
+import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { notices } from "../../src/text/notices.ts";
 import {
   FIRST_CLIENT_PORT,
@@ -38,8 +40,14 @@ describe("registration", () => {
         online: true,
         token: x.state.token ?? "",
         lastSeen: network.now,
+        // Bound to x's keys on first registration; the session key is x's and the server's.
+        sk: x.state.sk,
+        ak: x.state.ak,
+        sessionKey: encodeBase64url(x.state.sessionKey ?? new Uint8Array()),
       },
     ]);
+    expect(x.state.sessionKey).toHaveLength(32);
+    expect(x.pinnedServerKeys).toEqual([publicKeyText(network.serverKeys.signing)]);
   });
 
   test("every change of the table is pushed to every online client", () => {
@@ -131,7 +139,9 @@ describe("registration", () => {
     network.settle();
     expect(restarted.shown()).toEqual([WELCOME, TABLE_UPDATED]);
     expect(network.sentBy("server", "probe")).toEqual([]);
-    expect(restarted.state.token).toBe(oldToken);
+    // Every registration opens a new session: the old one's id (and key) no longer count.
+    expect(restarted.state.token).not.toBe(oldToken);
+    expect(network.server.clientsByToken.has(oldToken ?? "")).toBe(false);
   });
 
   test("two newcomers waiting on one probe of a dead holder: one gets the name, the other is refused", () => {
@@ -201,9 +211,10 @@ describe("registration", () => {
     network.inject(SERVER_ADDRESS, x.address, {
       type: "registered",
       id,
-      token: "ab".repeat(16),
+      sid: "ab".repeat(16),
       pending: 0,
       epoch: "cd".repeat(8),
+      sig: "A".repeat(86),
     });
     network.advance(3_000);
     expect(x.shown().slice(-2)).toEqual(["[Server not responding]", "[Exiting]"]);

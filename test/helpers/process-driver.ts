@@ -115,7 +115,13 @@ export class ChatProcess {
   #inputClosed = false;
   #exitCode: number | undefined;
 
-  constructor(program: Program, args: readonly string[], label: string, port: number) {
+  constructor(
+    program: Program,
+    args: readonly string[],
+    label: string,
+    port: number,
+    env: Record<string, string | undefined> = {},
+  ) {
     this.label = label;
     this.port = port;
     this.#proc = Bun.spawn([...program.command, ...args], {
@@ -123,7 +129,7 @@ export class ChatProcess {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      env: program.env,
+      env: { ...program.env, ...env },
     });
     this.#note(`started: chatapp ${args.join(" ")} (${program.label}, pid ${this.#proc.pid})`);
     this.#drained = Promise.all([
@@ -426,10 +432,19 @@ export class ChatSession implements AsyncDisposable {
   readonly program: Program;
   readonly #processes: ChatProcess[] = [];
   readonly #dirs: string[] = [];
+  /**
+   * The session's own config directory (XDG_CONFIG_HOME): clients keep their identity,
+   * pinned server keys and known keys there, never in the user's ~/.config. One per
+   * session, so a client started again in it is the same user, and a server key pinned
+   * for a port in another session cannot meet this session's server on that port.
+   */
+  readonly configHome: string;
   #closed = false;
 
   private constructor(program: Program) {
     this.program = program;
+    this.configHome = mkdtempSync(join(tmpdir(), "chatapp-config-"));
+    this.#dirs.push(this.configHome);
   }
 
   /** Waits for a free session slot (see MAX_LIVE_SESSIONS) and opens a session. */
@@ -447,7 +462,9 @@ export class ChatSession implements AsyncDisposable {
 
   /** Starts any chatapp command line; nothing is awaited. */
   spawn(args: readonly string[], label: string, port: number): ChatProcess {
-    const child = new ChatProcess(this.program, args, label, port);
+    const child = new ChatProcess(this.program, args, label, port, {
+      XDG_CONFIG_HOME: this.configHome,
+    });
     this.#processes.push(child);
     return child;
   }

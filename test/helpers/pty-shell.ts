@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Program } from "./process-driver.ts";
 
 /** What a terminal shows, without its escape sequences (colours, cursor moves, modes). */
@@ -17,11 +20,20 @@ export class PtyShell implements AsyncDisposable {
   readonly #decoder = new TextDecoder();
   #raw = "";
   #waiters = new Set<() => void>();
+  /** The shell's own XDG_CONFIG_HOME: identities stay out of the user's ~/.config. */
+  readonly #configHome = mkdtempSync(join(tmpdir(), "chatapp-config-"));
 
   constructor(private readonly program: Program) {
     this.#process = Bun.spawn(["bash", "--norc", "--noprofile", "-i"], {
       cwd: program.cwd,
-      env: { ...program.env, PATH: process.env.PATH, PS1: "$ ", TERM: "xterm", HISTFILE: "" },
+      env: {
+        ...program.env,
+        PATH: process.env.PATH,
+        PS1: "$ ",
+        TERM: "xterm",
+        HISTFILE: "",
+        XDG_CONFIG_HOME: this.#configHome,
+      },
       terminal: {
         cols: 200,
         rows: 50,
@@ -97,5 +109,6 @@ export class PtyShell implements AsyncDisposable {
       await this.#process.exited;
     }
     this.#terminal.close();
+    rmSync(this.#configHome, { recursive: true, force: true });
   }
 }

@@ -4,6 +4,16 @@
  * same id, acknowledges every server request and records what it received. It binds
  * 127.0.0.1 and sends to loopback only.
  */
+
+import {
+  hasValidMac,
+  type KeyPairs,
+  publicKeyText,
+  registerTranscript,
+  sessionKey,
+  signText,
+  withMac,
+} from "../../src/core/session-crypto.ts";
 import { sameAddress } from "../../src/protocol/address.ts";
 import { decodeMessage, encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import type {
@@ -19,6 +29,7 @@ import type {
   TableEntry,
 } from "../../src/protocol/messages.ts";
 import { nameKey } from "../../src/protocol/names.ts";
+import { identityFor, testCrypto } from "./identities.ts";
 
 export const RAW_LOOPBACK = "127.0.0.1";
 const RETRY_EVERY_MS = 500;
@@ -36,10 +47,10 @@ export function describeAnswer(answer: Answer): string {
 }
 
 type ClientRequest = SaveMessage | DeregisterMessage | ChannelMessage;
-/** A request without its id; without a token the peer's own is sent. */
+/** A request without its id; without a session id the peer's own is sent, with its MAC. */
 export type RequestBody = {
-  [K in ClientRequest["type"]]: Omit<Extract<ClientRequest, { type: K }>, "id" | "token"> & {
-    readonly token?: string;
+  [K in ClientRequest["type"]]: Omit<Extract<ClientRequest, { type: K }>, "id" | "sid" | "mac"> & {
+    readonly sid?: string;
   };
 }[ClientRequest["type"]];
 
@@ -80,7 +91,16 @@ export class RawPeer {
   /** False: server requests are recorded but not acknowledged, as a client that hung. */
   answering = true;
   token: string | undefined;
-  cookie: string | undefined;
+  /** The session key of the last registration. */
+  sessionKey: Uint8Array | undefined;
+  /**
+   * Every session key it was given, newest first: a peer that registered several names
+   * from one port answers what the server sends each of them under that name's key.
+   */
+  readonly #sessionKeys: Uint8Array[] = [];
+  /** Whose keys the peer registers with: by default the name's, as a real client's file. */
+  keys: KeyPairs | undefined;
+  #challenge: Extract<Message, { type: "challenge" }> | undefined;
   /** Called once per new server request, after it was acknowledged and recorded. */
   afterServerRequest: ((message: Message) => void) | undefined;
 
@@ -128,19 +148,43 @@ export class RawPeer {
 
   /** `register` (or `reg` when the peer holds a token), answering challenges; keeps the token. */
   async register(name: string): Promise<Answer> {
-    const message: RegisterMessage = { type: "register", id: this.#takeId(), name };
-    if (this.token !== undefined) message.token = this.token;
-    if (this.cookie !== undefined) message.cookie = this.cookie;
+    const keys = this.keys ?? identityFor(name);
+    const message: RegisterMessage = {
+      type: "register",
+      id: this.#takeId(),
+      name,
+      sk: publicKeyText(keys.signing),
+      ak: publicKeyText(keys.agreement),
+    };
     const answer = await this.#start(padRegistration(message));
-    if (answer !== "no answer" && answer.type === "registered") this.token = answer.token;
+    const challenge = this.#challenge;
+    if (answer !== "no answer" && answer.type === "registered" && challenge) {
+      this.token = answer.sid;
+      this.sessionKey = sessionKey(
+        testCrypto,
+        keys.agreement,
+        challenge.sak,
+        challenge.nonce,
+        name,
+        answer.sid,
+      );
+      if (this.sessionKey) this.#sessionKeys.unshift(this.sessionKey);
+      this.#sessionKeys.length = Math.min(this.#sessionKeys.length, 16);
+    }
     return answer;
+  }
+
+  /** A message in the peer's session, with its MAC. */
+  inSession<M extends Message>(message: M): M {
+    if (!this.sessionKey) throw new Error("register first: no session key");
+    return withMac(testCrypto, this.sessionKey, message);
   }
 
   /** Sends a save, deregister or channel request, again with the same id every 500 ms, 6 tries. */
   request(body: RequestBody): Promise<Answer> {
-    const token = body.token ?? this.token;
-    if (token === undefined) throw new Error("request() needs a token: register first");
-    return this.#start({ ...body, id: this.#takeId(), token } as ClientRequest);
+    const sid = body.sid ?? this.token;
+    if (sid === undefined) throw new Error("request() needs a session: register first");
+    return this.#start(this.inSession({ ...body, id: this.#takeId(), sid } as ClientRequest));
   }
 
   /** One datagram, no retries: for forgeries. */
@@ -186,6 +230,26 @@ export class RawPeer {
   close(): void {
     for (const [id, pending] of this.#pending) this.#finish(id, pending, "no answer");
     if (!this.#socket.closed) this.#socket.close();
+  }
+
+  #signed(
+    register: RegisterMessage,
+    challenge: Extract<Message, { type: "challenge" }>,
+  ): RegisterMessage {
+    const keys = this.keys ?? identityFor(register.name);
+    const { pad: _pad, ...bare } = register;
+    const { cookie, nonce, ssk, sak } = challenge;
+    const transcript = registerTranscript({
+      ssk,
+      sak,
+      nonce,
+      cookie,
+      name: bare.name,
+      sk: bare.sk,
+      ak: bare.ak,
+      id: bare.id,
+    });
+    return { ...bare, cookie, sig: signText(testCrypto, keys.signing, transcript) };
   }
 
   #takeId(): number {
@@ -236,8 +300,8 @@ export class RawPeer {
         const pending = this.#pending.get(message.id);
         if (pending?.message.type !== "register" || pending.challenges >= MAX_CHALLENGES) return;
         pending.challenges++;
-        this.cookie = message.cookie;
-        pending.message = padRegistration({ ...pending.message, cookie: message.cookie });
+        this.#challenge = message;
+        pending.message = this.#signed(pending.message, message);
         this.send(pending.message);
         return;
       }
@@ -246,7 +310,7 @@ export class RawPeer {
       case "stored":
       case "channel-message":
         if (!this.answering) return;
-        this.send({ type: "ack", id: message.id });
+        this.send(this.#ackFor(message));
         if (this.#seen.has(message.id)) return;
         this.#seen.add(message.id);
         this.#onServerRequest(message);
@@ -255,6 +319,15 @@ export class RawPeer {
       default:
         return;
     }
+  }
+
+  /** An ack under the key of the session the request came in: the current one unless another fits. */
+  #ackFor(request: Message): Message {
+    const ack: Message = { type: "ack", id: request.id };
+    const key =
+      this.#sessionKeys.find((candidate) => hasValidMac(testCrypto, candidate, request)) ??
+      this.sessionKey;
+    return key ? withMac(testCrypto, key, ack) : ack;
   }
 
   #isFirstCopy(sender: string, ref: number): boolean {

@@ -3,6 +3,7 @@
  * clients' output is not the one kept busy: `bun registration-flooder.ts <server-port>
  * <ports> <names> <per-second>`. Prints one JSON line: how each registration was answered.
  */
+import { derivedKeyPairs } from "./identities.ts";
 import { describeAnswer, RAW_LOOPBACK, RawPeer } from "./raw-peer.ts";
 
 const [serverPort, ports, names, perSecond] = process.argv.slice(2).map(Number);
@@ -13,6 +14,10 @@ if (!serverPort || !ports || !names || !perSecond) {
 const peers = await Promise.all(
   Array.from({ length: ports }, () => RawPeer.open({ ip: RAW_LOOPBACK, port: serverPort })),
 );
+// One key pair per port, as a flooder makes them: it signs every registration (the server
+// checks the signature), but makes no key per name, so the flooder's own CPU stays free
+// to acknowledge what the server sends the names it was granted.
+for (const [p, peer] of peers.entries()) peer.keys = derivedKeyPairs(`flooder port ${p}`);
 const outcomes: Record<string, number> = {};
 await Promise.all(
   peers.map(async (peer, p) => {

@@ -14,10 +14,13 @@ import {
   createClientState,
   type PendingRequest,
 } from "../../src/core/client-state.ts";
+import type { CryptoPort } from "../../src/core/crypto-port.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
+import { type KeyPairs, publicKeyText } from "../../src/core/session-crypto.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
 import { nextServerWakeAt, stepServer, tableEntries } from "../../src/core/step-server.ts";
+import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { addressKey } from "../../src/protocol/address.ts";
 import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
@@ -28,8 +31,10 @@ import {
   type Message,
   TOKEN_LENGTH,
 } from "../../src/protocol/messages.ts";
+import { nameKey } from "../../src/protocol/names.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { OfflineStore, StoreChange } from "../../src/store/offline-store.ts";
+import { derivedKeyPairs, identityFor, seededCrypto } from "./identities.ts";
 
 export { seededRandom };
 
@@ -213,6 +218,8 @@ export class SimClient implements WakeTarget {
   exitCode: number | undefined;
   /** Died silently (ctrl+c, closed terminal): receives and answers nothing from now on. */
   dead = false;
+  /** Server keys the process asked to pin, in order. */
+  readonly pinnedServerKeys: string[] = [];
 
   constructor(
     private readonly network: SimulatedNetwork,
@@ -271,6 +278,10 @@ export class SimulatedNetwork {
 
   private readonly faultRandom: () => number;
   private readonly idRandom: () => number;
+  /** The server's key pairs, kept across its restarts as its data directory keeps them. */
+  readonly serverKeys: KeyPairs;
+  /** Crypto with seeded randomness, so the same seed gives the same run. */
+  private readonly crypto: CryptoPort;
   private readonly queue = new EventQueue();
   private seq = 0;
   private serverNode: SimServer | undefined;
@@ -287,6 +298,8 @@ export class SimulatedNetwork {
     const seed = options.seed ?? 1;
     this.faultRandom = seededRandom(seed);
     this.idRandom = seededRandom(seed ^ 0x5eed_cafe);
+    this.serverKeys = derivedKeyPairs(`server ${seed}`);
+    this.crypto = seededCrypto(seed ^ 0x0c1a_55ed);
     if (!options.withoutServer) this.startServer();
   }
 
@@ -307,6 +320,8 @@ export class SimulatedNetwork {
     this.serverStarts++;
     const secret = `secret-${this.serverStarts}-${Math.floor(this.idRandom() * 2 ** 32)}`;
     const state = createServerState(this.store.loadSummary(), {
+      crypto: this.crypto,
+      keys: this.serverKeys,
       newToken: () => hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       cookieFor: (address, period) =>
@@ -333,7 +348,10 @@ export class SimulatedNetwork {
   // Clients ------------------------------------------------------------------------------------
 
   /** Starts a client process (it registers at once, as `chatapp -c` does). */
-  addClient(name: string, options: { label?: string; port?: number } = {}): SimClient {
+  addClient(
+    name: string,
+    options: { label?: string; port?: number; identity?: KeyPairs } = {},
+  ): SimClient {
     const label = options.label ?? name;
     const previous = this.clients.get(label);
     if (previous?.running) throw new Error(`client ${label} is still running`);
@@ -345,6 +363,8 @@ export class SimulatedNetwork {
       name,
       server: SERVER_ADDRESS,
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+      crypto: this.crypto,
+      identity: options.identity ?? identityFor(name),
     });
     const client = new SimClient(this, label, address, state);
     this.clients.set(label, client);
@@ -366,6 +386,9 @@ export class SimulatedNetwork {
       online: true,
       token: hex(TOKEN_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
       lastSeen: this.now,
+      sk: publicKeyText(identityFor(name).signing),
+      ak: publicKeyText(identityFor(name).agreement),
+      sessionKey: encodeBase64url(this.crypto.randomBytes(32)),
     }));
     this.store.apply(records.map((client): StoreChange => ({ kind: "put-client", client })));
     this.restartServer();
@@ -375,9 +398,12 @@ export class SimulatedNetwork {
         name: record.name,
         server: SERVER_ADDRESS,
         firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
+        crypto: this.crypto,
+        identity: identityFor(record.name),
       });
       state.phase = "online";
       state.token = record.token;
+      state.sessionKey = this.server.clients.get(nameKey(record.name))?.sessionKey;
       state.table = table;
       const client = new SimClient(this, record.name, { ip: record.ip, port: record.port }, state);
       this.clients.set(record.name, client);
@@ -639,7 +665,9 @@ export class SimulatedNetwork {
         return;
       }
       if (effect.kind === "show") client.lines.push({ at: this.now, text: effect.text });
-      else this.transmit(client.label, client.address, effect.to, effect.message);
+      else if (effect.kind === "send") {
+        this.transmit(client.label, client.address, effect.to, effect.message);
+      } else client.pinnedServerKeys.push(effect.key);
     }
     this.arm(client, nextClientWakeAt(client.state));
   }

@@ -24,7 +24,17 @@ function countingStore(): OfflineStore & { transactions: number; refuse: boolean
 
 const client = (name: string, online: boolean): StoreChange => ({
   kind: "put-client",
-  client: { name, ip: "127.0.0.1", port: 6000, online, token: "t", lastSeen: 0 },
+  client: {
+    name,
+    ip: "127.0.0.1",
+    port: 6000,
+    online,
+    token: "t",
+    lastSeen: 0,
+    sk: "",
+    ak: "",
+    sessionKey: "",
+  },
 });
 const message = (id: number): StoreChange => ({
   kind: "put-message",

@@ -158,9 +158,15 @@ describe("DropLog", () => {
 });
 
 test("dropsBetween: one reason per datagram counted", () => {
-  const before = { malformed: 1, unauthenticated: 0, unexpected: 5, rateLimited: 0 };
-  const after = { malformed: 3, unauthenticated: 0, unexpected: 5, rateLimited: 1 };
-  expect(dropsBetween(before, after)).toEqual(["malformed", "malformed", "rateLimited"]);
+  const before = { malformed: 1, unauthenticated: 0, unexpected: 5, rateLimited: 0, replayed: 0 };
+  const after = { malformed: 3, unauthenticated: 0, unexpected: 5, rateLimited: 1, replayed: 2 };
+  expect(dropsBetween(before, after)).toEqual([
+    "malformed",
+    "malformed",
+    "rateLimited",
+    "replayed",
+    "replayed",
+  ]);
   expect(dropsBetween(after, after)).toEqual([]);
 });
 

@@ -6,14 +6,28 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { ServerEffect } from "../../src/core/server-effects.ts";
 import { createServerState } from "../../src/core/server-state.ts";
-import { nextServerWakeAt, stepServer } from "../../src/core/step-server.ts";
+import {
+  type KeyPairs,
+  publicKeyText,
+  sessionKey,
+  withMac,
+} from "../../src/core/session-crypto.ts";
+import { nextServerWakeAt, nonceFor, stepServer } from "../../src/core/step-server.ts";
 import { timing } from "../../src/core/timing.ts";
+import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { cookieMaker } from "../../src/io/random.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { addressKey } from "../../src/protocol/address.ts";
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
-import type { Address, Message } from "../../src/protocol/messages.ts";
+import type { Address, Message, RegisterMessage } from "../../src/protocol/messages.ts";
+import { nameKey } from "../../src/protocol/names.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
+import {
+  derivedKeyPairs,
+  identityFor,
+  seededCrypto,
+  signedRegistration,
+} from "../helpers/identities.ts";
 import {
   ChatSession,
   E2E_TEST_TIMEOUT_MS,
@@ -27,7 +41,25 @@ import { describeAnswer, RawPeer } from "../helpers/raw-peer.ts";
 afterAll(killAll);
 
 const AMPLIFICATION_LIMIT = 3;
-const FORGED_TOKEN = "0123456789abcdef0123456789abcdef";
+const FORGED_SID = "0123456789abcdef0123456789abcdef";
+
+/** A register as anyone can send it: someone's public keys, no cookie, padded; Mallory's keys unless told. */
+function unprovenRegister(
+  id: number,
+  name: string,
+  extra: { cookie?: string; sig?: string; keys?: KeyPairs } = {},
+): RegisterMessage {
+  const keys = extra.keys ?? derivedKeyPairs("mallory");
+  return padRegistration({
+    type: "register",
+    id,
+    name,
+    sk: publicKeyText(keys.signing),
+    ak: publicKeyText(keys.agreement),
+    ...(extra.cookie === undefined ? {} : { cookie: extra.cookie }),
+    ...(extra.sig === undefined ? {} : { sig: extra.sig }),
+  });
+}
 
 // The core, with spoofed sources ----------------------------------------------------------------
 
@@ -35,6 +67,7 @@ interface LegitClient {
   readonly name: string;
   readonly address: Address;
   token: string | undefined;
+  sessionKey: Uint8Array | undefined;
   cookie: string | undefined;
   registerId: number | undefined;
   online: boolean;
@@ -74,7 +107,10 @@ class SpoofedWorld {
   readonly random = seededRandom(0xa11ce);
   readonly cookieFor = cookieMaker("5ec2e7".padEnd(64, "0"));
   readonly store = createMemoryStore();
+  readonly crypto = seededCrypto(0xa11ce);
   readonly state = createServerState(this.store.loadSummary(), {
+    crypto: this.crypto,
+    keys: derivedKeyPairs("amplification server"),
     newToken: () => this.hex(32),
     firstRequestId: 1_000,
     cookieFor: this.cookieFor,
@@ -85,6 +121,7 @@ class SpoofedWorld {
     name,
     address: { ip: LOOPBACK, port: 6_001 + index },
     token: undefined,
+    sessionKey: undefined,
     cookie: undefined,
     registerId: undefined,
     online: false,
@@ -105,6 +142,8 @@ class SpoofedWorld {
   readonly problems: string[] = [];
   readonly sentToLegit = new Map<string, number>();
   readonly attackCounts = new Map<string, number>();
+  /** Session requests the real clients sent, for replays from other addresses. */
+  readonly legitRequests: Uint8Array[] = [];
   worstRatio = 0;
   readonly #legitByKey = new Map(this.legit.map((client) => [addressKey(client.address), client]));
   readonly #queue: QueuedDatagram[] = [];
@@ -158,24 +197,46 @@ class SpoofedWorld {
     if (!client.online) {
       if (client.registerId === undefined) {
         client.registerId = this.#nextLegitId++;
-        this.enqueue(client.address, registerOf(client, client.registerId));
+        this.enqueue(client.address, this.registerOf(client, client.registerId));
       }
       return;
     }
-    const token = client.token ?? "";
+    const sid = client.token ?? "";
     const id = this.#nextLegitId++;
     const draw = this.random();
     if (draw < 0.1) {
       client.silent = !client.silent;
     } else if (draw < 0.25) {
       client.online = false;
-      this.enqueue(client.address, { type: "deregister", id, token });
+      this.legitSends(client, { type: "deregister", id, sid });
     } else if (draw < 0.65) {
       const to = this.pick(this.legit).name;
-      this.enqueue(client.address, { type: "save", id, token, to, text: `hello ${to}` });
+      this.legitSends(client, { type: "save", id, sid, to, text: `hello ${to}` });
     } else {
-      this.enqueue(client.address, { type: "channel", id, token, text: "hello all" });
+      this.legitSends(client, { type: "channel", id, sid, text: "hello all" });
     }
+  }
+
+  legitSends(client: LegitClient, message: Message, delayMs = 0): void {
+    const signed = client.sessionKey ? withMac(this.crypto, client.sessionKey, message) : message;
+    const bytes = encodeMessage(signed);
+    if (message.type !== "ack") this.legitRequests.push(bytes);
+    this.enqueue(client.address, bytes, delayMs);
+  }
+
+  /** A real client's registration: padded without a cookie, signed with its key with one. */
+  registerOf(client: LegitClient, id: number): Message {
+    const keys = identityFor(client.name);
+    if (client.cookie === undefined) {
+      return padRegistration({
+        type: "register",
+        id,
+        name: client.name,
+        sk: publicKeyText(keys.signing),
+        ak: publicKeyText(keys.agreement),
+      });
+    }
+    return signedRegistration(this.state, { name: client.name, id, cookie: client.cookie });
   }
 
   attack(from: Address): void {
@@ -255,12 +316,20 @@ class SpoofedWorld {
       case "challenge":
         if (message.id !== client.registerId) return;
         client.cookie = message.cookie;
-        this.enqueue(client.address, registerOf(client, message.id), 1);
+        this.enqueue(client.address, this.registerOf(client, message.id), 1);
         return;
       case "registered":
         if (message.id !== client.registerId) return;
         client.registerId = undefined;
-        client.token = message.token;
+        client.token = message.sid;
+        client.sessionKey = sessionKey(
+          this.crypto,
+          identityFor(client.name).agreement,
+          this.state.sak,
+          nonceFor(this.state, client.cookie ?? ""),
+          client.name,
+          message.sid,
+        );
         client.online = true;
         return;
       case "error":
@@ -269,20 +338,10 @@ class SpoofedWorld {
       default:
         if (SERVER_REQUESTS.has(message.type) && !client.silent) {
           const delay = 1 + Math.floor(this.random() * 5);
-          this.enqueue(client.address, { type: "ack", id: message.id }, delay);
+          this.legitSends(client, { type: "ack", id: message.id }, delay);
         }
     }
   }
-}
-
-function registerOf(client: LegitClient, id: number): Message {
-  return padRegistration({
-    type: "register",
-    id,
-    name: client.name,
-    ...(client.token === undefined ? {} : { token: client.token }),
-    ...(client.cookie === undefined ? {} : { cookie: client.cookie }),
-  });
 }
 
 type AttackBuilder = (world: SpoofedWorld, tally: Tally | undefined) => Uint8Array | undefined;
@@ -292,52 +351,117 @@ const ATTACKS: readonly (readonly [string, AttackBuilder])[] = (() => {
   const id = (world: SpoofedWorld) => Math.floor(world.random() * 1_000);
   const name = (world: SpoofedWorld) =>
     world.random() < 0.5 ? world.pick(world.legit).name : `mallory${id(world)}`;
-  const register = (world: SpoofedWorld, extra: { token?: string; cookie?: string } = {}) =>
-    encodeMessage(
-      padRegistration({ type: "register", id: id(world), name: name(world), ...extra }),
+  /** Mallory's own key pairs: it holds no real client's private keys. */
+  const mallory = derivedKeyPairs("mallory");
+  /** A register signed by Mallory's key for `cookie`, or unsigned and padded without one. */
+  const register = (world: SpoofedWorld, cookie?: string, claimed = name(world)) => {
+    if (cookie === undefined) {
+      return encodeMessage(
+        padRegistration({
+          type: "register",
+          id: id(world),
+          name: claimed,
+          sk: publicKeyText(mallory.signing),
+          ak: publicKeyText(mallory.agreement),
+        }),
+      );
+    }
+    return encodeMessage(
+      signedRegistration(world.state, { name: claimed, id: id(world), cookie, keys: mallory }),
     );
+  };
+  /** A real client's name already bound to its key, if one is. */
+  const boundName = (world: SpoofedWorld) => {
+    const claimed = world.pick(world.legit).name;
+    return world.state.clients.has(nameKey(claimed)) ? claimed : undefined;
+  };
+  const forgedMac = (world: SpoofedWorld) =>
+    encodeBase64url(Uint8Array.from({ length: 16 }, () => Math.floor(world.random() * 256)));
+  /** A real client's session id, as anyone on the path reads it; or a made-up one. */
+  const sid = (world: SpoofedWorld, real: boolean) =>
+    (real ? world.pick(world.legit).token : undefined) ?? world.hex(32);
   return [
     ["register without a cookie", (world) => register(world)],
-    ["register with a forged token", (world) => register(world, { token: world.hex(32) })],
-    ["register with a wrong cookie", (world) => register(world, { cookie: world.hex(32) })],
+    ["register with a wrong cookie", (world) => register(world, world.hex(32))],
     [
       "register with another address's cookie",
-      (world) =>
-        register(world, {
-          cookie: world.cookieFor(world.pick(world.legit).address, world.period()),
-        }),
+      (world) => register(world, world.cookieFor(world.pick(world.legit).address, world.period())),
     ],
     [
       "register with an expired cookie",
       (world, tally) => {
         const old = tally?.cookies.find((issued) => issued.period <= world.period() - 2);
-        return old && register(world, { cookie: old.cookie });
+        return old && register(world, old.cookie);
       },
     ],
     [
-      "deregister with a forged token",
-      (world) => encodeMessage({ type: "deregister", id: id(world), token: world.hex(32) }),
+      // As an on-path attacker that reads its cookie: the name is bound to another key.
+      "register a bound name with its own cookie and its own key",
+      (world, tally) => {
+        const claimed = boundName(world);
+        const fresh = tally?.cookies.find((issued) => issued.period >= world.period() - 1);
+        return claimed !== undefined && fresh ? register(world, fresh.cookie, claimed) : undefined;
+      },
     ],
     [
-      "save with a forged token",
-      (world) =>
-        encodeMessage({
-          type: "save",
+      "register a bound name with the name's public keys and a forged signature",
+      (world, tally) => {
+        const claimed = boundName(world);
+        const fresh = tally?.cookies.find((issued) => issued.period >= world.period() - 1);
+        if (!claimed || !fresh) return undefined;
+        const genuine: RegisterMessage = signedRegistration(world.state, {
+          name: claimed,
           id: id(world),
-          token: world.hex(32),
-          to: world.pick(world.legit).name,
-          text: "forged save",
-        }),
+          cookie: fresh.cookie,
+        });
+        const forged = encodeBase64url(
+          Uint8Array.from({ length: 64 }, () => Math.floor(world.random() * 256)),
+        );
+        return encodeMessage({ ...genuine, sig: forged });
+      },
     ],
+    ...[true, false].flatMap((real): [string, AttackBuilder][] => {
+      const whose = real ? "a real session with a forged MAC" : "a forged session";
+      return [
+        [
+          `deregister in ${whose}`,
+          (world) =>
+            encodeMessage({
+              type: "deregister",
+              id: id(world),
+              sid: sid(world, real),
+              mac: forgedMac(world),
+            }),
+        ],
+        [
+          `save in ${whose}`,
+          (world) =>
+            encodeMessage({
+              type: "save",
+              id: id(world),
+              sid: sid(world, real),
+              to: world.pick(world.legit).name,
+              text: "forged save",
+              mac: forgedMac(world),
+            }),
+        ],
+        [
+          `channel in ${whose}`,
+          (world) =>
+            encodeMessage({
+              type: "channel",
+              id: id(world),
+              sid: sid(world, real),
+              text: "forged post",
+              mac: forgedMac(world),
+            }),
+        ],
+      ];
+    }),
     [
-      "channel with a forged token",
-      (world) =>
-        encodeMessage({
-          type: "channel",
-          id: id(world),
-          token: world.hex(32),
-          text: "forged post",
-        }),
+      // Recorded on the path and sent again from elsewhere: its MAC is genuine, its id seen.
+      "a real client's request replayed from another address",
+      (world) => (world.legitRequests.length > 0 ? world.pick(world.legitRequests) : undefined),
     ],
     // The server's own request ids start at 1,000: some of these name one that is outstanding.
     [
@@ -400,12 +524,20 @@ describe("core: spoofed sources", () => {
     expect(world.worstRatio).toBeLessThanOrEqual(AMPLIFICATION_LIMIT);
     // The attacks did happen, and the real clients were busy with probes and tables meanwhile.
     expect(world.attackCounts.get("register with an expired cookie") ?? 0).toBeGreaterThan(0);
+    for (const [kind] of ATTACKS) expect(world.attackCounts.get(kind) ?? 0).toBeGreaterThan(0);
+    // Every forgery and replay was counted where it was dropped.
+    expect(world.state.drops.unauthenticated).toBeGreaterThan(0);
+    expect(world.state.drops.replayed).toBeGreaterThan(0);
     expect(world.sentToLegit.get("probe") ?? 0).toBeGreaterThan(0);
     expect(world.sentToLegit.get("table") ?? 0).toBeGreaterThan(0);
     // And changed nothing: no forged name in the table, no forged text stored.
     const names = new Set(world.legit.map((client) => client.name));
     const clients = [...world.state.clients.values()].map((client) => client.name);
     expect(clients.filter((name) => !names.has(name))).toEqual([]);
+    // Every real name is still bound to its own key, and only real clients have sessions.
+    for (const client of world.state.clients.values()) {
+      expect(client.sk).toBe(publicKeyText(identityFor(client.name).signing));
+    }
     const messages = world.store.load().messages;
     expect(messages.filter((message) => message.text.startsWith("forged"))).toEqual([]);
   });
@@ -430,18 +562,18 @@ describe("a real server", () => {
         const beeProbes = bee.probes;
 
         // Claims bee's name without a cookie, then with a wrong one, then registers anew.
+        // Claims bee's name with bee's own public keys (they are public) and a forged signature.
         const sent = new Map<number, number>([
-          [1, attacker.send(padRegistration({ type: "register", id: 1, name: "bee" }))],
-          [
-            2,
-            attacker.send(
-              padRegistration({ type: "register", id: 2, name: "bee", cookie: "f".repeat(32) }),
-            ),
-          ],
+          [1, attacker.send(unprovenRegister(1, "bee"))],
+          [2, attacker.send(unprovenRegister(2, "bee", { cookie: "f".repeat(32) }))],
           [
             3,
             attacker.send(
-              padRegistration({ type: "register", id: 3, name: "newcomer", token: FORGED_TOKEN }),
+              unprovenRegister(3, "bee", {
+                cookie: "f".repeat(32),
+                sig: "A".repeat(86),
+                keys: identityFor("bee"),
+              }),
             ),
           ],
         ]);
@@ -452,7 +584,7 @@ describe("a real server", () => {
         const save = await bee.request({ type: "save", to: "sea", text: "are you there?" });
         expect(save !== "no answer" && save.type).toBe("ack");
         // And everything sent to the attacker before now arrives before this answer.
-        sent.set(4, attacker.send(padRegistration({ type: "register", id: 4, name: "late" })));
+        sent.set(4, attacker.send(unprovenRegister(4, "late")));
         await attacker.waitFor(
           () => attacker.datagrams.some(({ message }) => message?.id === 4),
           "the challenge to the last register",
@@ -485,7 +617,7 @@ describe("a real server", () => {
   );
 
   test(
-    "a peer without x's token cannot deregister x, save or post as anyone, nor take x's name",
+    "a peer without x's key or session cannot deregister x, save or post as anyone, nor take x's name",
     async () => {
       await using chat = await ChatSession.open(sourceProgram);
       const server = await chat.startServer();
@@ -499,9 +631,12 @@ describe("a real server", () => {
         expect(describeAnswer(await dee.request({ type: "deregister" }))).toBe("ack");
         await waitForTable(y, { x: "online", y: "online", dee: "offline" });
 
-        // Mallory proves its own address (it answers the challenge) but has no session.
-        mallory.token = FORGED_TOKEN;
-        expect(describeAnswer(await mallory.register("x"))).toBe("error name-taken");
+        // Mallory proves its own address (it answers the challenge) and signs with its own
+        // key: x's name is bound to x's key, so it is refused at once.
+        expect(describeAnswer(await mallory.register("x"))).toBe("error wrong-key");
+        // It makes up a session and a key for it: the server knows no such session.
+        mallory.token = FORGED_SID;
+        mallory.sessionKey = new Uint8Array(32).fill(7);
         expect(describeAnswer(await mallory.request({ type: "deregister" }))).toBe(
           "error unknown-session",
         );
@@ -561,7 +696,7 @@ describe("a real server", () => {
         await y.waitForLine(">>> x: genuine chat");
         expect(y.lines().filter((line) => line.includes("forged"))).toEqual([]);
         // y did not acknowledge the forgeries either: anything it sent would arrive before this.
-        mallory.send(padRegistration({ type: "register", id: 79, name: "mallory" }));
+        mallory.send(unprovenRegister(79, "mallory"));
         await mallory.waitFor(
           () => mallory.datagrams.some(({ message }) => message?.id === 79),
           "the server's challenge",

@@ -11,8 +11,8 @@
  * What counts as state, which no forged datagram may change:
  * - server: every field of ServerState except three kinds of bookkeeping: the reply
  *   cache (`replies`, per address and id, for repeating an answer; an entry still
- *   being worked on *does* count), the drop counters (`drops`) and the rate-limit
- *   buckets (`rates`); plus when it next wants to wake, and all its store holds;
+ *   being worked on *does* count), the drop counters (`drops`), the rate-limit
+ *   buckets (`rates`) and the expiry of used registrations (`usedRegistrations`); plus when it next wants to wake, and all its store holds;
  * - client: every field of ClientState except the de-duplication window of server
  *   request ids (`seen`) and the drop counter (`droppedDatagrams`); the record of
  *   messages shown (`shown`) counts; plus when it next wants to wake, and what it shows.
@@ -21,15 +21,16 @@
  * no forgery at all. A time tick every 97 datagrams must find nothing to do.
  *
  * A datagram the protocol itself accepts as authentic is not a forgery, and may
- * change state: at the server a request carrying a token it issued, a `register`
- * carrying the cookie of its source address, an `ack` of a request it has out; at
- * the client a server request from the server's address, a `chat` from the address
- * its table holds for the sender, an answer to a request it has out (PROTOCOL.md
- * "Identity": the server's address is all that identifies the server). Those (about
- * 1%, from mutated captures that kept their credentials, or sent from the server's
- * address) are stepped on a copy of the state, and checked for what still holds: no
- * exception, shown text on one safe line, and at the client no answer larger than
- * the datagram.
+ * change state: at the server a request in a session it holds with that session's MAC
+ * and an id new to the session, a `register` with the cookie of its source address
+ * signed by the key it names and not used before, an `ack` from where a request went
+ * with that client's MAC; at the client a server request from the server's address
+ * with the session's MAC, a `chat` from the address its table holds for the sender,
+ * an answer to a request it has out. Captured datagrams sent again are not authentic:
+ * a replay, from anywhere, must change nothing (PROTOCOL.md, "Identity layer"). The
+ * authentic ones (from captures that kept their credentials) are stepped on a copy
+ * of the state, and checked for what still holds: no exception, shown text on one
+ * safe line, and at the client no answer larger than the datagram.
  *
  * Part 2 sends 5,000 such datagrams to a real server and a real client on loopback;
  * both keep working and exit cleanly.
@@ -42,9 +43,17 @@ import {
 } from "../../src/core/client-state.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
+import {
+  hasValidMac,
+  publicKeyText,
+  registerTranscript,
+  verifyText,
+  withMac,
+} from "../../src/core/session-crypto.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
-import { nextServerWakeAt, stepServer } from "../../src/core/step-server.ts";
+import { nextServerWakeAt, nonceFor, stepServer } from "../../src/core/step-server.ts";
 import { timing } from "../../src/core/timing.ts";
+import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { cookieMaker } from "../../src/io/random.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { sameAddress } from "../../src/protocol/address.ts";
@@ -55,6 +64,7 @@ import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { OfflineStore } from "../../src/store/offline-store.ts";
 import { openSqliteStore } from "../../src/store/sqlite-store.ts";
 import { notices } from "../../src/text/notices.ts";
+import { derivedKeyPairs, identityFor, seededCrypto } from "../helpers/identities.ts";
 import {
   ChatSession,
   killAll,
@@ -122,6 +132,8 @@ function serverDeps(): Parameters<typeof createServerState>[1] {
     Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16)).join("");
   return {
     newToken: hex,
+    crypto: seededCrypto(SEED),
+    keys: derivedKeyPairs("fuzz server"),
     firstRequestId: 1_000_000,
     cookieFor: cookieMaker("fuzz-secret"),
     epoch: "f022f022f022f022",
@@ -154,6 +166,7 @@ function carryOutClient(world: World, client: WorldClient, effects: readonly Cli
   for (const effect of effects) {
     if (effect.kind === "send") post(world, client.address, effect.to, effect.message);
     else if (effect.kind === "show") client.shown.push(effect.text);
+    else if (effect.kind === "pin-server-key") continue;
     else throw new Error(`${client.name} exited while the fuzz state was being built`);
   }
 }
@@ -225,7 +238,13 @@ function buildWorld(): World {
     const client: WorldClient = {
       name,
       address,
-      state: createClientState({ name, server: SERVER, firstRequestId: 7_000 * address.port }),
+      state: createClientState({
+        name,
+        server: SERVER,
+        firstRequestId: 7_000 * address.port,
+        crypto: seededCrypto(SEED + address.port),
+        identity: identityFor(name),
+      }),
       shown: [],
     };
     world.clients.push(client);
@@ -280,8 +299,18 @@ function deepCopy<T>(value: T, memo = new Map<unknown, unknown>()): T {
 const plain = (_key: string, value: unknown): unknown =>
   value instanceof Map ? [...value] : value instanceof Set ? [...value] : value;
 
-/** Bookkeeping a datagram may change: the reply cache, the drop counters, the rate limit. */
-const SERVER_BOOKKEEPING: ReadonlySet<string> = new Set(["deps", "replies", "drops", "rates"]);
+/**
+ * Bookkeeping a datagram may change: the reply cache, the drop counters, the rate limit;
+ * and the registrations already used, which expire as time passes (only an accepted
+ * registration adds one, and that changes `clients`, which counts).
+ */
+const SERVER_BOOKKEEPING: ReadonlySet<string> = new Set([
+  "deps",
+  "replies",
+  "drops",
+  "rates",
+  "usedRegistrations",
+]);
 /** Bookkeeping a datagram may change: the de-duplication window and the drop counter. */
 const CLIENT_BOOKKEEPING: ReadonlySet<string> = new Set(["seen", "droppedDatagrams"]);
 
@@ -387,6 +416,11 @@ const EXTRA_KEYS = [
   "id",
   "type",
   "token",
+  "sid",
+  "mac",
+  "sig",
+  "sk",
+  "ak",
   "cookie",
   "",
   "🔑",
@@ -420,6 +454,8 @@ class Corpus {
   readonly #captured: readonly Captured[];
   readonly #sources: readonly Address[];
   readonly #tokens: readonly string[];
+  /** Public keys an attacker can name: the real clients' (they are public), the server's, its own. */
+  readonly #keys: readonly string[];
   readonly #names: readonly string[];
   readonly #byType = new Map<Message["type"], Record<string, unknown>[]>();
   #marker = 0;
@@ -446,6 +482,13 @@ class Corpus {
     }
     // Tokens an attacker can write: well formed, but not issued to anybody.
     this.#tokens = ["0".repeat(32), "f".repeat(32), this.#hex(32), this.#hex(32)];
+    this.#keys = [
+      ...["a", "b", "c"].map((name) => publicKeyText(identityFor(name).signing)),
+      ...["a", "b", "c"].map((name) => publicKeyText(identityFor(name).agreement)),
+      publicKeyText(derivedKeyPairs("fuzz server").signing),
+      publicKeyText(derivedKeyPairs("mallory").signing),
+      publicKeyText(derivedKeyPairs("mallory").agreement),
+    ];
   }
 
   /** One datagram, its source, and which kind of fuzz made it. */
@@ -489,6 +532,10 @@ class Corpus {
 
   #hex(length: number): string {
     return Array.from({ length }, () => this.#dice.int(16).toString(16)).join("");
+  }
+
+  #base64url(bytes: number): string {
+    return encodeBase64url(Uint8Array.from({ length: bytes }, () => this.#dice.int(256)));
   }
 
   #source(): Address {
@@ -598,6 +645,11 @@ class Corpus {
           dice.pick([
             "name",
             "token",
+            "sid",
+            "mac",
+            "sig",
+            "sk",
+            "ak",
             "cookie",
             "to",
             "text",
@@ -663,8 +715,14 @@ class Corpus {
     const dice = this.#dice;
     const id = dice.chance(0.5) ? dice.int(100) : dice.int(2 ** 48);
     const name = dice.pick(this.#names);
-    const token = dice.pick(this.#tokens);
+    const sid = dice.pick(this.#tokens);
     const text = this.#randomString() || "hi";
+    const key = () => dice.pick(this.#keys);
+    /** Well formed, made up: 16 random bytes for a MAC, 64 for a signature. */
+    const mac = () => this.#base64url(16);
+    const sig = () => this.#base64url(64);
+    const withMaybeMac = <T extends Record<string, unknown>>(fields: T) =>
+      dice.chance(0.7) ? { ...fields, mac: mac() } : fields;
     const entry = () => ({
       name: dice.pick(this.#names),
       ip: LOOPBACK,
@@ -686,27 +744,36 @@ class Corpus {
         return {
           ...base,
           name,
-          ...(dice.chance(0.5) ? { token } : {}),
-          ...(dice.chance(0.5) ? { cookie: this.#hex(32) } : {}),
+          sk: key(),
+          ak: key(),
+          ...(dice.chance(0.5) ? { cookie: this.#hex(32), sig: sig() } : {}),
+          ...(dice.chance(0.5) ? { pad: "-".repeat(dice.int(300)) } : {}),
         };
       case "challenge":
-        return { ...base, cookie: this.#hex(32) };
-      case "deregister":
-        return { ...base, token };
-      case "save":
-        return { ...base, token, to: name, text };
-      case "channel":
-        return { ...base, token, text };
-      case "registered":
-        return { ...base, token, pending: dice.int(3) };
-      case "error":
         return {
           ...base,
-          code: dice.pick(ERROR_CODES),
+          cookie: this.#hex(32),
+          nonce: this.#base64url(16),
+          ssk: key(),
+          sak: key(),
         };
+      case "deregister":
+        return withMaybeMac({ ...base, sid });
+      case "save":
+        return withMaybeMac({ ...base, sid, to: name, text });
+      case "channel":
+        return withMaybeMac({ ...base, sid, text });
+      case "registered":
+        return { ...base, sid, pending: dice.int(3), epoch: this.#hex(16), sig: sig() };
+      case "error":
+        return withMaybeMac({
+          ...base,
+          code: dice.pick(ERROR_CODES),
+          ...(dice.chance(0.3) ? { sid } : {}),
+        });
       case "probe":
       case "ack":
-        return base;
+        return withMaybeMac(base);
       case "table": {
         const parts = 1 + dice.int(3);
         return {
@@ -715,12 +782,16 @@ class Corpus {
           part: dice.int(parts),
           parts,
           clients: Array.from({ length: dice.int(5) }, entry),
+          ...(dice.chance(0.7) ? { mac: mac() } : {}),
         };
       }
       case "stored":
-        return { ...base, messages: Array.from({ length: 1 + dice.int(3) }, delivered) };
+        return withMaybeMac({
+          ...base,
+          messages: Array.from({ length: 1 + dice.int(3) }, delivered),
+        });
       case "channel-message":
-        return { ...base, from: name, text, ref: dice.int(2 ** 48) };
+        return withMaybeMac({ ...base, from: name, text, ref: dice.int(2 ** 48) });
       case "chat":
         return { ...base, from: name, text };
       default:
@@ -1005,18 +1076,46 @@ function isAuthenticAtServer(
 ): boolean {
   const message = decodeMessage(bytes);
   if (!message) return false;
+  const { crypto } = state.deps;
   switch (message.type) {
     case "deregister":
     case "save":
-    case "channel":
-      return state.clientsByToken.has(message.token);
-    case "register": {
-      if (message.cookie === undefined) return false;
-      const period = Math.floor(now / timing.cookiePeriodMs);
-      return [period, period - 1].some((p) => state.deps.cookieFor(from, p) === message.cookie);
+    case "channel": {
+      const key = state.clientsByToken.get(message.sid);
+      const client = key === undefined ? undefined : state.clients.get(key);
+      return (
+        client?.sessionKey !== undefined &&
+        hasValidMac(crypto, client.sessionKey, message) &&
+        client.window.check(message.id) === "new"
+      );
     }
-    case "ack":
-      return state.outbound.has(message.id);
+    case "register": {
+      const { cookie, sig } = message;
+      if (cookie === undefined || sig === undefined) return false;
+      const period = Math.floor(now / timing.cookiePeriodMs);
+      if (![period, period - 1].some((p) => state.deps.cookieFor(from, p) === cookie)) {
+        return false;
+      }
+      if (state.usedRegistrations.has(`${nameKey(message.name)}#${cookie}#${message.id}`)) {
+        return false;
+      }
+      const transcript = registerTranscript({
+        ssk: state.ssk,
+        sak: state.sak,
+        nonce: nonceFor(state, cookie),
+        cookie,
+        name: message.name,
+        sk: message.sk,
+        ak: message.ak,
+        id: message.id,
+      });
+      return verifyText(crypto, message.sk, transcript, sig);
+    }
+    case "ack": {
+      const outstanding = state.outbound.peek(message.id, from);
+      const client = outstanding && state.clients.get(outstanding.purpose.clientKey);
+      return client?.sessionKey !== undefined && hasValidMac(crypto, client.sessionKey, message);
+    }
     default:
       return false;
   }
@@ -1100,7 +1199,11 @@ function isAuthenticAtClient(state: ClientState, from: Address, bytes: Uint8Arra
     case "table":
     case "stored":
     case "channel-message":
-      return sameAddress(from, state.server);
+      return (
+        sameAddress(from, state.server) &&
+        state.sessionKey !== undefined &&
+        hasValidMac(state.crypto, state.sessionKey, message)
+      );
     case "chat": {
       const entry = state.table.find((e) => nameKey(e.name) === nameKey(message.from));
       return state.phase === "online" && entry !== undefined && sameAddress(entry, from);
@@ -1254,11 +1357,19 @@ describe("the cores under 110,000 hostile datagrams", () => {
       );
       if (a) expect(clientSnapshot(deepCopy(a.state))).toBe(clientSnapshot(a.state));
 
-      // The snapshots see a real change: a's own `dereg` (its token) and a table push.
+      // The snapshots see a real change: a's own `dereg` (its session, its MAC) and a table push.
       const server = deepCopy(built.server);
       const store = createMemoryStore(built.store.load());
-      const token = built.server.clients.get("a")?.token ?? "";
-      const dereg = encodeMessage({ type: "deregister", id: 99, token });
+      const aAtServer = built.server.clients.get("a");
+      if (!aAtServer?.sessionKey) throw new Error("a has no session at the server");
+      const dereg = encodeMessage(
+        withMac(server.deps.crypto, aAtServer.sessionKey, {
+          type: "deregister",
+          // New to a's session: below its highest id it would be taken for a replay.
+          id: 43_000_000,
+          sid: aAtServer.token,
+        }),
+      );
       const effects = stepServer(
         server,
         { kind: "datagram", from: HOME.a, bytes: dereg },
@@ -1268,14 +1379,17 @@ describe("the cores under 110,000 hostile datagrams", () => {
       expect(serverSnapshot(server, store)).not.toBe(serverSnapshot(built.server, built.store));
       if (a) {
         const client = deepCopy(a.state);
-        const table = encodeMessage({
-          type: "table",
-          id: 99,
-          version: 99,
-          part: 0,
-          parts: 1,
-          clients: [{ name: "a", ip: LOOPBACK, port: HOME.a.port, online: true }],
-        });
+        if (!client.sessionKey) throw new Error("a has no session key");
+        const table = encodeMessage(
+          withMac(client.crypto, client.sessionKey, {
+            type: "table",
+            id: 99,
+            version: 99,
+            part: 0,
+            parts: 1,
+            clients: [{ name: "a", ip: LOOPBACK, port: HOME.a.port, online: true }],
+          }),
+        );
         stepClient(client, { kind: "datagram", from: SERVER, bytes: table }, built.now);
         expect(clientSnapshot(client)).not.toBe(clientSnapshot(a.state));
       }
@@ -1291,9 +1405,13 @@ describe("the cores under 110,000 hostile datagrams", () => {
       expect(findings.datagrams).toBe(SERVER_DATAGRAMS);
       expect(findings.exceptions).toEqual([]);
       expect(findings.stateChanges).toEqual([]);
-      // The fuzz reached past the decoder, and a few credentials survived mutation.
+      // The fuzz reached past the decoder, into the MAC check and the replay window: genuine
+      // captured requests, sent again from anywhere, were counted as replays and changed
+      // nothing. None passed as authentic: every request the world made is in a window.
       expect(findings.decodedForgeries).toBeGreaterThan(SERVER_DATAGRAMS / 10);
-      expect(findings.authentic).toBeGreaterThan(0);
+      expect(findings.drops?.unauthenticated ?? 0).toBeGreaterThan(0);
+      expect(findings.drops?.replayed ?? 0).toBeGreaterThan(0);
+      expect(findings.authentic).toBe(0);
     },
     CORE_TEST_TIMEOUT_MS,
   );

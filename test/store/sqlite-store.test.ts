@@ -33,6 +33,9 @@ const alice: ClientRecord = {
   online: true,
   token: "t",
   lastSeen: 1_764_000_000_000,
+  sk: "AVE3LK9WemRwDJ8BJUmWDTegn5OnjL6aWJv9iJo-WQU",
+  ak: "TdWzr8sA9uEDNM5pOegfPBWU4rkf-ihkYGZt49n25E0",
+  sessionKey: "Z98RCdX16rdkP_nkdhXyzqHx4ZApUET5J3AF5AZ58Qk",
 };
 const note: StoredMessage = {
   id: 1,
@@ -94,7 +97,7 @@ describe("sqlite store on disk", () => {
     expect(statSync(join(nested, DATABASE_FILE_NAME)).isFile()).toBe(true);
   });
 
-  test("uses WAL, schema version 2, and leaves no -wal/-shm files after close", () => {
+  test("uses WAL, schema version 3, and leaves no -wal/-shm files after close", () => {
     const store = openSqliteStore(dir);
     store.apply([{ kind: "put-client", client: alice }]);
     expect(existsSync(`${dbPath}-wal`)).toBe(true);
@@ -104,7 +107,7 @@ describe("sqlite store on disk", () => {
     const db = new Database(dbPath, { readonly: true });
     try {
       expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 2 });
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 3 });
     } finally {
       db.close(true);
     }
@@ -174,7 +177,58 @@ describe("sqlite store on disk", () => {
     expect(readdirSync(dir).sort()).toEqual([LOCK_FILE_NAME, DATABASE_FILE_NAME].sort());
   });
 
+  test("a version 2 database (before identities) is migrated: its names are bound to no key yet", () => {
+    const db = new Database(dbPath, { create: true });
+    try {
+      db.run(`
+        CREATE TABLE clients (
+          name_key TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL,
+          port INTEGER NOT NULL, online INTEGER NOT NULL CHECK (online IN (0, 1)),
+          token TEXT NOT NULL, last_seen INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE TABLE messages (
+          id INTEGER PRIMARY KEY, recipient TEXT NOT NULL, sender TEXT NOT NULL,
+          kind TEXT NOT NULL CHECK (kind IN ('direct', 'channel')), text TEXT NOT NULL,
+          received_at INTEGER NOT NULL, ref INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO clients VALUES ('alice', 'Alice', '127.0.0.1', 5001, 1, 't', 1764000000000);
+        INSERT INTO messages VALUES (1, 'bob', 'alice', 'direct', 'hi', 10, 1);
+        PRAGMA user_version = 2;
+      `);
+    } finally {
+      db.close(true);
+    }
+    const store = openSqliteStore(dir);
+    try {
+      expect(store.load()).toEqual({
+        clients: [{ ...alice, sk: "", ak: "", sessionKey: "" }],
+        messages: [
+          {
+            id: 1,
+            recipient: "bob",
+            sender: "alice",
+            kind: "direct",
+            text: "hi",
+            receivedAt: 10,
+            ref: 1,
+          },
+        ],
+      });
+      store.apply([{ kind: "put-client", client: alice }]);
+      expect(store.load().clients).toEqual([alice]);
+    } finally {
+      store.close();
+    }
+    const check = new Database(dbPath, { readonly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 3 });
+    } finally {
+      check.close(true);
+    }
+  });
+
   test("rows that a hand edit made invalid are skipped on load", () => {
+    const keys = [alice.sk, alice.ak, alice.sessionKey].join("', '");
     openSqliteStore(dir).close();
     const db = new Database(dbPath);
     try {
@@ -186,11 +240,11 @@ describe("sqlite store on disk", () => {
            (3, '', 'alice', 'channel', 'no recipient', 12, 3)`,
       );
       db.run(
-        `INSERT INTO clients (name_key, name, ip, port, online, token) VALUES
-           ('alice', 'Alice', '127.0.0.1', 5001, 1, 't'),
-           ('bob', 'Bob', '127.0.0.1', 5002, 7, 't'),
-           ('carl', 'Carol', '127.0.0.1', 5003, 0, 't'),
-           ('dave', 'Dave', '127.0.0.1', 99999, 0, 't')`,
+        `INSERT INTO clients (name_key, name, ip, port, online, token, sk, ak, session_key) VALUES
+           ('alice', 'Alice', '127.0.0.1', 5001, 1, 't', '${keys}'),
+           ('bob', 'Bob', '127.0.0.1', 5002, 7, 't', '${keys}'),
+           ('carl', 'Carol', '127.0.0.1', 5003, 0, 't', '${keys}'),
+           ('dave', 'Dave', '127.0.0.1', 99999, 0, 't', '${keys}')`,
       );
     } finally {
       db.close(true);

@@ -36,6 +36,9 @@ function client(name: string, overrides: Partial<ClientRecord> = {}): ClientReco
     online: true,
     token: `token-${name}`,
     lastSeen: 1_764_000_000_000,
+    sk: `sk-${name}`,
+    ak: `ak-${name}`,
+    sessionKey: `session-${name}`,
     ...overrides,
   };
 }
@@ -90,7 +93,19 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
   test("put-client stores every field, upserts by name, and keeps the order of first registration", () => {
     store.apply([putClient(client("bob", { online: false, port: 1024, token: "" }))]);
     store.apply([putClient(client("Alice"))]);
-    store.apply([putClient(client("bob", { online: true, port: 65_535, ip: "::1", token: "t2" }))]);
+    store.apply([
+      putClient(
+        client("bob", {
+          online: true,
+          port: 65_535,
+          ip: "::1",
+          token: "t2",
+          sk: "sk-bob-2",
+          ak: "ak-bob-2",
+          sessionKey: "session-bob-2",
+        }),
+      ),
+    ]);
     expect(store.load().clients).toEqual([
       {
         name: "bob",
@@ -99,6 +114,9 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
         online: true,
         token: "t2",
         lastSeen: 1_764_000_000_000,
+        sk: "sk-bob-2",
+        ak: "ak-bob-2",
+        sessionKey: "session-bob-2",
       },
       client("Alice"),
     ]);

@@ -1,0 +1,204 @@
+import { decodeBase64urlOfLength, encodeBase64url } from "../crypto/base64url.ts";
+import type { Message } from "../protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { nameKey } from "../protocol/names.ts";
+import {
+  type AgreementKeyPair,
+  type CryptoPort,
+  PUBLIC_KEY_BYTES,
+  SEAL_KEY_BYTES,
+  SIGNATURE_BYTES,
+  type SigningKeyPair,
+} from "./crypto-port.ts";
+
+/**
+ * The identity layer's arithmetic, shared by server, client and test peers: the signed
+ * registration transcript, the session key, and the MAC every later datagram carries.
+ * Pure: every primitive comes through the port. PROTOCOL.md, "Identity layer".
+ */
+
+export interface KeyPairs {
+  readonly signing: SigningKeyPair;
+  readonly agreement: AgreementKeyPair;
+}
+
+/** A MAC on the wire: the first 16 bytes of HMAC-SHA256, base64url (22 characters). */
+export const MAC_WIRE_BYTES = 16;
+export const NONCE_WIRE_BYTES = 16;
+/** Ids per session and direction that count as seen below the highest (IPsec, WireGuard). */
+export const REPLAY_WINDOW = 1024;
+
+const encoder = new TextEncoder();
+
+export interface RegisterTranscript {
+  /** The server's signing and agreement public keys, base64url. */
+  readonly ssk: string;
+  readonly sak: string;
+  readonly nonce: string;
+  readonly cookie: string;
+  readonly name: string;
+  /** The client's signing and agreement public keys, base64url. */
+  readonly sk: string;
+  readonly ak: string;
+  readonly id: number;
+}
+
+/**
+ * What the client signs to prove its key, and (with the session id) what the server signs
+ * back. Both servers keys are in it, so no one on the path can swap the agreement key
+ * the session key comes from.
+ */
+export function registerTranscript(t: RegisterTranscript, sid?: string): Uint8Array {
+  const lines = [
+    "chatapp v2 register",
+    t.ssk,
+    t.sak,
+    t.nonce,
+    t.cookie,
+    nameKey(t.name),
+    t.sk,
+    t.ak,
+    String(t.id),
+  ];
+  if (sid !== undefined) lines.push(sid);
+  return encoder.encode(lines.join("\n"));
+}
+
+export function signText(port: CryptoPort, pair: SigningKeyPair, bytes: Uint8Array): string {
+  return encodeBase64url(port.sign(pair.privateKey, bytes));
+}
+
+export function verifyText(
+  port: CryptoPort,
+  publicKey: string,
+  bytes: Uint8Array,
+  signature: string,
+): boolean {
+  const key = decodeBase64urlOfLength(publicKey, PUBLIC_KEY_BYTES);
+  const sig = decodeBase64urlOfLength(signature, SIGNATURE_BYTES);
+  return key !== undefined && sig !== undefined && port.verify(key, bytes, sig);
+}
+
+/**
+ * K = HKDF-SHA256(X25519(own, peer), salt = nonce, info = "chatapp v2 session\n" + name + "\n" + sid).
+ * Undefined when the peer's key cannot be used (malformed, low order).
+ */
+export function sessionKey(
+  port: CryptoPort,
+  own: AgreementKeyPair,
+  peerAgreementKey: string,
+  nonce: string,
+  name: string,
+  sid: string,
+): Uint8Array | undefined {
+  const peer = decodeBase64urlOfLength(peerAgreementKey, PUBLIC_KEY_BYTES);
+  const salt = decodeBase64urlOfLength(nonce, NONCE_WIRE_BYTES);
+  if (peer === undefined || salt === undefined) return undefined;
+  const secret = port.agree(own.privateKey, peer);
+  if (secret === undefined) return undefined;
+  return port.deriveKey(
+    secret,
+    salt,
+    `chatapp v2 session\n${nameKey(name)}\n${sid}`,
+    SEAL_KEY_BYTES,
+  );
+}
+
+/** The JSON of a value with object keys sorted at every level; undefined fields left out, as JSON does. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) {
+    const cached = canonicalArrays.get(value);
+    if (cached !== undefined) return cached;
+    const text = `[${value.map((item) => canonicalJson(item)).join(",")}]`;
+    canonicalArrays.set(value, text);
+    return text;
+  }
+  if (typeof value === "object" && value !== null) {
+    const fields = value as Record<string, unknown>;
+    const keys = Object.keys(fields)
+      .filter((key) => fields[key] !== undefined)
+      .sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(fields[key])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** A table push's entries go to many clients: their canonical form is computed once. */
+const canonicalArrays = new WeakMap<readonly unknown[], string>();
+
+/** What a MAC covers: the message as decoded, without `mac` (and without `pad`, which means nothing). */
+export function macInput(message: Message): Uint8Array {
+  const { mac: _mac, ...rest } = message as Message & { mac?: string; pad?: string };
+  const { pad: _pad, ...covered } = rest as typeof rest & { pad?: string };
+  return encoder.encode(canonicalJson({ v: PROTOCOL_VERSION, ...covered }));
+}
+
+export function macOf(port: CryptoPort, key: Uint8Array, bytes: Uint8Array): string {
+  return encodeBase64url(port.mac(key, bytes).subarray(0, MAC_WIRE_BYTES));
+}
+
+/** The message with its `mac` under `key`. */
+export function withMac<M extends Message>(port: CryptoPort, key: Uint8Array, message: M): M {
+  return { ...message, mac: macOf(port, key, macInput(message)) };
+}
+
+/** True when `mac` is the MAC of `bytes` under `key`, compared in constant time. */
+export function macMatches(
+  port: CryptoPort,
+  key: Uint8Array,
+  bytes: Uint8Array,
+  mac: string | undefined,
+): boolean {
+  if (mac === undefined) return false;
+  const given = decodeBase64urlOfLength(mac, MAC_WIRE_BYTES);
+  if (given === undefined) return false;
+  return port.equalSecrets(port.mac(key, bytes).subarray(0, MAC_WIRE_BYTES), given);
+}
+
+export function hasValidMac(port: CryptoPort, key: Uint8Array, message: Message): boolean {
+  return macMatches(port, key, macInput(message), (message as { mac?: string }).mac);
+}
+
+/** A chat's ack proves the recipient holds the pairwise key: `mac` over "ack\n" + id. */
+export function chatAckInput(id: number): Uint8Array {
+  return encoder.encode(`ack\n${id}`);
+}
+
+export function publicKeyText(pair: { readonly publicKey: Uint8Array }): string {
+  return encodeBase64url(pair.publicKey);
+}
+
+export type ReplayVerdict = "new" | "seen" | "too-old";
+
+/**
+ * The ids one session has used in one direction: the highest and the REPLAY_WINDOW below
+ * it. A new id is taken; one already taken is a retransmission or a replay; one below
+ * the window cannot be told apart from a replay and is refused.
+ */
+export class ReplayWindow {
+  // Plain fields, not #private ones: a state snapshot (and a deep copy of it) sees them.
+  private highest: number | undefined;
+  private readonly taken = new Set<number>();
+
+  check(id: number): ReplayVerdict {
+    if (this.highest !== undefined && id <= this.highest - REPLAY_WINDOW) return "too-old";
+    return this.taken.has(id) ? "seen" : "new";
+  }
+
+  /** Records `id` (checked "new"). */
+  take(id: number): void {
+    this.taken.add(id);
+    if (this.highest === undefined || id > this.highest) {
+      this.highest = id;
+      const floor = id - REPLAY_WINDOW;
+      if (this.taken.size > REPLAY_WINDOW * 2) {
+        for (const taken of this.taken) if (taken <= floor) this.taken.delete(taken);
+      }
+    }
+  }
+
+  /** Gives an id back, as when the work it asked for was undone (the store refused it). */
+  release(id: number): void {
+    this.taken.delete(id);
+  }
+}
