@@ -59,6 +59,11 @@ const serverOnlyRows: readonly Row[] = [
 ];
 const serverOptionRows: readonly Row[] = [...serverOnlyRows, simulateRow];
 
+const identityRow: Row = [
+  "--identity FILE",
+  "the key pair this name registers with, created (mode 0600) on first use; default $XDG_CONFIG_HOME/chatapp/<name>.identity, else ~/.config/chatapp/<name>.identity",
+];
+
 const placement = "Options may come before the mode as well: chatapp --data-dir X -s 5000 works.";
 
 export function rootHelp(versionLine: string): string {
@@ -85,6 +90,9 @@ export function rootHelp(versionLine: string): string {
     "",
     "Server options (-s):",
     ...table(serverOnlyRows),
+    "",
+    "Client options (-c):",
+    ...table([identityRow]),
     "",
     "Options of both modes (-s and -c):",
     ...table([simulateRow]),
@@ -129,7 +137,7 @@ export function clientHelp(): string {
     ]),
     "",
     "Options:",
-    ...table([simulateRow]),
+    ...table([identityRow, simulateRow]),
     "",
     placement,
   ].join("\n");
