@@ -89,6 +89,12 @@ export class SimClient {
   versionAt = 0;
   /** `ref`s of the channel posts this client received. */
   readonly posts = new Set<number>();
+  /**
+   * Its own request ids, in order from a random start, as a chatapp client's are: the
+   * server's replay window is per session, so ids shared by all clients would leave a
+   * retry behind the window.
+   */
+  nextId = Math.floor(Math.random() * 2 ** 40);
 
   constructor(
     readonly name: string,
@@ -182,8 +188,7 @@ export class Swarm {
   readonly errors = new Map<string, number>();
   serverPort = 0;
   // PROTOCOL.md: message ids start at a random point in each client process.
-  private nextId = Math.floor(Math.random() * 2 ** 40);
-  private readonly pending = new Map<number, (type: string, fields: Fields) => void>();
+  private readonly pending = new Map<string, (type: string, fields: Fields) => void>();
 
   /** Opens `size` sockets; names are `<prefix><index>`. */
   static async open(size: number, prefix = "s"): Promise<Swarm> {
@@ -280,7 +285,7 @@ export class Swarm {
         return;
       }
       default: {
-        const answer = this.pending.get(id);
+        const answer = this.pending.get(answerKey(client, id));
         if (answer) answer(type, fields);
         else this.counters.lateAnswers++;
       }
@@ -331,7 +336,7 @@ export class Swarm {
    * same `register` with its cookie, same id, as PROTOCOL.md's handshake says.
    */
   request(client: SimClient, fields: Fields): Promise<Answer | undefined> {
-    const id = this.nextId++;
+    const id = client.nextId++;
     const started = performance.now();
     const isRegister = fields.type === "register";
     let message: Fields = isRegister
@@ -345,7 +350,7 @@ export class Swarm {
       let text = encode();
       const attempt = () => {
         if (tries >= REQUEST_TRIES) {
-          this.pending.delete(id);
+          this.pending.delete(answerKey(client, id));
           resolve(undefined);
           return;
         }
@@ -354,7 +359,7 @@ export class Swarm {
         this.send(client, text);
         timer = setTimeout(attempt, REQUEST_RESEND_MS);
       };
-      this.pending.set(id, (type, answer) => {
+      this.pending.set(answerKey(client, id), (type, answer) => {
         if (type === "challenge" && isRegister) {
           if (typeof answer.cookie !== "string" || message.cookie === answer.cookie) return;
           const signed = client.identity.answerChallenge(message, answer);
@@ -368,7 +373,7 @@ export class Swarm {
           return;
         }
         clearTimeout(timer);
-        this.pending.delete(id);
+        this.pending.delete(answerKey(client, id));
         if (type === "error") {
           const code = `${String(fields.type)}: ${String(answer.code)}`;
           this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -412,7 +417,7 @@ export class Swarm {
 
   /** Posts to the channel; `ref` is the id the members' `channel-message`s will carry. */
   post(client: SimClient, text: string): { ref: number; answer: Promise<Answer | undefined> } {
-    const ref = this.nextId;
+    const ref = client.nextId;
     return { ref, answer: this.request(client, { type: "channel", sid: client.token, text }) };
   }
 
@@ -497,4 +502,9 @@ export class Swarm {
     }
     return names;
   }
+}
+
+/** Answers are told apart by client and id: each client numbers its own requests. */
+function answerKey(client: SimClient, id: number): string {
+  return `${client.socket.port}#${id}`;
 }
