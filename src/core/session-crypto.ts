@@ -126,11 +126,37 @@ export function canonicalJson(value: unknown): string {
 /** A table push's entries go to many clients: their canonical form is computed once. */
 const canonicalArrays = new WeakMap<readonly unknown[], string>();
 
-/** What a MAC covers: the message as decoded, without `mac` (and without `pad`, which means nothing). */
-export function macInput(message: Message): Uint8Array {
+/**
+ * What a MAC covers: the message as decoded, without `mac` (and without `pad`, which
+ * means nothing). A table's entries are covered by their digest: a push goes to
+ * thousands of clients, each with its own MAC, and the entries are hashed once.
+ */
+export function macInput(port: CryptoPort, message: Message): Uint8Array {
   const { mac: _mac, ...rest } = message as Message & { mac?: string; pad?: string };
   const { pad: _pad, ...covered } = rest as typeof rest & { pad?: string };
+  if (covered.type === "table") {
+    const { clients, ...header } = covered;
+    return encoder.encode(
+      canonicalJson({ v: PROTOCOL_VERSION, ...header, clients: entriesDigest(port, clients) }),
+    );
+  }
   return encoder.encode(canonicalJson({ v: PROTOCOL_VERSION, ...covered }));
+}
+
+/**
+ * HMAC-SHA256 under a fixed, public key is a hash as collision-resistant as SHA-256
+ * itself: a MAC over it binds the entries as a MAC over them would.
+ */
+const DIGEST_KEY = new Uint8Array(32);
+const entryDigests = new WeakMap<readonly unknown[], string>();
+
+function entriesDigest(port: CryptoPort, entries: readonly unknown[]): string {
+  let digest = entryDigests.get(entries);
+  if (digest === undefined) {
+    digest = encodeBase64url(port.mac(DIGEST_KEY, encoder.encode(canonicalJson(entries))));
+    entryDigests.set(entries, digest);
+  }
+  return digest;
 }
 
 export function macOf(port: CryptoPort, key: Uint8Array, bytes: Uint8Array): string {
@@ -139,7 +165,7 @@ export function macOf(port: CryptoPort, key: Uint8Array, bytes: Uint8Array): str
 
 /** The message with its `mac` under `key`. */
 export function withMac<M extends Message>(port: CryptoPort, key: Uint8Array, message: M): M {
-  return { ...message, mac: macOf(port, key, macInput(message)) };
+  return { ...message, mac: macOf(port, key, macInput(port, message)) };
 }
 
 /** True when `mac` is the MAC of `bytes` under `key`, compared in constant time. */
@@ -156,7 +182,7 @@ export function macMatches(
 }
 
 export function hasValidMac(port: CryptoPort, key: Uint8Array, message: Message): boolean {
-  return macMatches(port, key, macInput(message), (message as { mac?: string }).mac);
+  return macMatches(port, key, macInput(port, message), (message as { mac?: string }).mac);
 }
 
 /** A chat's ack proves the recipient holds the pairwise key: `mac` over "ack\n" + id. */
