@@ -1,46 +1,23 @@
 import { afterAll, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { canMountPrivately, onPrivateTmpfs } from "../helpers/private-mount.ts";
+import { canMountPrivately } from "../helpers/private-mount.ts";
 import {
   binaryProgram,
   ChatSession,
   E2E_TEST_TIMEOUT_MS,
   escapeRegExp,
   killAll,
-  type Program,
   waitForTable,
 } from "../helpers/process-driver.ts";
+import { fillDisk, serverOnSmallDisk } from "../helpers/small-disk.ts";
 
 afterAll(killAll);
 
 const SAVED = ">>> [Messages received by the server and saved]";
 const STORE_FAILED =
   ">>> [The server could not write to its disk; nothing was saved. Try again later.]";
-
-/** The server with its data directory on a 1 MB tmpfs of its own, which the test can fill. */
-function serverOnSmallDisk(mountPoint: string): Program {
-  return {
-    ...binaryProgram,
-    label: "dist/chatapp on a 1 MB tmpfs",
-    command: onPrivateTmpfs(mountPoint, "1m", binaryProgram.command),
-    env: { ...binaryProgram.env, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-  };
-}
-
-/** Writes into the server's own view of the mount until the disk is full. */
-function fillDisk(path: string): void {
-  const fd = openSync(path, "w");
-  const chunk = Buffer.alloc(16 * 1024, 0x61);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 test.skipIf(!canMountPrivately())(
   "a full disk: saves are refused as store-failed, never falsely acknowledged, and work again once there is room",

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_DATAGRAM_BYTES } from "../../src/protocol/messages.ts";
-import { canMountPrivately, onPrivateTmpfs } from "../helpers/private-mount.ts";
+import { canMountPrivately } from "../helpers/private-mount.ts";
 import {
   binaryProgram,
   ChatSession,
@@ -12,13 +12,13 @@ import {
   freePort,
   killAll,
   LOOPBACK,
-  type Program,
   programs,
   type ServerHandle,
   testsFor,
   waitForTable,
 } from "../helpers/process-driver.ts";
 import { type ParsedMetrics, parseMetrics, sampleValue } from "../helpers/prometheus-parse.ts";
+import { fillDisk, serverOnSmallDisk } from "../helpers/small-disk.ts";
 
 afterAll(killAll);
 
@@ -222,34 +222,11 @@ test(
   E2E_TEST_TIMEOUT_MS,
 );
 
-/** The server with its data directory on a 1 MB tmpfs of its own, which the test can fill. */
-function onSmallDisk(mountPoint: string): Program {
-  return {
-    ...binaryProgram,
-    label: "dist/chatapp on a 1 MB tmpfs",
-    command: onPrivateTmpfs(mountPoint, "1m", binaryProgram.command),
-    env: { ...binaryProgram.env, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-  };
-}
-
-/** Writes into the server's own view of the mount until the disk is full. */
-function fillDisk(path: string): void {
-  const fd = openSync(path, "w");
-  const chunk = Buffer.alloc(16 * 1024, 0x61);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 test.skipIf(!canMountPrivately())(
   "/healthz is 503 with the store's reason while the disk refuses writes, and 200 once it takes them",
   async () => {
     const mountPoint = mkdtempSync(join(tmpdir(), "chatapp-small-disk-"));
-    await using serverSide = await ChatSession.open(onSmallDisk(mountPoint));
+    await using serverSide = await ChatSession.open(serverOnSmallDisk(mountPoint));
     await using chat = await ChatSession.open(binaryProgram);
     const { server, url } = await serverWithHttp(serverSide, {
       dataDir: join(mountPoint, "data"),
