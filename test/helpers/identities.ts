@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CryptoPort, KeyKind, KeyPair } from "../../src/core/crypto-port.ts";
+import { nonceFor } from "../../src/core/server-admission.ts";
 import type { ServerState } from "../../src/core/server-state.ts";
 import {
   type KeyPairs,
@@ -14,7 +15,6 @@ import {
   registerTranscript,
   signText,
 } from "../../src/core/session-crypto.ts";
-import { nonceFor } from "../../src/core/step-server.ts";
 import { keyPairFromSeed, nodeCryptoPort } from "../../src/crypto/node-crypto-port.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import type { RegisterMessage } from "../../src/protocol/messages.ts";

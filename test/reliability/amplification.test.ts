@@ -4,6 +4,7 @@
  * server core with many spoofed source addresses, then against real processes.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { nonceFor } from "../../src/core/server-admission.ts";
 import type { ServerEffect } from "../../src/core/server-effects.ts";
 import { createServerState } from "../../src/core/server-state.ts";
 import {
@@ -12,7 +13,7 @@ import {
   sessionKey,
   withMac,
 } from "../../src/core/session-crypto.ts";
-import { nextServerWakeAt, nonceFor, stepServer } from "../../src/core/step-server.ts";
+import { nextServerWakeAt, stepServer } from "../../src/core/step-server.ts";
 import { timing } from "../../src/core/timing.ts";
 import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { cookieMaker } from "../../src/io/random.ts";

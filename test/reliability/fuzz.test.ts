@@ -41,6 +41,7 @@ import {
   type ClientState,
   createClientState,
 } from "../../src/core/client-state.ts";
+import { nonceFor } from "../../src/core/server-admission.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
 import {
@@ -51,7 +52,7 @@ import {
   withMac,
 } from "../../src/core/session-crypto.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
-import { nextServerWakeAt, nonceFor, stepServer } from "../../src/core/step-server.ts";
+import { nextServerWakeAt, stepServer } from "../../src/core/step-server.ts";
 import { timing } from "../../src/core/timing.ts";
 import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { cookieMaker } from "../../src/io/random.ts";
@@ -1473,7 +1474,7 @@ describe("the cores under 110,000 hostile datagrams", () => {
   );
 });
 
-/** How many sources the server's rate limiter keeps (step-server.ts forgets idle ones beyond it). */
+/** How many sources the server's rate limiter keeps (server-admission.ts forgets idle ones beyond it). */
 const TRACKED_SOURCES = 100_000;
 
 describe("the server under a flood from spoofed sources", () => {

@@ -1,0 +1,166 @@
+import type { Address, ErrorCode, Message } from "../protocol/messages.ts";
+import type { StoreChange, StoredMessage } from "../store/offline-store.ts";
+import type { Datagram, RetryPolicy } from "./outbound-requests.ts";
+import type { LogLevel, ServerEffect } from "./server-effects.ts";
+import type {
+  AwaitingCommit,
+  FanOut,
+  Requester,
+  ServerClient,
+  ServerState,
+} from "./server-state.ts";
+import { withMac } from "./session-crypto.ts";
+import { timing } from "./timing.ts";
+
+/*
+ * The plumbing every part of the server core shares: one step's effects (answers held until their commit), retry policies, replies, session MACs and request ids.
+ */
+
+export const probePolicy: RetryPolicy = {
+  resendEveryMs: timing.probeResendEveryMs,
+  deadlineMs: timing.ackWaitMs,
+  lane: "probe",
+};
+export const channelPolicy: RetryPolicy = { ...probePolicy, lane: "channel" };
+export const tablePolicy: RetryPolicy = {
+  resendEveryMs: timing.pushResendEveryMs,
+  deadlineMs: timing.pushDeadlineMs,
+  lane: "table",
+};
+export const storedPolicy: RetryPolicy = { ...tablePolicy, lane: "stored" };
+
+/**
+ * One step's work. Write, then answer: when the step changed the store, everything it
+ * would send or log waits in `awaitingCommit` until the shell reports the commit.
+ */
+export class Step {
+  readonly changes: StoreChange[] = [];
+  readonly datagrams: Datagram[] = [];
+  readonly replies = new Map<Datagram, Requester>();
+  readonly stored: StoredMessage[] = [];
+  readonly fanOuts: FanOut[] = [];
+  readonly logs: { level: LogLevel; text: string }[] = [];
+  readonly released: ServerEffect[] = [];
+  readonly reads: ServerEffect[] = [];
+
+  constructor(
+    readonly state: ServerState,
+    readonly now: number,
+  ) {}
+
+  send(to: Address, message: Message): void {
+    this.datagrams.push({ to, message });
+  }
+
+  sendReply(requester: Requester, message: Message): void {
+    const datagram = { to: requester.from, message };
+    this.datagrams.push(datagram);
+    this.replies.set(datagram, requester);
+  }
+
+  log(level: LogLevel, text: string): void {
+    this.logs.push({ level, text });
+  }
+
+  effects(): ServerEffect[] {
+    const commit = this.changes.length > 0 ? this.state.nextCommit++ : 0;
+    if (this.stored.length > 0) {
+      this.state.storedInCommit.set(
+        commit,
+        this.stored.map((message) => message.id),
+      );
+    }
+    // Only answers wait for the disk; the server's own requests promise nothing about it.
+    if (this.changes.length > 0 && this.replies.size > 0) {
+      this.state.awaitingCommit.set(commit, {
+        datagrams: this.datagrams,
+        replies: this.replies,
+        logs: this.logs,
+        stored: this.stored,
+        fanOuts: this.fanOuts,
+      });
+      return [...this.released, { kind: "persist", commit, changes: this.changes }, ...this.reads];
+    }
+    if (this.changes.length > 0) {
+      return [
+        ...this.released,
+        { kind: "persist", commit, changes: this.changes },
+        ...logEffects(this.logs),
+        ...sendEffects(this.datagrams),
+        ...this.reads,
+      ];
+    }
+    for (const [datagram, requester] of this.replies) {
+      rememberReply(this.state, datagram, requester, this.now);
+    }
+    return [
+      ...this.released,
+      ...logEffects(this.logs),
+      ...sendEffects(this.datagrams),
+      ...this.reads,
+    ];
+  }
+}
+
+export function logEffects(logs: AwaitingCommit["logs"]): ServerEffect[] {
+  return logs.map(({ level, text }) => ({ kind: "log", level, text }));
+}
+
+export function sendEffects(datagrams: readonly Datagram[]): ServerEffect[] {
+  return datagrams.map(({ to, message }) => ({ kind: "send", to, message }));
+}
+
+export function rememberReply(
+  state: ServerState,
+  datagram: Datagram,
+  requester: Requester,
+  now: number,
+): void {
+  const cached = state.replies.get(requester.replyKey);
+  if (cached) cached.reply = datagram.message;
+  else {
+    state.replies.set(requester.replyKey, {
+      reply: datagram.message,
+      from: requester.from,
+      expiresAt: now + timing.replyCacheMs,
+    });
+  }
+}
+
+export function sessionOf(state: ServerState, sid: string): ServerClient | undefined {
+  const key = state.clientsByToken.get(sid);
+  return key === undefined ? undefined : state.clients.get(key);
+}
+
+/** An answer in a session carries the session's MAC. */
+export function authenticated<M extends Message>(
+  state: ServerState,
+  requester: Requester,
+  message: M,
+): M {
+  return requester.session ? withMac(state.deps.crypto, requester.session.key, message) : message;
+}
+
+/** The server's own request to a client, with the MAC of the client's session. */
+export function toClient<M extends Message>(
+  state: ServerState,
+  client: ServerClient,
+  message: M,
+): M {
+  return client.sessionKey ? withMac(state.deps.crypto, client.sessionKey, message) : message;
+}
+
+/** An answer to a request: remembered for retransmissions once what it reports is committed. */
+export function reply(step: Step, requester: Requester, message: Message): void {
+  step.sendReply(requester, authenticated(step.state, requester, message));
+}
+
+export function replyError(step: Step, requester: Requester, code: ErrorCode): void {
+  reply(step, requester, { type: "error", id: requester.id, code });
+}
+
+export function nextRequestId(state: ServerState): number {
+  const id = state.nextRequestId;
+  state.nextRequestId = id >= Number.MAX_SAFE_INTEGER ? 0 : id + 1;
+  return id;
+}

@@ -1,0 +1,176 @@
+import type { Message } from "../protocol/messages.ts";
+import type { ServerClient, ServerState } from "./server-state.ts";
+import { nextRequestId, type Step, tablePolicy, toClient } from "./server-step.ts";
+import { TABLE_PARTS_IN_FLIGHT } from "./timing.ts";
+
+/*
+ * Table sync: pushes of the change log to clients, found by a sweep, built when the table lane has room, a few parts at a time.
+ */
+
+/** One entry changed: a new version; the sweep finds everyone it leaves behind. */
+export function tableChanged(step: Step, client: ServerClient): void {
+  const { state } = step;
+  client.entryVersion = state.table.recordChange(client);
+  state.sweep.due = true;
+  // SPEC §5 and §6: the table goes out before the answer that follows the change.
+  pumpTablePushes(step);
+}
+
+/**
+ * This client needs the table (it registered, or must learn it is offline); one push at
+ * a time. `refresh`: send it even if it is up to date (an empty delta, which it shows).
+ */
+export function requestTablePush(step: Step, client: ServerClient, refresh = false): void {
+  const { state } = step;
+  if (refresh) client.refresh = true;
+  if (client.push === undefined) state.syncRequests.add(client.key);
+  pumpTablePushes(step);
+}
+
+export function cancelTablePush(step: Step, client: ServerClient): void {
+  const { push } = client;
+  if (!push) return;
+  client.push = undefined;
+  for (const id of push.partIds) step.state.outbound.cancel(id, step.now, step.datagrams);
+}
+
+/**
+ * Builds each push only when the table lane has room, so it carries every change made
+ * while it waited: at most one push per client per round trip, whatever the changes.
+ */
+export function pumpTablePushes(step: Step): void {
+  const { state } = step;
+  while (state.outbound.hasRoom("table")) {
+    const requested = state.syncRequests.shift();
+    if (requested !== undefined) {
+      const client = state.clients.get(requested);
+      if (client && isPushable(state, client) && isBehind(state, client)) {
+        sendTablePush(step, client);
+      }
+      continue;
+    }
+    const client = nextInSweep(state);
+    if (!client) return;
+    if (client.online && isPushable(state, client) && isBehind(state, client)) {
+      if (client.stalledAt === state.table.version) continue;
+      state.sweep.sentInPass++;
+      sendTablePush(step, client);
+    }
+  }
+}
+
+/** The next client of the sweep; undefined when none is due or a pass found no one behind. */
+function nextInSweep(state: ServerState): ServerClient | undefined {
+  const { sweep } = state;
+  while (sweep.due) {
+    if (sweep.index >= sweep.keys.length) {
+      if (sweep.keys.length > 0 && sweep.sentInPass === 0) {
+        sweep.due = false;
+        sweep.keys = [];
+        return undefined;
+      }
+      sweep.keys = [...state.clients.keys()];
+      sweep.index = 0;
+      sweep.sentInPass = 0;
+      if (sweep.keys.length === 0) sweep.due = false;
+      continue;
+    }
+    const key = sweep.keys[sweep.index++];
+    const client = key === undefined ? undefined : state.clients.get(key);
+    if (client) return client;
+  }
+  return undefined;
+}
+
+/** No push out to it, and not in the middle of receiving its stored messages. */
+function isPushable(state: ServerState, client: ServerClient): boolean {
+  return client.push === undefined && !state.storedDeliveries.has(client.key);
+}
+
+function isBehind(state: ServerState, client: ServerClient): boolean {
+  return client.synced !== state.table.version || client.refresh;
+}
+
+function sendTablePush(step: Step, client: ServerClient): void {
+  const { state } = step;
+  client.refresh = false;
+  client.stalledAt = undefined;
+  const content = state.table.pushFor(client.synced, state.clients, client.entryVersion);
+  const parts = content.parts.length;
+  const partIds = content.parts.map(() => nextRequestId(state));
+  const pushId = partIds[0] ?? nextRequestId(state);
+  const unsent = content.parts.map((clients, part): Message => {
+    const id = partIds[part] ?? pushId;
+    return toClient(
+      state,
+      client,
+      content.base === undefined
+        ? { type: "table", id, version: content.version, part, parts, clients }
+        : { type: "table", id, version: content.version, base: content.base, part, parts, clients },
+    );
+  });
+  client.push = {
+    id: pushId,
+    partIds,
+    version: content.version,
+    unsent,
+    outstandingParts: parts,
+    reported: undefined,
+  };
+  for (let sent = 0; sent < TABLE_PARTS_IN_FLIGHT; sent++) sendNextPart(step, client);
+}
+
+function sendNextPart(step: Step, client: ServerClient): void {
+  const push = client.push;
+  const message = push?.unsent.shift();
+  if (!push || !message) return;
+  step.state.outbound.add(
+    message.id,
+    { ip: client.ip, port: client.port },
+    message,
+    { kind: "table", clientKey: client.key, pushId: push.id, version: push.version },
+    tablePolicy,
+    step.now,
+    step.datagrams,
+  );
+}
+
+/**
+ * `have`: the version the client says it holds; the server believes it. A client that
+ * never says (one typed by hand) is taken to hold what it was sent.
+ */
+export function tablePartDone(
+  step: Step,
+  clientKey: string,
+  pushId: number,
+  have: number | undefined,
+): void {
+  const { state } = step;
+  const client = state.clients.get(clientKey);
+  const push = client?.push;
+  if (!client || push?.id !== pushId) return;
+  if (have !== undefined && have <= state.table.version) {
+    push.reported = Math.max(push.reported ?? have, have);
+  }
+  push.outstandingParts--;
+  if (push.outstandingParts > 0) {
+    sendNextPart(step, client);
+    return;
+  }
+  client.push = undefined;
+  client.synced = push.reported ?? push.version;
+  // Changes made while it was out: the next push now (the sweep passed it by meanwhile).
+  if (client.online && client.synced !== state.table.version) state.syncRequests.add(clientKey);
+}
+
+/** A push nobody acknowledged: the client may be gone. The sweep after the next change tries it again. */
+export function tablePartUnanswered(step: Step, clientKey: string, pushId: number): void {
+  const { state } = step;
+  const client = state.clients.get(clientKey);
+  const push = client?.push;
+  if (!client || push?.id !== pushId) return;
+  // Six tries of one part went unanswered: the rest would fare no better.
+  cancelTablePush(step, client);
+  if (push.reported !== undefined) client.synced = push.reported;
+  client.stalledAt = state.table.version;
+}
