@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { SERVER_SEND_WINDOW } from "../../src/core/timing.ts";
 import { SimulatedNetwork } from "../helpers/simulated-network.ts";
+import { LONG_TEST_TIMEOUT_MS } from "../helpers/timeouts.ts";
 
 const MEMBERS = 1_000;
 const names = Array.from({ length: MEMBERS }, (_, index) => `m${String(index).padStart(4, "0")}`);
@@ -29,44 +30,55 @@ function watchServerRequests(network: SimulatedNetwork) {
 
 describe(`fan-out to ${MEMBERS} members`, () => {
   for (const loss of [0, 0.01]) {
-    test(`a channel message reaches every member once, within the send window (loss ${loss})`, () => {
-      const network = new SimulatedNetwork({ seed: 1000 + loss * 100 });
-      const members = network.addRegisteredClients(names);
-      network.setFaults({ loss, duplication: 0.02, delayMinMs: 1, delayMaxMs: 40 });
-      const peak = watchServerRequests(network);
-      const [sender, ...others] = members;
-      if (!sender) throw new Error("no members");
-      sender.type("send_all hello, everyone");
-      network.settle();
-      expect(sender.shown()).toEqual(["[Message received by Server.]"]);
-      for (const member of others)
-        expect(member.shown()).toEqual(["[Channel_Message m0000: hello, everyone]"]);
-      expect(network.sentBy("server", "channel-message").length).toBeGreaterThanOrEqual(
-        MEMBERS - 1,
-      );
-      expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
-      expect(peak.probes).toBeLessThanOrEqual(MEMBERS * loss);
-      expect([...network.server.clients.values()].filter((c) => !c.online)).toEqual([]);
-      expect(network.store.load().messages).toEqual([]);
-    });
+    test(
+      `a channel message reaches every member once, within the send window (loss ${loss})`,
+      () => {
+        const network = new SimulatedNetwork({ seed: 1000 + loss * 100 });
+        const members = network.addRegisteredClients(names);
+        network.setFaults({ loss, duplication: 0.02, delayMinMs: 1, delayMaxMs: 40 });
+        const peak = watchServerRequests(network);
+        const [sender, ...others] = members;
+        if (!sender) throw new Error("no members");
+        sender.type("send_all hello, everyone");
+        network.settle();
+        expect(sender.shown()).toEqual(["[Message received by Server.]"]);
+        for (const member of others)
+          expect(member.shown()).toEqual(["[Channel_Message m0000: hello, everyone]"]);
+        expect(network.sentBy("server", "channel-message").length).toBeGreaterThanOrEqual(
+          MEMBERS - 1,
+        );
+        expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
+        expect(peak.probes).toBeLessThanOrEqual(MEMBERS * loss);
+        expect([...network.server.clients.values()].filter((c) => !c.online)).toEqual([]);
+        expect(network.store.load().messages).toEqual([]);
+      },
+      LONG_TEST_TIMEOUT_MS,
+    );
   }
 
-  test("a table push to every member goes out in parts, within the send window", () => {
-    const network = new SimulatedNetwork({ seed: 7 });
-    const members = network.addRegisteredClients(names);
-    network.setFaults({ delayMinMs: 1, delayMaxMs: 40 });
-    const peak = watchServerRequests(network);
-    const newcomer = network.addClient("newcomer");
-    network.settle();
-    expect(newcomer.shown()).toEqual(["[Welcome, You are registered.]", "[Client table updated.]"]);
-    expect(newcomer.state.table).toHaveLength(MEMBERS + 1);
-    for (const member of members) {
-      expect(member.shown()).toEqual(["[Client table updated.]"]);
-      expect(member.state.table).toHaveLength(MEMBERS + 1);
-    }
-    const parts = network.sentBy("server", "table")[0]?.message;
-    expect(parts?.type === "table" && parts.parts).toBeGreaterThan(1);
-    expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
-    expect(peak.probes).toBe(0);
-  });
+  test(
+    "a table push to every member goes out in parts, within the send window",
+    () => {
+      const network = new SimulatedNetwork({ seed: 7 });
+      const members = network.addRegisteredClients(names);
+      network.setFaults({ delayMinMs: 1, delayMaxMs: 40 });
+      const peak = watchServerRequests(network);
+      const newcomer = network.addClient("newcomer");
+      network.settle();
+      expect(newcomer.shown()).toEqual([
+        "[Welcome, You are registered.]",
+        "[Client table updated.]",
+      ]);
+      expect(newcomer.state.table).toHaveLength(MEMBERS + 1);
+      for (const member of members) {
+        expect(member.shown()).toEqual(["[Client table updated.]"]);
+        expect(member.state.table).toHaveLength(MEMBERS + 1);
+      }
+      const parts = network.sentBy("server", "table")[0]?.message;
+      expect(parts?.type === "table" && parts.parts).toBeGreaterThan(1);
+      expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
+      expect(peak.probes).toBe(0);
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
 });

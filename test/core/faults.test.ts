@@ -26,6 +26,7 @@ import {
   type SimulatedNetwork,
   seededRandom,
 } from "../helpers/simulated-network.ts";
+import { LONG_TEST_TIMEOUT_MS } from "../helpers/timeouts.ts";
 
 const NAMES = ["a", "b", "c"] as const;
 const SEEDS = 1000;
@@ -327,33 +328,45 @@ function runAllSeeds(): RunResult {
 }
 
 describe("under loss, duplication and reordering", () => {
-  test(`${SEEDS} seeds: nothing lost once confirmed, nothing invented, misdirected or misordered`, () => {
-    const result = runAllSeeds();
-    expect(result.problems).toEqual([]);
-    // The run exercised what it claims to: many messages, most of them confirmed, every outcome.
-    expect(result.sent).toBeGreaterThan(SEEDS * 15);
-    expect(result.confirmed).toBeGreaterThan(result.sent * 0.8);
-    for (const outcome of ["delivered", "saved", "posted", "exists"]) {
-      expect(result.outcomes[outcome] ?? 0).toBeGreaterThan(0);
-    }
-  });
+  test(
+    `${SEEDS} seeds: nothing lost once confirmed, nothing invented, misdirected or misordered`,
+    () => {
+      const result = runAllSeeds();
+      expect(result.problems).toEqual([]);
+      // The run exercised what it claims to: many messages, most of them confirmed, every outcome.
+      expect(result.sent).toBeGreaterThan(SEEDS * 15);
+      expect(result.confirmed).toBeGreaterThan(result.sent * 0.8);
+      for (const outcome of ["delivered", "saved", "posted", "exists"]) {
+        expect(result.outcomes[outcome] ?? 0).toBeGreaterThan(0);
+      }
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
 
-  test(`${SEEDS} seeds: no process shows a message twice; a restarted one rarely does`, () => {
-    // Measured: 1 in about 30,000 messages, seed 254 (see isShownAgainByLaterProcess).
-    expect(runAllSeeds().shownAgain.length).toBeLessThanOrEqual(3);
-  });
+  test(
+    `${SEEDS} seeds: no process shows a message twice; a restarted one rarely does`,
+    () => {
+      // Measured: 1 in about 30,000 messages, seed 254 (see isShownAgainByLaterProcess).
+      expect(runAllSeeds().shownAgain.length).toBeLessThanOrEqual(3);
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
 
-  test("the same seed gives the same run", () => {
-    const first = registeredNetwork(NAMES, { seed: 42 });
-    const second = registeredNetwork(NAMES, { seed: 42 });
-    for (const network of [first, second]) {
-      network.setFaults({ loss: 0.2, duplication: 0.1, delayMaxMs: 150 });
-      network.client("a").type("send b one");
-      network.client("b").type("send_all two");
-      network.client("c").type("send a three");
-      network.settle();
-    }
-    expect(second.sent).toEqual(first.sent);
-    expect(second.shown("a")).toEqual(first.shown("a"));
-  });
+  test(
+    "the same seed gives the same run",
+    () => {
+      const first = registeredNetwork(NAMES, { seed: 42 });
+      const second = registeredNetwork(NAMES, { seed: 42 });
+      for (const network of [first, second]) {
+        network.setFaults({ loss: 0.2, duplication: 0.1, delayMaxMs: 150 });
+        network.client("a").type("send b one");
+        network.client("b").type("send_all two");
+        network.client("c").type("send a three");
+        network.settle();
+      }
+      expect(second.sent).toEqual(first.sent);
+      expect(second.shown("a")).toEqual(first.shown("a"));
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
 });

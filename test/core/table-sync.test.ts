@@ -3,6 +3,7 @@ import { timing } from "../../src/core/timing.ts";
 import { encodeMessage } from "../../src/protocol/codec.ts";
 import type { TableMessage } from "../../src/protocol/messages.ts";
 import { registeredNetwork, SimulatedNetwork } from "../helpers/simulated-network.ts";
+import { LONG_TEST_TIMEOUT_MS } from "../helpers/timeouts.ts";
 
 const TABLE_UPDATED = "[Client table updated.]";
 
@@ -15,36 +16,40 @@ function tablesSent(network: SimulatedNetwork, since: number): TableMessage[] {
 }
 
 describe("the table travels as a change log", () => {
-  test("one change costs each online client one small datagram, whatever the table's size", () => {
-    const network = new SimulatedNetwork();
-    const names = Array.from({ length: 1_000 }, (_, i) => `m${i}`);
-    const members = network.addRegisteredClients(names);
-    const [first] = members;
-    if (!first) throw new Error("no members");
-    // After the restart that loaded them, the first change brings everyone a snapshot.
-    first.type("dereg m0");
-    network.settle();
-    const mark = network.sent.length;
-    first.type("reg m0");
-    network.settle();
-    // m0 itself held no version of this server (it was loaded, not registered): a snapshot.
-    const toOthers = network.sent
-      .slice(mark)
-      .filter((d) => d.from === "server" && d.to !== "m0" && d.message.type === "table");
-    const tables = toOthers.map((d) => d.message as TableMessage);
-    // One push per other online client, none sent twice: nothing was lost.
-    expect(new Set(tables.map((table) => table.id)).size).toBe(999);
-    expect(tables.length).toBe(999);
-    for (const table of tables) {
-      expect(table.base).toBeDefined();
-      expect(table.clients).toHaveLength(1);
-      expect(encodeMessage(table).byteLength).toBeLessThanOrEqual(200);
-    }
-    for (const member of members.slice(1, 5)) {
-      expect(member.state.table.find((e) => e.name === "m0")?.online).toBe(true);
-      expect(member.state.table).toHaveLength(1_000);
-    }
-  });
+  test(
+    "one change costs each online client one small datagram, whatever the table's size",
+    () => {
+      const network = new SimulatedNetwork();
+      const names = Array.from({ length: 1_000 }, (_, i) => `m${i}`);
+      const members = network.addRegisteredClients(names);
+      const [first] = members;
+      if (!first) throw new Error("no members");
+      // After the restart that loaded them, the first change brings everyone a snapshot.
+      first.type("dereg m0");
+      network.settle();
+      const mark = network.sent.length;
+      first.type("reg m0");
+      network.settle();
+      // m0 itself held no version of this server (it was loaded, not registered): a snapshot.
+      const toOthers = network.sent
+        .slice(mark)
+        .filter((d) => d.from === "server" && d.to !== "m0" && d.message.type === "table");
+      const tables = toOthers.map((d) => d.message as TableMessage);
+      // One push per other online client, none sent twice: nothing was lost.
+      expect(new Set(tables.map((table) => table.id)).size).toBe(999);
+      expect(tables.length).toBe(999);
+      for (const table of tables) {
+        expect(table.base).toBeDefined();
+        expect(table.clients).toHaveLength(1);
+        expect(encodeMessage(table).byteLength).toBeLessThanOrEqual(200);
+      }
+      for (const member of members.slice(1, 5)) {
+        expect(member.state.table.find((e) => e.name === "m0")?.online).toBe(true);
+        expect(member.state.table).toHaveLength(1_000);
+      }
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
 
   test("a client back from a dereg gets only what changed, each entry once", () => {
     const network = registeredNetwork(["x", "y", "z"]);
