@@ -30,35 +30,17 @@ export function onPrivateTmpfs(
 ): string[] {
   const script =
     'dir=$1; size=$2; shift 2; mount -t tmpfs -o "size=$size" tmpfs "$dir" && exec "$@"';
-  return [
-    "unshare",
-    "-m",
-    "--propagation",
-    "private",
-    "sh",
-    "-c",
-    script,
-    "sh",
-    directory,
-    size,
-    ...command,
-  ];
+  return inPrivateMounts(script, [directory, size, ...command]);
 }
 
 /** `command`, with `directory` mounted read-only for it alone. */
 export function withReadOnly(directory: string, command: readonly string[]): string[] {
   const script =
     'dir=$1; shift; mount --bind "$dir" "$dir" && mount -o remount,ro,bind "$dir" && exec "$@"';
-  return [
-    "unshare",
-    "-m",
-    "--propagation",
-    "private",
-    "sh",
-    "-c",
-    script,
-    "sh",
-    directory,
-    ...command,
-  ];
+  return inPrivateMounts(script, [directory, ...command]);
+}
+
+/** A shell `script` run with `args` in a mount namespace of its own. */
+function inPrivateMounts(script: string, args: readonly string[]): string[] {
+  return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", ...args];
 }
