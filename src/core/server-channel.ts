@@ -1,6 +1,8 @@
 import { textLength } from "../protocol/codec.ts";
 import { type ChannelMessage, MAX_TEXT_LENGTH, type Message } from "../protocol/messages.ts";
+import { nameKey } from "../protocol/names.ts";
 import { type StoredMessage, summaryOf, utf8Length } from "../store/offline-store.ts";
+import { isRemote, newStoredId } from "./server-cluster.ts";
 import { sendNextStoredBatch, storeMessage, unstoreMessage } from "./server-mailboxes.ts";
 import type { ChannelPost, Requester, ServerClient } from "./server-state.ts";
 import { FAN_OUT_TIMES_KEPT } from "./server-state.ts";
@@ -39,9 +41,15 @@ export function onChannel(
   let live = 0;
   let stored = 0;
   let unstored = 0;
+  let remote = 0;
   for (const member of step.state.clients.values()) {
     if (member.key === sender.key) continue;
-    if (member.online) {
+    if (member.online && isRemote(step.state, member)) {
+      // Its node delivers it, from the copy it finds in the shared log.
+      keepWhileDelivering(step, member, post);
+      live++;
+      remote++;
+    } else if (member.online) {
       const copy = keepWhileDelivering(step, member, post);
       deliverChannelPost(step, member, post, 0, copy, undefined, undefined);
       live++;
@@ -51,8 +59,8 @@ export function onChannel(
       stored++;
     }
   }
-  post.fanOut.pending = live;
-  if (live > 0) step.fanOuts.push(post.fanOut);
+  post.fanOut.pending = live - remote;
+  if (live > remote) step.fanOuts.push(post.fanOut);
   step.state.activity.channelPosts++;
   step.state.activity.storedForChannel += stored;
   step.log(
@@ -71,7 +79,7 @@ function channelStored(post: ChannelPost): Omit<StoredMessage, "id" | "recipient
 function keepWhileDelivering(step: Step, member: ServerClient, post: ChannelPost): StoredMessage {
   const { state } = step;
   const copy: StoredMessage = {
-    id: state.nextStoredId++,
+    id: newStoredId(state, step.now),
     recipient: member.name,
     ...channelStored(post),
   };
@@ -88,7 +96,11 @@ function keepWhileDelivering(step: Step, member: ServerClient, post: ChannelPost
 export function deliveredLive(step: Step, copy: StoredMessage | undefined): void {
   if (!copy || !step.state.delivering.has(copy.id)) return;
   unstoreMessage(step.state, copy);
-  step.changes.push({ kind: "remove-messages", ids: [copy.id] });
+  step.changes.push({
+    kind: "remove-messages",
+    ids: [copy.id],
+    recipient: nameKey(copy.recipient),
+  });
 }
 
 /** After a crash: what online members still have waiting reaches them as stored messages. */
@@ -96,7 +108,9 @@ export function resumeDeliveries(step: Step): void {
   const { state } = step;
   state.resumeDeliveries = false;
   for (const client of state.clients.values()) {
-    if (!client.online || state.storedDeliveries.has(client.key)) continue;
+    if (!client.online || isRemote(state, client) || state.storedDeliveries.has(client.key)) {
+      continue;
+    }
     if ((state.mailboxes.get(client.key)?.length ?? 0) === 0) continue;
     step.log("info", `resuming the delivery of stored messages to ${client.name}`);
     state.storedDeliveries.add(client.key);

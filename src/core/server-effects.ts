@@ -16,7 +16,18 @@ export type ServerInput =
       readonly messages: readonly StoredMessage[];
       /** The store could not be read: try again after the next commit. */
       readonly failed?: boolean;
-    };
+    }
+  /** Cluster: changes another node committed, in the order the shared log holds them. */
+  | {
+      readonly kind: "remote-changes";
+      readonly node: string;
+      readonly changes: readonly StoreChange[];
+      readonly notes: readonly NodeNote[];
+    }
+  /** Cluster: the answer to a `claim` effect. */
+  | { readonly kind: "claim-done"; readonly claim: number; readonly granted: boolean }
+  /** Cluster: a node stopped beating and this node won the takeover: its clients go offline. */
+  | { readonly kind: "node-gone"; readonly node: string };
 
 export type LogLevel = "info" | "debug" | "warn";
 
@@ -27,7 +38,20 @@ export type LogLevel = "info" | "debug" | "warn";
  * commit the changes of many steps in one transaction.
  */
 export type ServerEffect =
-  | { readonly kind: "persist"; readonly commit: number; readonly changes: readonly StoreChange[] }
+  | {
+      readonly kind: "persist";
+      readonly commit: number;
+      readonly changes: readonly StoreChange[];
+      /** Cluster: requests and answers for other nodes, written to the shared log with the changes. */
+      readonly notes?: readonly NodeNote[];
+    }
+  /** Cluster: claim the name for this node (atomically, across nodes); report `claim-done`. */
+  | {
+      readonly kind: "claim";
+      readonly claim: number;
+      readonly name: string;
+      readonly force: boolean;
+    }
   | { readonly kind: "send"; readonly to: Address; readonly message: Message }
   /** Read these stored messages from the store and report them as `read-done`. */
   | { readonly kind: "read"; readonly read: number; readonly ids: readonly number[] }
@@ -53,6 +77,28 @@ export interface DropCounts {
   replayed: number;
 }
 
+/**
+ * What one node of a cluster asks another, through the shared log: is your client
+ * alive? (`probe`), and the answer (`probe-result`), which follows in the log the
+ * change that marked the client offline, so the asker has already applied it.
+ */
+export type NodeNote =
+  | { readonly kind: "probe"; readonly to: string; readonly name: string; readonly probeId: number }
+  | {
+      readonly kind: "probe-result";
+      readonly to: string;
+      readonly probeId: number;
+      readonly alive: boolean;
+    };
+
+/** This server is one node of several sharing one chat (docs/CLUSTER.md). */
+export interface ClusterDeps {
+  /** The node's name, unique in the cluster: clients' records say which node holds their session. */
+  readonly node: string;
+  /** 0–63, distinct among running nodes: part of every stored message id this node makes. */
+  readonly slot: number;
+}
+
 export interface ServerDeps {
   /** A fresh session id (TOKEN_LENGTH lowercase hex characters); the session key, not this, is the secret. */
   newToken(): string;
@@ -73,4 +119,6 @@ export interface ServerDeps {
   retentionMs?: number;
   /** All stored messages together may not exceed this. */
   storeQuota?: { readonly messages: number; readonly textBytes: number };
+  /** Set when this server is a node of a cluster. */
+  cluster?: ClusterDeps;
 }

@@ -7,6 +7,7 @@ import {
   summaryOf,
   utf8Length,
 } from "../store/offline-store.ts";
+import { newStoredId } from "./server-cluster.ts";
 import { probe } from "./server-probes.ts";
 import type { Requester, ServerClient, ServerState } from "./server-state.ts";
 import {
@@ -90,7 +91,11 @@ export function storeMessage(
   ) {
     return "store-full";
   }
-  const stored: StoredMessage = { id: state.nextStoredId++, recipient: recipient.name, ...message };
+  const stored: StoredMessage = {
+    id: newStoredId(state, step.now),
+    recipient: recipient.name,
+    ...message,
+  };
   const summary = summaryOf(stored);
   mailbox.push(summary);
   state.mailboxes.set(recipient.key, mailbox);
@@ -259,7 +264,7 @@ export function storedBatchDelivered(
   }
   if (remaining.length > 0) state.mailboxes.set(clientKey, remaining);
   else state.mailboxes.delete(clientKey);
-  step.changes.push({ kind: "remove-messages", ids: messageIds });
+  step.changes.push({ kind: "remove-messages", ids: messageIds, recipient: clientKey });
   const client = state.clients.get(clientKey);
   if (client) {
     state.activity.deliveredStored += messageIds.length;

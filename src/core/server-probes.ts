@@ -1,6 +1,7 @@
 import { normaliseIp } from "../protocol/address.ts";
 import { nameKey } from "../protocol/names.ts";
 import { deliverChannelPost, fanOutSettled, storeChannelPost } from "./server-channel.ts";
+import { isRemote, probeAtItsNode } from "./server-cluster.ts";
 import { storeAndAcknowledge } from "./server-mailboxes.ts";
 import { markOffline, onRegister } from "./server-registry.ts";
 import type { ProbeWaiter, ServerClient } from "./server-state.ts";
@@ -18,6 +19,10 @@ export function probe(step: Step, client: ServerClient, waiter: ProbeWaiter): vo
   const running = state.probes.get(client.key);
   if (running) {
     running.waiters.push(waiter);
+    return;
+  }
+  if (isRemote(state, client)) {
+    probeAtItsNode(step, client, waiter);
     return;
   }
   const requestId = nextRequestId(state);
@@ -96,6 +101,9 @@ function resumeAfterProbe(
         storeChannelPost(step, client, waiter.post, waiter.copy);
         fanOutSettled(step, waiter.post);
       }
+      return;
+    case "node":
+      step.notes.push({ kind: "probe-result", to: waiter.node, probeId: waiter.probeId, alive });
       return;
     default:
       waiter satisfies never;

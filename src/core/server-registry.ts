@@ -6,7 +6,12 @@ import type { ClientRecord } from "../store/offline-store.ts";
 import { RATE_TABLE_LIMIT, registerFields, rememberRegistration } from "./server-admission.ts";
 import { restartStoredDelivery } from "./server-mailboxes.ts";
 import { probe } from "./server-probes.ts";
-import type { Requester, ServerClient, ServerState } from "./server-state.ts";
+import {
+  isAtThisNode,
+  type Requester,
+  type ServerClient,
+  type ServerState,
+} from "./server-state.ts";
 import { reply, replyError, type Step } from "./server-step.ts";
 import { cancelTablePush, requestTablePush, tableChanged } from "./server-table-sync.ts";
 import { ReplayWindow, registerTranscript, sessionKey, signText } from "./session-crypto.ts";
@@ -17,6 +22,15 @@ import { FORGET_CHECK_EVERY_MS, NAME_GRANT_PERIOD_MS, NAMES_PER_ADDRESS } from "
  */
 
 export function onRegister(step: Step, requester: Requester, request: RegisterMessage): void {
+  decideRegistration(step, requester, request);
+}
+
+function decideRegistration(
+  step: Step,
+  requester: Requester,
+  request: RegisterMessage,
+  claimed = false,
+): void {
   const { from } = requester;
   if (!isValidName(request.name)) {
     replyError(step, requester, "bad-name");
@@ -34,7 +48,7 @@ export function onRegister(step: Step, requester: Requester, request: RegisterMe
   }
   // The same key from its own address, or while offline: the same user, come back.
   const isHolder = holder !== undefined && (!holder.online || sameAddress(holder, from));
-  if (holder === undefined && !grantNewName(step.state, from, step.now)) {
+  if (holder === undefined && !claimed && !grantNewName(step.state, from, step.now)) {
     step.log(
       "info",
       `refused the name ${request.name} to ${normaliseIp(from.ip)}:${from.port}: too many new names from that address`,
@@ -47,7 +61,43 @@ export function onRegister(step: Step, requester: Requester, request: RegisterMe
     probe(step, holder, { kind: "register", requester, request });
     return;
   }
+  if (needsClaim(step.state, holder, claimed)) {
+    // Another node may be giving the same name away at this moment: Redis decides.
+    const claim = step.state.nextClaim++;
+    step.state.pendingClaims.set(claim, { requester, request });
+    const force = holder !== undefined && sameAddress(holder, from);
+    step.claims.push({ kind: "claim", claim, name: request.name, force });
+    return;
+  }
   acceptRegistration(step, requester, request);
+}
+
+/** In a cluster, a name is this node's to give only once claimed, unless its session is here already. */
+function needsClaim(
+  state: ServerState,
+  holder: ServerClient | undefined,
+  claimed: boolean,
+): boolean {
+  if (state.deps.cluster === undefined || claimed) return false;
+  return !(holder?.online && isAtThisNode(state.deps, holder));
+}
+
+/** The name's claim came back: the registration is decided again (the table may have moved), or refused. */
+export function claimAnswered(step: Step, claim: number, granted: boolean): void {
+  const pending = step.state.pendingClaims.get(claim);
+  if (!pending) return;
+  step.state.pendingClaims.delete(claim);
+  const { requester, request } = pending;
+  if (granted) {
+    decideRegistration(step, requester, request, true);
+    return;
+  }
+  const { from } = requester;
+  step.log(
+    "info",
+    `refused the name ${request.name} to ${normaliseIp(from.ip)}:${from.port}: another node holds it`,
+  );
+  replyError(step, requester, "name-taken");
 }
 
 /**
@@ -146,6 +196,7 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     push: undefined,
     refresh: false,
     stalledAt: undefined,
+    node: state.deps.cluster?.node,
   };
   state.clients.set(key, client);
   state.clientsByToken.set(client.token, key);
@@ -176,9 +227,20 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
 }
 
 function persistClient(step: Step, client: ServerClient): void {
-  const { name, ip, port, online, token, lastSeen, sk, ak } = client;
+  const { name, ip, port, online, token, lastSeen, sk, ak, node } = client;
   const sessionKey = client.sessionKey ? encodeBase64url(client.sessionKey) : "";
-  const record: ClientRecord = { name, ip, port, online, token, lastSeen, sk, ak, sessionKey };
+  const record: ClientRecord = {
+    name,
+    ip,
+    port,
+    online,
+    token,
+    lastSeen,
+    sk,
+    ak,
+    sessionKey,
+    ...(node === undefined ? {} : { node }),
+  };
   step.changes.push({ kind: "put-client", client: record });
 }
 
@@ -194,10 +256,15 @@ export function markOffline(step: Step, client: ServerClient): void {
   if (!client.online) return;
   client.online = false;
   client.lastSeen = step.now;
-  forgetNoEarlierThan(step.state, client.lastSeen + step.state.retentionMs);
+  noteOfflineSince(step.state, client.lastSeen);
   step.state.syncRequests.delete(client.key);
   persistClient(step, client);
   tableChanged(step, client);
+}
+
+/** An offline name: it may be forgotten a retention period from `since`. */
+export function noteOfflineSince(state: ServerState, since: number): void {
+  forgetNoEarlierThan(state, since + state.retentionMs);
 }
 
 function forgetNoEarlierThan(state: ServerState, at: number): void {
@@ -226,18 +293,24 @@ export function forgetIfDue(step: Step): void {
       forgetNoEarlierThan(state, now + FORGET_CHECK_EVERY_MS);
       continue;
     }
-    state.clients.delete(client.key);
-    state.clientsByToken.delete(client.token);
-    if (state.clientsByAddress.get(addressKey(client)) === client.key) {
-      state.clientsByAddress.delete(addressKey(client));
-    }
-    cancelTablePush(step, client);
-    step.changes.push({ kind: "remove-client", name: client.name });
-    state.table.recordForgotten(client.key, client.name);
-    state.sweep.due = true;
+    forgetClient(step, client, true);
     step.log(
       "info",
       `forgot ${client.name}: offline since ${new Date(client.lastSeen).toISOString()}`,
     );
   }
+}
+
+/** The name leaves the table; `persist`: this server decided it (another node's decision is already stored). */
+export function forgetClient(step: Step, client: ServerClient, persist: boolean): void {
+  const { state } = step;
+  state.clients.delete(client.key);
+  state.clientsByToken.delete(client.token);
+  if (state.clientsByAddress.get(addressKey(client)) === client.key) {
+    state.clientsByAddress.delete(addressKey(client));
+  }
+  cancelTablePush(step, client);
+  if (persist) step.changes.push({ kind: "remove-client", name: client.name });
+  state.table.recordForgotten(client.key, client.name);
+  state.sweep.due = true;
 }

@@ -38,6 +38,8 @@ export interface ServerClient {
   refresh: boolean;
   /** A push to it went unanswered at this version: it is tried again after the next change. */
   stalledAt: number | undefined;
+  /** In a cluster: the node its session is at (undefined on a single server). */
+  node: string | undefined;
 }
 
 export interface ChannelPost {
@@ -95,7 +97,9 @@ export type ProbeWaiter =
       readonly post: ChannelPost;
       readonly round: number;
       readonly copy: StoredMessage | undefined;
-    };
+    }
+  /** Another node of the cluster asked whether this client of ours is alive. */
+  | { readonly kind: "node"; readonly node: string; readonly probeId: number };
 
 /** Who asked, and how the answer is remembered and authenticated. */
 export interface Requester {
@@ -108,6 +112,7 @@ export interface Requester {
 }
 
 export interface Probe {
+  /** The probe datagram's request id, or (for a client at another node) the id of the note that asked its node. */
   readonly requestId: number;
   readonly waiters: ProbeWaiter[];
 }
@@ -212,6 +217,25 @@ export interface ServerState {
   readonly fanOutTimes: number[];
   /** Per source address: datagrams it may still send now (a token bucket). */
   readonly rates: Map<string, RateBucket>;
+  /** Cluster: registrations waiting for their name's claim, by claim number. */
+  readonly pendingClaims: Map<number, PendingClaim>;
+  nextClaim: number;
+  /** Cluster: probes another node carries out for us, by note id: the client, and when we stop waiting. */
+  readonly remoteProbes: Map<number, RemoteProbe>;
+  /** Cluster: the millisecond and sequence of the last stored-message id made here. */
+  readonly clusterIds: { ms: number; seq: number };
+}
+
+export interface PendingClaim {
+  readonly requester: Requester;
+  readonly request: RegisterMessage;
+}
+
+export interface RemoteProbe {
+  readonly clientKey: string;
+  /** The node asked: its client may have moved on by the time it answers. */
+  readonly node: string;
+  readonly deadline: number;
 }
 
 /** Unread fan-out times kept when no shell reads them (the core's own tests). */
@@ -256,6 +280,7 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
       push: undefined,
       refresh: false,
       stalledAt: undefined,
+      node: record.node,
     });
     clientsByToken.set(record.token, key);
     clientsByAddress.set(addressKey(record), key);
@@ -307,7 +332,8 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     announceWhenDelivered: new Set(),
     delivering: new Set(),
     resumeDeliveries: [...clients.values()].some(
-      (client) => client.online && (mailboxes.get(client.key)?.length ?? 0) > 0,
+      (client) =>
+        client.online && isAtThisNode(deps, client) && (mailboxes.get(client.key)?.length ?? 0) > 0,
     ),
     nextCommit: 1,
     awaitingCommit: new Map(),
@@ -329,5 +355,19 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     },
     fanOutTimes: [],
     rates: new Map(),
+    pendingClaims: new Map(),
+    nextClaim: 1,
+    remoteProbes: new Map(),
+    clusterIds: { ms: 0, seq: 0 },
   };
+}
+
+/** Its session is at this server: always on a single server; in a cluster, when its record names this node. */
+export function isAtThisNode(
+  deps: ServerDeps,
+  client: { readonly node?: string | undefined },
+): boolean {
+  return (
+    deps.cluster === undefined || client.node === undefined || client.node === deps.cluster.node
+  );
 }

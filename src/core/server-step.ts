@@ -1,7 +1,7 @@
 import type { Address, ErrorCode, Message } from "../protocol/messages.ts";
 import type { StoreChange, StoredMessage } from "../store/offline-store.ts";
 import type { Datagram, RetryPolicy } from "./outbound-requests.ts";
-import type { LogLevel, ServerEffect } from "./server-effects.ts";
+import type { LogLevel, NodeNote, ServerEffect } from "./server-effects.ts";
 import type {
   AwaitingCommit,
   FanOut,
@@ -35,6 +35,8 @@ export const storedPolicy: RetryPolicy = { ...tablePolicy, lane: "stored" };
  */
 export class Step {
   readonly changes: StoreChange[] = [];
+  /** Cluster: notes to other nodes, which travel in the shared log with this step's changes. */
+  readonly notes: NodeNote[] = [];
   readonly datagrams: Datagram[] = [];
   readonly replies = new Map<Datagram, Requester>();
   readonly stored: StoredMessage[] = [];
@@ -42,6 +44,8 @@ export class Step {
   readonly logs: { level: LogLevel; text: string }[] = [];
   readonly released: ServerEffect[] = [];
   readonly reads: ServerEffect[] = [];
+  /** Cluster: names to claim before a registration goes on. */
+  readonly claims: ServerEffect[] = [];
 
   constructor(
     readonly state: ServerState,
@@ -63,7 +67,18 @@ export class Step {
   }
 
   effects(): ServerEffect[] {
-    const commit = this.changes.length > 0 ? this.state.nextCommit++ : 0;
+    const writes = this.changes.length > 0 || this.notes.length > 0;
+    const commit = writes ? this.state.nextCommit++ : 0;
+    const persist: ServerEffect[] = writes
+      ? [
+          {
+            kind: "persist",
+            commit,
+            changes: this.changes,
+            ...(this.notes.length > 0 ? { notes: this.notes } : {}),
+          },
+        ]
+      : [];
     if (this.stored.length > 0) {
       this.state.storedInCommit.set(
         commit,
@@ -71,7 +86,7 @@ export class Step {
       );
     }
     // Only answers wait for the disk; the server's own requests promise nothing about it.
-    if (this.changes.length > 0 && this.replies.size > 0) {
+    if (writes && this.replies.size > 0) {
       this.state.awaitingCommit.set(commit, {
         datagrams: this.datagrams,
         replies: this.replies,
@@ -79,15 +94,16 @@ export class Step {
         stored: this.stored,
         fanOuts: this.fanOuts,
       });
-      return [...this.released, { kind: "persist", commit, changes: this.changes }, ...this.reads];
+      return [...this.released, ...persist, ...this.reads, ...this.claims];
     }
-    if (this.changes.length > 0) {
+    if (writes) {
       return [
         ...this.released,
-        { kind: "persist", commit, changes: this.changes },
+        ...persist,
         ...logEffects(this.logs),
         ...sendEffects(this.datagrams),
         ...this.reads,
+        ...this.claims,
       ];
     }
     for (const [datagram, requester] of this.replies) {
@@ -98,6 +114,7 @@ export class Step {
       ...logEffects(this.logs),
       ...sendEffects(this.datagrams),
       ...this.reads,
+      ...this.claims,
     ];
   }
 }

@@ -1,5 +1,5 @@
 import type { Message } from "../protocol/messages.ts";
-import type { ServerClient, ServerState } from "./server-state.ts";
+import { isAtThisNode, type ServerClient, type ServerState } from "./server-state.ts";
 import { nextRequestId, type Step, tablePolicy, toClient } from "./server-step.ts";
 import { TABLE_PARTS_IN_FLIGHT } from "./timing.ts";
 
@@ -82,9 +82,13 @@ function nextInSweep(state: ServerState): ServerClient | undefined {
   return undefined;
 }
 
-/** No push out to it, and not in the middle of receiving its stored messages. */
+/** Its session is here, no push is out to it, and it is not in the middle of receiving its stored messages. */
 function isPushable(state: ServerState, client: ServerClient): boolean {
-  return client.push === undefined && !state.storedDeliveries.has(client.key);
+  return (
+    client.push === undefined &&
+    !state.storedDeliveries.has(client.key) &&
+    isAtThisNode(state.deps, client)
+  );
 }
 
 function isBehind(state: ServerState, client: ServerClient): boolean {

@@ -8,6 +8,12 @@ import {
   resumeDeliveries,
   storeChannelPost,
 } from "./server-channel.ts";
+import {
+  applyRemoteChanges,
+  expireRemoteProbes,
+  nextRemoteProbeDeadline,
+  nodeGone,
+} from "./server-cluster.ts";
 import type { ServerEffect, ServerInput } from "./server-effects.ts";
 import {
   afterCommits,
@@ -17,7 +23,7 @@ import {
   unstoreMessage,
 } from "./server-mailboxes.ts";
 import { probe, probeAnswered } from "./server-probes.ts";
-import { forgetIfDue } from "./server-registry.ts";
+import { claimAnswered, forgetIfDue } from "./server-registry.ts";
 import type { ServerPurpose, ServerState } from "./server-state.ts";
 import {
   authenticated,
@@ -46,6 +52,7 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
       break;
     case "tick":
       expireRequests(step);
+      expireRemoteProbes(step);
       forgetIfDue(step);
       break;
     case "committed":
@@ -59,6 +66,15 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
     case "read-done":
       storedMessagesRead(step, input.read, input.messages, input.failed === true);
       break;
+    case "remote-changes":
+      applyRemoteChanges(step, input.node, input.changes, input.notes);
+      break;
+    case "claim-done":
+      claimAnswered(step, input.claim, input.granted);
+      break;
+    case "node-gone":
+      nodeGone(step, input.node);
+      break;
     default:
       return input satisfies never;
   }
@@ -71,7 +87,10 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
 /** When the protocol's own timers (resends, verdicts) need a tick. */
 export function nextServerWakeAt(state: ServerState): number | undefined {
   if (state.resumeDeliveries) return 0;
-  return state.outbound.nextWakeAt();
+  const outbound = state.outbound.nextWakeAt();
+  const remote = nextRemoteProbeDeadline(state);
+  if (remote === undefined) return outbound;
+  return outbound === undefined ? remote : Math.min(outbound, remote);
 }
 
 /** When an offline name may be due to be forgotten: housekeeping, days away, kept apart from the protocol's timers. */

@@ -23,6 +23,11 @@ export const timing = {
   shownMemoryMs: 7 * 24 * 3_600_000,
   /** How long the server keeps its answer to a request, to repeat it for a retransmission. */
   replyCacheMs: 30_000,
+  /**
+   * Cluster: how long a node waits for another node's verdict on its client: its own
+   * 500 ms probe, and the shared log's round trips both ways.
+   */
+  remoteProbeMs: 1500,
   /** A registration cookie is good for the period it was made in and the next. */
   cookiePeriodMs: 60_000,
 } as const;

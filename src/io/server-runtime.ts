@@ -100,6 +100,10 @@ export async function runServer(options: ServerOptions): Promise<number> {
         case "read":
           readStored(effect.read, effect.ids);
           break;
+        case "claim":
+          // Only a cluster's node claims names; a single server holds them all.
+          setImmediate(() => feed({ kind: "claim-done", claim: effect.claim, granted: true }));
+          break;
         case "send":
           endpoint?.send(effect.to, encodeMessage(effect.message));
           break;

@@ -13,6 +13,8 @@ export interface ClientRecord {
   readonly sessionKey: string;
   /** When it last registered or went offline, epoch ms UTC: a name is forgotten a retention period after. */
   readonly lastSeen: number;
+  /** In a cluster: the node its session is (or last was) at. */
+  readonly node?: string;
 }
 
 export type StoredMessageKind = "direct" | "channel";
@@ -69,7 +71,12 @@ export type StoreChange =
   | { readonly kind: "put-client"; readonly client: ClientRecord }
   | { readonly kind: "remove-client"; readonly name: string }
   | { readonly kind: "put-message"; readonly message: StoredMessage }
-  | { readonly kind: "remove-messages"; readonly ids: readonly number[] };
+  | {
+      readonly kind: "remove-messages";
+      readonly ids: readonly number[];
+      /** The recipient's name key, so other nodes of a cluster find them in their index. */
+      readonly recipient?: string;
+    };
 
 /** What the server starts from: the table and the index of stored messages, no texts. */
 export interface ServerSnapshot {

@@ -106,6 +106,7 @@ export function copyClient(client: ClientRecord): ClientRecord {
     ak: client.ak.toWellFormed(),
     sessionKey: client.sessionKey.toWellFormed(),
     lastSeen: client.lastSeen,
+    ...(client.node === undefined ? {} : { node: client.node.toWellFormed() }),
   };
 }
 

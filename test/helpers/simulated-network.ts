@@ -15,7 +15,7 @@ import {
   type PendingRequest,
 } from "../../src/core/client-state.ts";
 import type { CryptoPort } from "../../src/core/crypto-port.ts";
-import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
+import type { NodeNote, ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
 import { type KeyPairs, publicKeyText } from "../../src/core/session-crypto.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
@@ -96,6 +96,20 @@ export interface NetworkOptions {
   readonly seed?: number;
   /** Start without a server, as if none listened at its address. */
   readonly withoutServer?: boolean;
+  /**
+   * A cluster: server nodes with these labels, at ports 5000, 5001, …, sharing the
+   * memory store as they share Redis, with a shared log delivered to every other node
+   * `logDelayMs` after each commit, and atomic name claims.
+   */
+  readonly nodes?: readonly string[];
+  readonly logDelayMs?: number;
+}
+
+/** An entry of the cluster's shared log: what one node committed. */
+interface LogEntry {
+  readonly node: string;
+  readonly changes: readonly StoreChange[];
+  readonly notes: readonly NodeNote[];
 }
 
 interface Delivery {
@@ -115,7 +129,15 @@ interface Wake {
   readonly generation: number;
 }
 
-type SimEvent = Delivery | Wake;
+interface LogDelivery {
+  readonly kind: "log";
+  readonly at: number;
+  readonly seq: number;
+  readonly node: string;
+  readonly entry: LogEntry;
+}
+
+type SimEvent = Delivery | Wake | LogDelivery;
 
 interface WakeTarget {
   armedFor: number | undefined;
@@ -207,7 +229,11 @@ class SimServer implements WakeTarget {
   armedFor: number | undefined;
   generation = 0;
 
-  constructor(readonly state: ServerState) {}
+  constructor(
+    readonly label: string,
+    readonly address: Address,
+    readonly state: ServerState,
+  ) {}
 }
 
 /** One client process: what its user typed, saw, and how it ended. */
@@ -284,7 +310,16 @@ export class SimulatedNetwork {
   private readonly crypto: CryptoPort;
   private readonly queue = new EventQueue();
   private seq = 0;
-  private serverNode: SimServer | undefined;
+  /** Running servers by label: one (`server`), or a cluster's nodes. */
+  private readonly servers = new Map<string, SimServer>();
+  /** Every server's address by label, running or not. */
+  private readonly serverAddresses = new Map<string, Address>();
+  private readonly clustered: boolean;
+  private readonly logDelayMs: number;
+  /** The cluster's name claims (Redis's `chat:claims`): name key → node. */
+  readonly claims = new Map<string, string>();
+  /** Every entry of the cluster's shared log, in order. */
+  readonly log: LogEntry[] = [];
   private serverStarts = 0;
   private readonly clients = new Map<string, SimClient>();
   private readonly started: SimClient[] = [];
@@ -300,23 +335,43 @@ export class SimulatedNetwork {
     this.idRandom = seededRandom(seed ^ 0x5eed_cafe);
     this.serverKeys = derivedKeyPairs(`server ${seed}`);
     this.crypto = seededCrypto(seed ^ 0x0c1a_55ed);
-    if (!options.withoutServer) this.startServer();
+    this.clustered = options.nodes !== undefined;
+    this.logDelayMs = options.logDelayMs ?? 1;
+    const labels = options.nodes ?? [SERVER_LABEL];
+    labels.forEach((label, index) => {
+      this.serverAddresses.set(label, { ip: LOOPBACK, port: SERVER_ADDRESS.port + index });
+    });
+    if (!options.withoutServer) for (const label of labels) this.startServer(label);
   }
 
   // The server ---------------------------------------------------------------------------------
 
   get serverRunning(): boolean {
-    return this.serverNode !== undefined;
+    return this.servers.has(SERVER_LABEL);
   }
 
   get server(): ServerState {
-    if (!this.serverNode) throw new Error("the server is not running");
-    return this.serverNode.state;
+    return this.node(SERVER_LABEL);
+  }
+
+  /** The state of the server (or cluster node) `label`. */
+  node(label: string): ServerState {
+    const server = this.servers.get(label);
+    if (!server) throw new Error(`the server ${label} is not running`);
+    return server.state;
+  }
+
+  nodeAddress(label: string): Address {
+    const address = this.serverAddresses.get(label);
+    if (!address) throw new Error(`no server ${label}`);
+    return address;
   }
 
   /** Starts a server process from what the store holds, with a fresh secret and request ids. */
-  startServer(): void {
-    if (this.serverNode) throw new Error("the server is already running");
+  startServer(label = SERVER_LABEL): void {
+    if (this.servers.has(label)) throw new Error(`the server ${label} is already running`);
+    const address = this.nodeAddress(label);
+    const slot = [...this.serverAddresses.keys()].indexOf(label);
     this.serverStarts++;
     const secret = `secret-${this.serverStarts}-${Math.floor(this.idRandom() * 2 ** 32)}`;
     const state = createServerState(this.store.loadSummary(), {
@@ -327,22 +382,31 @@ export class SimulatedNetwork {
       cookieFor: (address, period) =>
         hex(COOKIE_LENGTH, (index) => fnv1a(`${secret}|${addressKey(address)}|${period}|${index}`)),
       epoch: hex(EPOCH_LENGTH, () => Math.floor(this.idRandom() * 2 ** 32)),
+      ...(this.clustered ? { cluster: { node: label, slot } } : {}),
     });
-    this.serverNode = new SimServer(state);
+    const server = new SimServer(label, address, state);
+    this.servers.set(label, server);
     // A fan-out a crash cut short resumes at once.
-    this.arm(this.serverNode, nextServerWakeAt(state));
+    this.arm(server, nextServerWakeAt(state));
   }
 
   /** The server process dies: everything in memory is gone, the store keeps what was committed. */
-  crashServer(): void {
-    if (!this.serverNode) return;
-    this.serverNode.generation++;
-    this.serverNode = undefined;
+  crashServer(label = SERVER_LABEL): void {
+    const server = this.servers.get(label);
+    if (!server) return;
+    server.generation++;
+    this.servers.delete(label);
   }
 
-  restartServer(): void {
-    this.crashServer();
-    this.startServer();
+  restartServer(label = SERVER_LABEL): void {
+    this.crashServer(label);
+    this.startServer(label);
+  }
+
+  /** Cluster: `by` finds that node `gone` stopped beating and takes it over. */
+  takeOver(gone: string, by: string): void {
+    const server = this.servers.get(by);
+    if (server) this.feedServer(server, { kind: "node-gone", node: gone });
   }
 
   // Clients ------------------------------------------------------------------------------------
@@ -350,7 +414,7 @@ export class SimulatedNetwork {
   /** Starts a client process (it registers at once, as `chatapp -c` does). */
   addClient(
     name: string,
-    options: { label?: string; port?: number; identity?: KeyPairs } = {},
+    options: { label?: string; port?: number; identity?: KeyPairs; node?: string } = {},
   ): SimClient {
     const label = options.label ?? name;
     const previous = this.clients.get(label);
@@ -361,7 +425,7 @@ export class SimulatedNetwork {
     if (other?.running) throw new Error(`port ${port} is in use by ${other.label}`);
     const state = createClientState({
       name,
-      server: SERVER_ADDRESS,
+      server: this.nodeAddress(options.node ?? this.firstServerLabel()),
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       crypto: this.crypto,
       identity: options.identity ?? identityFor(name),
@@ -511,7 +575,9 @@ export class SimulatedNetwork {
 
   labelAt(address: Address): string {
     const key = addressKey(address);
-    if (key === addressKey(SERVER_ADDRESS)) return SERVER_LABEL;
+    for (const [label, serverAddress] of this.serverAddresses) {
+      if (key === addressKey(serverAddress)) return label;
+    }
     return this.byAddress.get(key)?.label ?? `${address.ip}:${address.port}`;
   }
 
@@ -549,23 +615,37 @@ export class SimulatedNetwork {
     }
   }
 
+  private firstServerLabel(): string {
+    const [first] = this.serverAddresses.keys();
+    return first ?? SERVER_LABEL;
+  }
+
   private handle(event: SimEvent): void {
     if (event.kind === "wake") {
       if (isStale(event)) return;
       const node = event.node;
       node.armedFor = undefined;
-      if (node instanceof SimServer) this.feedServer({ kind: "tick" });
+      if (node instanceof SimServer) this.feedServer(node, { kind: "tick" });
       else if (node instanceof SimClient) this.feedClient(node, { kind: "tick" });
       return;
     }
+    if (event.kind === "log") {
+      const server = this.servers.get(event.node);
+      if (!server) return;
+      const { node, changes, notes } = event.entry;
+      this.feedServer(server, { kind: "remote-changes", node, changes, notes });
+      return;
+    }
     const to = addressKey(event.to);
-    if (to === addressKey(SERVER_ADDRESS)) {
-      if (!this.serverNode) {
+    const serverLabel = this.labelAt(event.to);
+    if (this.serverAddresses.has(serverLabel)) {
+      const server = this.servers.get(serverLabel);
+      if (!server) {
         this.dropped++;
         return;
       }
       this.delivered++;
-      this.feedServer({ kind: "datagram", from: event.from, bytes: event.bytes });
+      this.feedServer(server, { kind: "datagram", from: event.from, bytes: event.bytes });
       return;
     }
     const client = this.byAddress.get(to);
@@ -589,9 +669,8 @@ export class SimulatedNetwork {
     this.queue.push({ kind: "wake", at: due, seq: this.seq++, node, generation: node.generation });
   }
 
-  private feedServer(input: ServerInput): void {
-    const node = this.serverNode;
-    if (!node) return;
+  private feedServer(node: SimServer, input: ServerInput): void {
+    if (this.servers.get(node.label) !== node) return;
     const effects = stepServer(node.state, input, this.now);
     if (this.serverSteps.length > 0) {
       const received = input.kind === "datagram" ? decodeMessage(input.bytes) : undefined;
@@ -601,6 +680,7 @@ export class SimulatedNetwork {
     const commits: number[] = [];
     const failed: number[] = [];
     const reads: { read: number; ids: readonly number[] }[] = [];
+    const claims: { claim: number; granted: boolean }[] = [];
     for (const effect of effects) {
       switch (effect.kind) {
         case "read":
@@ -615,9 +695,13 @@ export class SimulatedNetwork {
           this.store.apply(effect.changes);
           this.persisted.push(effect.changes);
           commits.push(effect.commit);
+          if (this.clustered) this.appendToLog(node.label, effect.changes, effect.notes ?? []);
+          break;
+        case "claim":
+          claims.push({ claim: effect.claim, granted: this.claim(node.label, effect) });
           break;
         case "send":
-          this.transmit(SERVER_LABEL, SERVER_ADDRESS, effect.to, effect.message);
+          this.transmit(node.label, node.address, effect.to, effect.message);
           break;
         case "log":
           this.serverLogs.push(effect.text);
@@ -628,19 +712,59 @@ export class SimulatedNetwork {
     }
     // As the shell does: the commit is reported back, and what waited for it goes out;
     // stored texts are read after the step and reported.
-    if (commits.length > 0) this.feedServer({ kind: "committed", commits });
-    else if (failed.length > 0) this.feedServer({ kind: "commit-failed", commits: failed });
+    if (commits.length > 0) this.feedServer(node, { kind: "committed", commits });
+    else if (failed.length > 0) this.feedServer(node, { kind: "commit-failed", commits: failed });
     for (const { read, ids } of reads) {
-      this.feedServer({ kind: "read-done", read, messages: this.store.readMessages(ids) });
+      this.feedServer(node, { kind: "read-done", read, messages: this.store.readMessages(ids) });
     }
-    if (commits.length === 0 && failed.length === 0 && reads.length === 0) {
+    for (const { claim, granted } of claims) {
+      this.feedServer(node, { kind: "claim-done", claim, granted });
+    }
+    if (commits.length === 0 && failed.length === 0 && reads.length === 0 && claims.length === 0) {
       this.arm(node, nextServerWakeAt(node.state));
     }
   }
 
+  /** As Redis keeps `chat:claims`: a name online at a node is that node's; offline, no one's. */
+  private appendToLog(node: string, changes: readonly StoreChange[], notes: readonly NodeNote[]) {
+    for (const change of changes) {
+      if (change.kind === "put-client") {
+        const key = nameKey(change.client.name);
+        const holder = change.client.node ?? node;
+        if (change.client.online) this.claims.set(key, holder);
+        else if (this.claims.get(key) === holder) this.claims.delete(key);
+      } else if (change.kind === "remove-client") {
+        this.claims.delete(nameKey(change.name));
+      }
+    }
+    const entry: LogEntry = { node, changes, notes };
+    this.log.push(entry);
+    for (const other of this.servers.keys()) {
+      if (other === node) continue;
+      this.queue.push({
+        kind: "log",
+        at: this.now + this.logDelayMs,
+        seq: this.seq++,
+        node: other,
+        entry,
+      });
+    }
+  }
+
+  /** The claim script: granted when the name is free, already this node's, forced, or held by a node that is down. */
+  private claim(node: string, effect: { readonly name: string; readonly force: boolean }): boolean {
+    const key = nameKey(effect.name);
+    const holder = this.claims.get(key);
+    const granted =
+      holder === undefined || holder === node || effect.force || !this.servers.has(holder);
+    if (granted) this.claims.set(key, node);
+    return granted;
+  }
+
   /** The server's housekeeping tick (forgetting), which the shell runs on its own timer. */
-  tickServer(): void {
-    this.feedServer({ kind: "tick" });
+  tickServer(label = SERVER_LABEL): void {
+    const server = this.servers.get(label);
+    if (server) this.feedServer(server, { kind: "tick" });
   }
 
   /** @internal used by SimClient */
