@@ -90,6 +90,17 @@ export class RedisServer {
     await this.command("FLUSHALL");
   }
 
+  /** Waits until no rewrite of the append-only file runs (Redis will not stop during the first). */
+  async waitForAofRewrite(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const info = String(await this.command("INFO", ["persistence"]));
+      if (/aof_rewrite_in_progress:0/.test(info) && /aof_rewrite_scheduled:0/.test(info)) return;
+      await Bun.sleep(20);
+    }
+    throw new Error("redis-server is still rewriting its append-only file after 10 s");
+  }
+
   /** Stops it as an operator would (SIGTERM: it writes its append-only file and exits). */
   async stop(): Promise<void> {
     await this.#end("SIGTERM");
@@ -113,7 +124,15 @@ export class RedisServer {
     if (child === undefined) return;
     this.#process = undefined;
     child.kill(signal);
-    await child.exited;
+    // SIGTERM is refused while Redis writes its first append-only file; it must not hang a test.
+    const stopped = await Promise.race([
+      child.exited.then(() => true),
+      Bun.sleep(5_000).then(() => false),
+    ]);
+    if (!stopped) {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
   }
 }
 
