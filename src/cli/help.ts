@@ -54,6 +54,10 @@ const serverOnlyRows: readonly Row[] = [
     "--node-name NAME",
     "this server's name in its metrics (default: the host name and <port>, as in myhost:5000)",
   ],
+  [
+    "--redis URL",
+    "keep the client table and stored messages in Redis instead of SQLite, as in redis://127.0.0.1:6379/0 (also CHATAPP_REDIS_URL)",
+  ],
   ["--quiet", "log only warnings and errors"],
   ["--verbose", "log debugging detail too, and each dropped datagram as it arrives"],
 ];

@@ -17,6 +17,8 @@ export interface ServerOptions {
   readonly http?: HttpOptions;
   /** This node's name in the log and metrics; the host name and UDP port when omitted. */
   readonly nodeName?: string;
+  /** `--redis URL` (or CHATAPP_REDIS_URL): the store is that Redis instead of SQLite. */
+  readonly redis?: string;
 }
 
 export interface HttpOptions {

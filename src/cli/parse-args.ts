@@ -20,9 +20,13 @@ const CLIENT_ARGUMENTS = ["<name>", "<server-ip>", "<server-port>", "<client-por
 
 /**
  * Validates what follows `-s`: `<port> [--bind ADDRESS] [--data-dir DIR] [--quiet | --verbose]
- * [--simulate FAULTS] [--http PORT [--http-bind ADDRESS]] [--node-name NAME]`.
+ * [--simulate FAULTS] [--http PORT [--http-bind ADDRESS]] [--node-name NAME] [--redis URL]`.
+ * `CHATAPP_REDIS_URL` in `env` stands for `--redis` when the flag is not given.
  */
-export function parseServerArgs(args: readonly string[]): ServerOptions {
+export function parseServerArgs(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): ServerOptions {
   function refuse(message: string): never {
     throw new UsageError(message, USAGE_SERVER);
   }
@@ -35,6 +39,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
   let httpPort: number | undefined;
   let httpBind: string | undefined;
   let nodeName: string | undefined;
+  let redis: string | undefined;
   let quiet = false;
   let verbose = false;
 
@@ -122,6 +127,18 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         nodeName = value;
         break;
       }
+      case "--redis": {
+        const value = inlineValue ?? args[i + 1];
+        if (inlineValue === undefined) {
+          if (value === undefined || isOption(value)) {
+            refuse("--redis needs a URL, as in --redis redis://127.0.0.1:6379/0");
+          }
+          i++;
+        }
+        if (redis !== undefined) refuse("--redis is given twice");
+        redis = parseRedisUrl("--redis", value ?? "", refuse);
+        break;
+      }
       case "--simulate": {
         if (simulate !== undefined) refuse("--simulate is given twice");
         simulate = simulateValue(inlineValue ?? args[++i], USAGE_SERVER);
@@ -160,7 +177,7 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
         break;
       default:
         refuse(
-          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name)`,
+          `unknown option ${quoteArg(arg)} (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name, --redis)`,
         );
     }
   }
@@ -190,7 +207,44 @@ export function parseServerArgs(args: readonly string[]): ServerOptions {
       ? {}
       : { http: { port: httpPort, bind: httpBind ?? DEFAULT_HTTP_BIND } }),
     ...(nodeName === undefined ? {} : { nodeName }),
+    ...redisOption(redis, env, refuse),
   };
+}
+
+function redisOption(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  refuse: (message: string) => never,
+): { readonly redis?: string } {
+  if (flag !== undefined) return { redis: flag };
+  const fromEnv = env.CHATAPP_REDIS_URL;
+  if (fromEnv === undefined || fromEnv === "") return {};
+  return { redis: parseRedisUrl("CHATAPP_REDIS_URL", fromEnv, refuse) };
+}
+
+/** `redis://[user:password@]host[:port][/db]` or `rediss://`; checked before anything connects. */
+export function parseRedisUrl(
+  label: string,
+  text: string,
+  refuse: (message: string) => never,
+): string {
+  const example = "redis://127.0.0.1:6379/0";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return refuse(`${label} must be a Redis URL, as in ${example}; got ${quoteArg(text)}`);
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return refuse(
+      `${label} must start with redis:// or rediss://, as in ${example}; got ${quoteArg(text)}`,
+    );
+  }
+  if (url.hostname === "") return refuse(`${label} needs a host, as in ${example}`);
+  if (!/^(\/|\/[0-9]{1,2})?$/.test(url.pathname)) {
+    return refuse(`${label} may end with a database number only, as in ${example}`);
+  }
+  return text;
 }
 
 /** A node name goes into log lines and metric labels: kept short and plain. */

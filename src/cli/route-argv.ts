@@ -30,6 +30,7 @@ const VALUE_OPTIONS = new Set([
   "--http",
   "--http-bind",
   "--node-name",
+  "--redis",
 ]);
 const KNOWN_OPTIONS = new Set([...VALUE_OPTIONS, "--quiet", "--verbose"]);
 

@@ -63,7 +63,7 @@ export async function runCli(
       try {
         exitCode =
           mode === "server"
-            ? await deps.runServer(parseServerArgs(args))
+            ? await deps.runServer(parseServerArgs(args, process.env))
             : await deps.runClient(parseClientArgs(args));
       } catch (error) {
         failure = { error };

@@ -25,6 +25,11 @@ export interface MetricsView {
   readonly state: ServerState;
   readonly datagrams: Readonly<DatagramCounts>;
   readonly storeAcceptsWrites: boolean;
+  /** With `--redis`: whether it is reachable now, and the last round trip measured. */
+  readonly redis?: {
+    readonly reachable: boolean;
+    readonly roundTripSeconds: number | undefined;
+  };
 }
 
 /**
@@ -55,7 +60,7 @@ export class ServerMetrics {
     return formatMetrics(this.families(view), { node: this.node });
   }
 
-  families({ state, datagrams, storeAcceptsWrites }: MetricsView): MetricFamily[] {
+  families({ state, datagrams, storeAcceptsWrites, redis }: MetricsView): MetricFamily[] {
     let online = 0;
     let pushesOut = 0;
     for (const client of state.clients.values()) {
@@ -165,6 +170,24 @@ export class ServerMetrics {
         "Clients asked for by name and waiting for a table push (the sweep finds the rest).",
         state.syncRequests.size,
       ),
+      ...(redis === undefined
+        ? []
+        : [
+            gauge(
+              "chatapp_redis_reachable",
+              "1 while the connection to Redis is up, 0 while the node reconnects.",
+              redis.reachable ? 1 : 0,
+            ),
+            ...(redis.roundTripSeconds === undefined
+              ? []
+              : [
+                  gauge(
+                    "chatapp_redis_round_trip_seconds",
+                    "The last PING round trip to Redis, measured every 5 s.",
+                    redis.roundTripSeconds,
+                  ),
+                ]),
+          ]),
     ];
   }
 }

@@ -9,7 +9,8 @@ import { nodeCryptoPort } from "../crypto/node-crypto-port.ts";
 import { loadOrCreateIdentity } from "../identity/identity-file.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
-import type { StoredMessage } from "../store/offline-store.ts";
+import { type ServerStore, whenSettled } from "../store/async-store.ts";
+import { RedisStore } from "../store/redis-store.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
 import { ActivitySummary } from "./activity-summary.ts";
 import { DropLog, dropsBetween } from "./drop-log.ts";
@@ -27,15 +28,19 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const log = createServerLog({ level: options.logLevel });
   const dropLog = options.logLevel === "verbose" ? createDropLog(log) : undefined;
   const dataDir = resolve(options.dataDir);
-  const store = openSqliteStore(dataDir);
+  const nodeName = options.nodeName ?? `${hostname()}:${options.port}`;
+  const redis = options.redis ? await RedisStore.connect(options.redis, nodeName) : undefined;
+  const store: ServerStore = redis ?? openSqliteStore(dataDir);
   let keys: ReturnType<typeof loadOrCreateIdentity>["identity"];
+  let snapshot: Awaited<ReturnType<ServerStore["loadSummary"]>>;
   try {
     keys = loadOrCreateIdentity(join(dataDir, SERVER_IDENTITY_FILE)).identity;
+    snapshot = await store.loadSummary();
   } catch (error) {
-    store.close();
+    await store.close();
     throw error;
   }
-  const state = createServerState(store.loadSummary(), {
+  const state = createServerState(snapshot, {
     crypto: nodeCryptoPort,
     keys,
     newToken: () => randomHex(TOKEN_LENGTH / 2),
@@ -49,8 +54,10 @@ export async function runServer(options: ServerOptions): Promise<number> {
   let endpoint: UdpEndpoint | undefined;
   let http: HttpEndpoint | undefined;
   const timer = new WakeTimer(() => feed({ kind: "tick" }));
-  const metrics = new ServerMetrics(options.nodeName ?? `${hostname()}:${options.port}`);
+  const metrics = new ServerMetrics(nodeName);
 
+  /** The last Redis round trip measured (seconds); undefined before the first or while unreachable. */
+  let redisRoundTrip: number | undefined;
   /** Why the store refused the last write, while it does; undefined when it accepts them. */
   let storeProblem: string | undefined;
   const commits = new GroupCommit(
@@ -63,7 +70,8 @@ export async function runServer(options: ServerOptions): Promise<number> {
         return;
       }
       // Said once per failing spell, not once per datagram; each refused request is answered.
-      if (storeProblem === undefined) {
+      // A lost Redis has said so already.
+      if (storeProblem === undefined && redis?.unreachable === undefined) {
         log.error(`could not write to the message store: ${String(outcome.error)}`);
       }
       storeProblem = errorText(outcome.error);
@@ -73,22 +81,21 @@ export async function runServer(options: ServerOptions): Promise<number> {
   );
 
   /**
-   * Stored texts for a delivery batch, read after the group commit of this turn (its
-   * setImmediate was queued first): the read sees what this turn stored, and the batch
-   * cannot overtake an answer that waited for the commit, such as `registered`.
+   * Stored texts for a delivery batch, read once the commits added before it are
+   * reported: the read sees what they stored, and the batch cannot overtake an answer
+   * that waited for a commit, such as `registered`.
    */
   function readStored(read: number, ids: readonly number[]): void {
-    setImmediate(() => {
-      let messages: StoredMessage[] = [];
-      let failed = false;
-      try {
-        messages = store.readMessages(ids);
-      } catch (error) {
-        failed = true;
-        log.error(`could not read stored messages: ${String(error)}`);
-      }
-      feed({ kind: "read-done", read, messages, failed });
-    });
+    commits.whenCommitted(() =>
+      whenSettled(
+        () => store.readMessages(ids),
+        (messages) => feed({ kind: "read-done", read, messages, failed: false }),
+        (error) => {
+          log.error(`could not read stored messages: ${String(error)}`);
+          feed({ kind: "read-done", read, messages: [], failed: true });
+        },
+      ),
+    );
   }
 
   function carryOut(effects: readonly ServerEffect[]): void {
@@ -151,22 +158,32 @@ export async function runServer(options: ServerOptions): Promise<number> {
       http = openHttpEndpoint({
         port: options.http.port,
         hostname: options.http.bind,
-        health: (): Health =>
-          storeProblem === undefined
+        health: (): Health => {
+          if (redis?.unreachable !== undefined) return { ok: false, reason: redis.unreachable };
+          return storeProblem === undefined
             ? { ok: true }
-            : { ok: false, reason: `the message store refused the last write: ${storeProblem}` },
+            : { ok: false, reason: `the message store refused the last write: ${storeProblem}` };
+        },
         metrics: () =>
           metrics.render({
             state,
             datagrams: udp.counts,
             storeAcceptsWrites: storeProblem === undefined,
+            ...(redis
+              ? {
+                  redis: {
+                    reachable: redis.unreachable === undefined,
+                    roundTripSeconds: redisRoundTrip,
+                  },
+                }
+              : {}),
           }),
         onProblem: (text) => log.warn(text),
       });
     }
   } catch (error) {
     endpoint?.close();
-    store.close();
+    await store.close();
     throw error;
   }
 
@@ -177,7 +194,22 @@ export async function runServer(options: ServerOptions): Promise<number> {
     );
   }
   if (options.simulate) log.warn(describeFaultSpec(options.simulate));
-  log.info(`data directory: ${dataDir} (${describeState(state)})`);
+  if (redis) {
+    log.info(`message store: Redis at ${redis.where}, node ${nodeName} (${describeState(state)})`);
+    for (const warning of await redis.durabilityWarnings()) log.warn(warning);
+    redis.onReachability((problem) => {
+      if (problem === undefined) {
+        log.info(`Redis at ${redis.where} is reachable again`);
+        // The writes it refused were refused for the outage: what the core could not take
+        // back goes with the next transaction, and /healthz need not wait for one.
+        storeProblem = undefined;
+      } else {
+        log.error(
+          `${problem}: saves, channel posts and registrations are refused until it is back; reconnecting`,
+        );
+      }
+    });
+  } else log.info(`data directory: ${dataDir} (${describeState(state)})`);
   // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
   feed({ kind: "tick" });
   const activity = new ActivitySummary(state.activity);
@@ -188,16 +220,33 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const summaries = setInterval(summarise, SUMMARY_EVERY_MS);
   summaries.unref();
 
+  const measureRedis = () => {
+    redis?.roundTripSeconds().then(
+      (seconds) => {
+        redisRoundTrip = seconds;
+      },
+      () => {
+        redisRoundTrip = undefined;
+      },
+    );
+  };
+  const redisPings = redis ? setInterval(measureRedis, REDIS_PING_EVERY_MS) : undefined;
+  redisPings?.unref();
+  measureRedis();
+
   return await new Promise<number>((done) => {
-    const stop = (signal: NodeJS.Signals) => {
-      for (const name of stopSignals) process.off(name, stop);
+    const stop = async (signal: NodeJS.Signals) => {
+      for (const name of stopSignals) process.off(name, onSignal);
       http?.close();
       timer.cancel();
       clearInterval(summaries);
-      commits.flush();
+      clearInterval(redisPings);
+      // A synchronous store commits here without yielding; Redis finishes its transaction,
+      // or is given up on after a while if it hangs.
+      await Promise.race([commits.settle(), Bun.sleep(SETTLE_AT_STOP_MS)]);
       summarise();
       endpoint?.close();
-      store.close();
+      await store.close();
       dropLog?.flush();
       const { malformed, unauthenticated, unexpected, rateLimited, replayed } = state.drops;
       log.debug(
@@ -206,12 +255,16 @@ export async function runServer(options: ServerOptions): Promise<number> {
       log.info(`server stopped (${signal})`);
       done(0);
     };
-    for (const name of stopSignals) process.on(name, stop);
+    const onSignal = (signal: NodeJS.Signals) => void stop(signal);
+    for (const name of stopSignals) process.on(name, onSignal);
   });
 }
 
 const stopSignals: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const SUMMARY_EVERY_MS = 10_000;
+/** How often the Redis round trip shown in /metrics is measured. */
+const REDIS_PING_EVERY_MS = 5_000;
+const SETTLE_AT_STOP_MS = 5_000;
 const DAY_MS = 24 * 3_600_000;
 
 function describeBind(bind: string | undefined): string {

@@ -111,11 +111,11 @@ describe("parseServerArgs", () => {
       [[""], 'port must be an integer from 1024 to 65535, got ""'],
       [
         ["5000", "--foo"],
-        'unknown option "--foo" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name)',
+        'unknown option "--foo" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name, --redis)',
       ],
       [
         ["5000", "-q"],
-        'unknown option "-q" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name)',
+        'unknown option "-q" (server options: --bind, --data-dir, --retention, --store-quota, --quiet, --verbose, --simulate, --http, --http-bind, --node-name, --redis)',
       ],
       [["5000", "--quiet", "--verbose"], "--quiet and --verbose cannot be used together"],
       [["5000", "--quiet=yes"], '--quiet takes no value, got "--quiet=yes"'],
@@ -241,6 +241,49 @@ describe("--http, --http-bind and --node-name", () => {
       ],
     ];
     for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
+  });
+});
+
+describe("--redis", () => {
+  test("a Redis URL, from the flag or else from CHATAPP_REDIS_URL; absent unless given", () => {
+    const url = "redis://127.0.0.1:6379/0";
+    expect(parseServerArgs(["5000", "--redis", url]).redis).toBe(url);
+    expect(parseServerArgs(["5000", "--redis=rediss://user:pw@cache:6380"]).redis).toBe(
+      "rediss://user:pw@cache:6380",
+    );
+    expect(parseServerArgs(["5000"], { CHATAPP_REDIS_URL: url }).redis).toBe(url);
+    expect(
+      parseServerArgs(["5000", "--redis", "redis://a:1"], { CHATAPP_REDIS_URL: url }).redis,
+    ).toBe("redis://a:1");
+    expect(parseServerArgs(["5000"], { CHATAPP_REDIS_URL: "" }).redis).toBeUndefined();
+    expect(parseServerArgs(["5000"]).redis).toBeUndefined();
+  });
+
+  test("refusals say what a Redis URL looks like", () => {
+    const cases: [string[], string][] = [
+      [["5000", "--redis"], "--redis needs a URL, as in --redis redis://127.0.0.1:6379/0"],
+      [
+        ["5000", "--redis", "--quiet"],
+        "--redis needs a URL, as in --redis redis://127.0.0.1:6379/0",
+      ],
+      [
+        ["5000", "--redis", "localhost:6379"],
+        '--redis must start with redis:// or rediss://, as in redis://127.0.0.1:6379/0; got "localhost:6379"',
+      ],
+      [
+        ["5000", "--redis", "not a url"],
+        '--redis must be a Redis URL, as in redis://127.0.0.1:6379/0; got "not a url"',
+      ],
+      [
+        ["5000", "--redis", "redis://h:1/0/x"],
+        "--redis may end with a database number only, as in redis://127.0.0.1:6379/0",
+      ],
+      [["5000", "--redis", "redis://a:1", "--redis", "redis://b:1"], "--redis is given twice"],
+    ];
+    for (const [args, message] of cases) expectRefused(server(...args), message, USAGE_SERVER);
+    expect(() => parseServerArgs(["5000"], { CHATAPP_REDIS_URL: "http://x" })).toThrow(
+      'CHATAPP_REDIS_URL must start with redis:// or rediss://, as in redis://127.0.0.1:6379/0; got "http://x"',
+    );
   });
 });
 

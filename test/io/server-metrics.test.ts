@@ -46,3 +46,25 @@ test("the core's figures, the socket's and the shell's, every sample labelled wi
   expect(sampleValue(parsed, "chatapp_store_commit_seconds_bucket", { le: "0.0005" })).toBe(1);
   expect(sampleValue(parsed, "chatapp_store_commit_seconds_bucket", { le: "0.00025" })).toBe(0);
 });
+
+test("with Redis, whether it is reachable and its last round trip; without, neither series", () => {
+  const network = registeredNetwork(["x"]);
+  const metrics = new ServerMetrics("node-a");
+  const render = (redis?: { reachable: boolean; roundTripSeconds: number | undefined }) =>
+    parseMetrics(
+      metrics.render({
+        state: network.server,
+        datagrams: { received: 0, sent: 0, oversized: 0 },
+        storeAcceptsWrites: true,
+        ...(redis ? { redis } : {}),
+      }),
+    );
+  const up = render({ reachable: true, roundTripSeconds: 0.00025 });
+  expect(sampleValue(up, "chatapp_redis_reachable")).toBe(1);
+  expect(sampleValue(up, "chatapp_redis_round_trip_seconds")).toBe(0.00025);
+  const down = render({ reachable: false, roundTripSeconds: undefined });
+  expect(sampleValue(down, "chatapp_redis_reachable")).toBe(0);
+  expect(down.types.has("chatapp_redis_round_trip_seconds")).toBe(false);
+  const single = render();
+  expect(single.types.has("chatapp_redis_reachable")).toBe(false);
+});

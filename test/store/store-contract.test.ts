@@ -1,31 +1,71 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AsyncOfflineStore } from "../../src/store/async-store.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type {
   ClientRecord,
   OfflineStore,
+  ServerSnapshot,
   StoreChange,
   StoredMessage,
+  StoreSnapshot,
 } from "../../src/store/offline-store.ts";
+import { RedisStore } from "../../src/store/redis-store.ts";
 import { openSqliteStore } from "../../src/store/sqlite-store.ts";
 import { InvalidStoreChangeError } from "../../src/store/store-records.ts";
+import { describeWithRedis, RedisServer } from "../helpers/redis-server.ts";
 
-interface StoreFixture {
-  open(): OfflineStore;
-  cleanup(): void;
+/** Every store through the asynchronous interface, with `load` built from what it offers. */
+interface ContractStore {
+  load(): Promise<StoreSnapshot>;
+  loadSummary(): Promise<ServerSnapshot>;
+  readMessages(ids: readonly number[]): Promise<StoredMessage[]>;
+  apply(changes: readonly StoreChange[]): Promise<void>;
+  close(): Promise<void>;
 }
 
-const fixtures: Record<string, () => StoreFixture> = {
-  memory: () => ({ open: () => createMemoryStore(), cleanup: () => {} }),
-  sqlite: () => {
-    const dir = mkdtempSync(join(tmpdir(), "chatapp-store-"));
-    return {
-      open: () => openSqliteStore(dir),
-      cleanup: () => rmSync(dir, { recursive: true, force: true }),
-    };
-  },
+interface StoreFixture {
+  open(): Promise<ContractStore>;
+  cleanup(): Promise<void>;
+}
+
+function fromSync(store: OfflineStore): ContractStore {
+  return {
+    load: async () => store.load(),
+    loadSummary: async () => store.loadSummary(),
+    readMessages: async (ids) => store.readMessages(ids),
+    apply: async (changes) => store.apply(changes),
+    close: async () => store.close(),
+  };
+}
+
+function fromAsync(store: AsyncOfflineStore): ContractStore {
+  return {
+    async load() {
+      const summary = await store.loadSummary();
+      const messages = await store.readMessages(summary.messages.map((m) => m.id));
+      return { clients: summary.clients, messages };
+    },
+    loadSummary: () => store.loadSummary(),
+    readMessages: (ids) => store.readMessages(ids),
+    apply: (changes) => store.apply(changes),
+    close: () => store.close(),
+  };
+}
+
+const memoryFixture = (): StoreFixture => ({
+  open: async () => fromSync(createMemoryStore()),
+  cleanup: async () => {},
+});
+
+const sqliteFixture = (): StoreFixture => {
+  const dir = mkdtempSync(join(tmpdir(), "chatapp-store-"));
+  return {
+    open: async () => fromSync(openSqliteStore(dir)),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
 };
 
 function client(name: string, overrides: Partial<ClientRecord> = {}): ClientRecord {
@@ -62,38 +102,37 @@ const putMessage = (record: StoredMessage): StoreChange => ({
   message: record,
 });
 const removeMessages = (ids: number[]): StoreChange => ({ kind: "remove-messages", ids });
-const ids = (store: OfflineStore): number[] => store.load().messages.map((m) => m.id);
+const ids = async (store: ContractStore): Promise<number[]> =>
+  (await store.load()).messages.map((m) => m.id);
 
-describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
+function storeContract(makeFixture: () => StoreFixture | Promise<StoreFixture>): void {
   let fixture: StoreFixture;
-  let store: OfflineStore;
+  let store: ContractStore;
 
-  beforeEach(() => {
-    const makeFixture = fixtures[kind];
-    if (makeFixture === undefined) throw new Error(`no fixture ${kind}`);
-    fixture = makeFixture();
-    store = fixture.open();
+  beforeEach(async () => {
+    fixture = await makeFixture();
+    store = await fixture.open();
   });
 
-  afterEach(() => {
-    store.close();
-    fixture.cleanup();
+  afterEach(async () => {
+    await store.close();
+    await fixture.cleanup();
   });
 
-  test("a new store loads empty", () => {
-    expect(store.load()).toEqual({ clients: [], messages: [] });
+  test("a new store loads empty", async () => {
+    expect(await store.load()).toEqual({ clients: [], messages: [] });
   });
 
-  test("an empty batch changes nothing", () => {
-    store.apply([putMessage(message(1))]);
-    store.apply([]);
-    expect(ids(store)).toEqual([1]);
+  test("an empty batch changes nothing", async () => {
+    await store.apply([putMessage(message(1))]);
+    await store.apply([]);
+    expect(await ids(store)).toEqual([1]);
   });
 
-  test("put-client stores every field, upserts by name, and keeps the order of first registration", () => {
-    store.apply([putClient(client("bob", { online: false, port: 1024, token: "" }))]);
-    store.apply([putClient(client("Alice"))]);
-    store.apply([
+  test("put-client stores every field, upserts by name, and keeps the order of first registration", async () => {
+    await store.apply([putClient(client("bob", { online: false, port: 1024, token: "" }))]);
+    await store.apply([putClient(client("Alice"))]);
+    await store.apply([
       putClient(
         client("bob", {
           online: true,
@@ -106,7 +145,7 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
         }),
       ),
     ]);
-    expect(store.load().clients).toEqual([
+    expect((await store.load()).clients).toEqual([
       {
         name: "bob",
         ip: "::1",
@@ -122,51 +161,51 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     ]);
   });
 
-  test("names are case-insensitive: a later spelling replaces the earlier record", () => {
-    store.apply([putClient(client("Alice", { port: 5000 })), putClient(client("Émile"))]);
-    store.apply([putClient(client("alice", { port: 6000, online: false }))]);
-    store.apply([putClient(client("éMILE", { token: "new" }))]);
-    expect(store.load().clients).toEqual([
+  test("names are case-insensitive: a later spelling replaces the earlier record", async () => {
+    await store.apply([putClient(client("Alice", { port: 5000 })), putClient(client("Émile"))]);
+    await store.apply([putClient(client("alice", { port: 6000, online: false }))]);
+    await store.apply([putClient(client("éMILE", { token: "new" }))]);
+    expect((await store.load()).clients).toEqual([
       client("alice", { port: 6000, online: false }),
       client("éMILE", { token: "new" }),
     ]);
   });
 
-  test("messages come back ordered by id, whatever the order they were put in", () => {
-    store.apply([putMessage(message(50)), putMessage(message(3))]);
-    store.apply([putMessage(message(7, { kind: "channel", recipient: "carol" }))]);
-    store.apply([putMessage(message(1))]);
-    const { messages } = store.load();
+  test("messages come back ordered by id, whatever the order they were put in", async () => {
+    await store.apply([putMessage(message(50)), putMessage(message(3))]);
+    await store.apply([putMessage(message(7, { kind: "channel", recipient: "carol" }))]);
+    await store.apply([putMessage(message(1))]);
+    const { messages } = await store.load();
     expect(messages.map((m) => m.id)).toEqual([1, 3, 7, 50]);
     expect(messages[2]).toEqual(message(7, { kind: "channel", recipient: "carol" }));
   });
 
-  test("remove-messages removes exactly the given ids and ignores unknown ones", () => {
-    store.apply([1, 2, 3, 4, 5].map((id) => putMessage(message(id))));
-    store.apply([removeMessages([2, 4, 99])]);
-    expect(ids(store)).toEqual([1, 3, 5]);
-    store.apply([removeMessages([])]);
-    expect(ids(store)).toEqual([1, 3, 5]);
+  test("remove-messages removes exactly the given ids and ignores unknown ones", async () => {
+    await store.apply([1, 2, 3, 4, 5].map((id) => putMessage(message(id))));
+    await store.apply([removeMessages([2, 4, 99])]);
+    expect(await ids(store)).toEqual([1, 3, 5]);
+    await store.apply([removeMessages([])]);
+    expect(await ids(store)).toEqual([1, 3, 5]);
   });
 
-  test("remove-messages handles more ids than SQLite binds in one statement", () => {
+  test("remove-messages handles more ids than SQLite binds in one statement", async () => {
     const count = 40_000;
     const all = Array.from({ length: count }, (_, i) => i + 1);
-    store.apply(all.map((id) => putMessage(message(id))));
-    store.apply([removeMessages(all.filter((id) => id !== 12_345))]);
-    expect(ids(store)).toEqual([12_345]);
+    await store.apply(all.map((id) => putMessage(message(id))));
+    await store.apply([removeMessages(all.filter((id) => id !== 12_345))]);
+    expect(await ids(store)).toEqual([12_345]);
   });
 
-  test("a message id can be removed and reused within one batch", () => {
-    store.apply([putMessage(message(1))]);
-    store.apply([removeMessages([1]), putMessage(message(1, { text: "again" }))]);
-    expect(store.load().messages).toEqual([message(1, { text: "again" })]);
+  test("a message id can be removed and reused within one batch", async () => {
+    await store.apply([putMessage(message(1))]);
+    await store.apply([removeMessages([1]), putMessage(message(1, { text: "again" }))]);
+    expect((await store.load()).messages).toEqual([message(1, { text: "again" })]);
   });
 
-  test("a batch whose last change reuses a stored id leaves nothing behind", () => {
-    store.apply([putClient(client("alice")), putMessage(message(1))]);
-    const before = store.load();
-    expect(() =>
+  test("a batch whose last change reuses a stored id leaves nothing behind", async () => {
+    await store.apply([putClient(client("alice")), putMessage(message(1))]);
+    const before = await store.load();
+    await expect(
       store.apply([
         putClient(client("carol")),
         putClient(client("ALICE", { online: false })),
@@ -174,14 +213,14 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
         putMessage(message(2)),
         putMessage(message(2)),
       ]),
-    ).toThrow();
-    expect(store.load()).toEqual(before);
-    expect(() =>
+    ).rejects.toThrow();
+    expect(await store.load()).toEqual(before);
+    await expect(
       store.apply([putClient(client("dave")), putMessage(message(3)), putMessage(message(1))]),
-    ).toThrow();
-    expect(store.load()).toEqual(before);
-    store.apply([putMessage(message(3))]);
-    expect(ids(store)).toEqual([1, 3]);
+    ).rejects.toThrow();
+    expect(await store.load()).toEqual(before);
+    await store.apply([putMessage(message(3))]);
+    expect(await ids(store)).toEqual([1, 3]);
   });
 
   test.each([
@@ -194,21 +233,21 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     ["a port out of range", putClient(client("x", { port: 70_000 }))],
     ["a non-integer id to remove", removeMessages([1, Number.POSITIVE_INFINITY])],
     ["an unknown change", { kind: "drop-everything" } as unknown as StoreChange],
-  ])("a batch with %s is refused before anything is written", (_, bad) => {
-    store.apply([putMessage(message(1))]);
-    expect(() => store.apply([putClient(client("zed")), putMessage(message(2)), bad])).toThrow(
-      InvalidStoreChangeError,
-    );
-    expect(store.load()).toEqual({ clients: [], messages: [message(1)] });
+  ])("a batch with %s is refused before anything is written", async (_, bad) => {
+    await store.apply([putMessage(message(1))]);
+    await expect(
+      store.apply([putClient(client("zed")), putMessage(message(2)), bad]),
+    ).rejects.toThrow(InvalidStoreChangeError);
+    expect(await store.load()).toEqual({ clients: [], messages: [message(1)] });
   });
 
-  test("the server's summary holds every message but its text, and texts are read by id", () => {
-    store.apply([
+  test("the server's summary holds every message but its text, and texts are read by id", async () => {
+    await store.apply([
       putMessage(message(3, { text: "three" })),
       putMessage(message(1, { text: "one 😀" })),
       putMessage(message(2, { text: "two" })),
     ]);
-    const summary = store.loadSummary();
+    const summary = await store.loadSummary();
     // The size on disk, in UTF-8: "one " and a 4-byte emoji.
     expect(summary.messages.map((m) => [m.id, m.textBytes])).toEqual([
       [1, 8],
@@ -217,14 +256,14 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     ]);
     expect(summary.messages.every((m) => !("text" in m))).toBe(true);
     // By id, ascending, leaving out ids the store does not hold.
-    expect(store.readMessages([3, 99, 1]).map((m) => [m.id, m.text])).toEqual([
+    expect((await store.readMessages([3, 99, 1])).map((m) => [m.id, m.text])).toEqual([
       [1, "one 😀"],
       [3, "three"],
     ]);
-    expect(store.readMessages([])).toEqual([]);
+    expect(await store.readMessages([])).toEqual([]);
   });
 
-  test("text with any Unicode round-trips exactly", () => {
+  test("text with any Unicode round-trips exactly", async () => {
     const long = "Ωמ😀\u0000".repeat(1000);
     const texts = [
       "emoji 👩‍👩‍👧‍👦 🏳️‍🌈 flags 🇫🇷 and skin tones 👍🏽",
@@ -237,46 +276,63 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
       long,
     ];
     expect(long.length).toBe(5000);
-    store.apply(
+    await store.apply(
       texts.map((text, i) =>
         putMessage(message(i + 1, { text, sender: "Zoë 😀", recipient: "سارا" })),
       ),
     );
-    store.apply([putClient(client("Zoë 😀\u0000", { token: "tok\u001b" }))]);
-    const { clients, messages } = store.load();
+    await store.apply([putClient(client("Zoë 😀\u0000", { token: "tok\u001b" }))]);
+    const { clients, messages } = await store.load();
     expect(messages.map((m) => m.text)).toEqual(texts);
     expect(messages.every((m) => m.sender === "Zoë 😀" && m.recipient === "سارا")).toBe(true);
     expect(clients).toEqual([client("Zoë 😀\u0000", { token: "tok\u001b" })]);
   });
 
-  test("a text of exactly 4000 characters round-trips", () => {
+  test("a text of exactly 4000 characters round-trips", async () => {
     const text = "a😀ب".repeat(1000);
     expect(text.length).toBe(4000);
-    store.apply([putMessage(message(1, { text }))]);
-    expect(store.load().messages[0]?.text).toBe(text);
+    await store.apply([putMessage(message(1, { text }))]);
+    expect((await store.load()).messages[0]?.text).toBe(text);
   });
 
-  test("a lone surrogate comes back as U+FFFD, as UTF-8 storage has it", () => {
-    store.apply([putMessage(message(1, { text: "cut \ud83d" }))]);
-    expect(store.load().messages[0]?.text).toBe("cut \ufffd");
+  test("a lone surrogate comes back as U+FFFD, as UTF-8 storage has it", async () => {
+    await store.apply([putMessage(message(1, { text: "cut \ud83d" }))]);
+    expect((await store.load()).messages[0]?.text).toBe("cut \ufffd");
   });
 
-  test("load returns copies that do not alias the store", () => {
+  test("load returns copies that do not alias the store", async () => {
     const record = { ...client("alice") };
-    store.apply([putClient(record), putMessage(message(1))]);
+    await store.apply([putClient(record), putMessage(message(1))]);
     (record as { port: number }).port = 1;
-    const first = store.load();
+    const first = await store.load();
     (first.messages as StoredMessage[]).pop();
     (first.clients[0] as { online: boolean }).online = false;
-    expect(store.load()).toEqual({ clients: [client("alice")], messages: [message(1)] });
+    expect(await store.load()).toEqual({ clients: [client("alice")], messages: [message(1)] });
   });
 
-  test("a closed store refuses to work", () => {
-    store.close();
-    expect(() => store.apply([putMessage(message(1))])).toThrow("closed");
-    expect(() => store.load()).toThrow("closed");
-    store.close();
+  test("a closed store refuses to work", async () => {
+    await store.close();
+    await expect(store.apply([putMessage(message(1))])).rejects.toThrow("closed");
+    await expect(store.load()).rejects.toThrow("closed");
+    await store.close();
   });
+}
+
+describe("memory store contract", () => storeContract(memoryFixture));
+describe("sqlite store contract", () => storeContract(sqliteFixture));
+describeWithRedis("redis store contract", () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(() => redis.remove());
+  storeContract(() => ({
+    async open() {
+      await redis.flushAll();
+      return fromAsync(await RedisStore.connect(redis.url, "contract-node"));
+    },
+    cleanup: async () => {},
+  }));
 });
 
 describe("createMemoryStore", () => {
