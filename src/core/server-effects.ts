@@ -24,8 +24,13 @@ export type ServerInput =
       readonly changes: readonly StoreChange[];
       readonly notes: readonly NodeNote[];
     }
-  /** Cluster: the answer to a `claim` effect. */
-  | { readonly kind: "claim-done"; readonly claim: number; readonly granted: boolean }
+  /** Cluster: the answer to a `claim` effect; `failed`: Redis could not be asked. */
+  | {
+      readonly kind: "claim-done";
+      readonly claim: number;
+      readonly granted: boolean;
+      readonly failed?: boolean;
+    }
   /** Cluster: a node stopped beating and this node won the takeover: its clients go offline. */
   | { readonly kind: "node-gone"; readonly node: string };
 

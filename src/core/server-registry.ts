@@ -12,7 +12,7 @@ import {
   type ServerClient,
   type ServerState,
 } from "./server-state.ts";
-import { reply, replyError, type Step } from "./server-step.ts";
+import { refuseUnremembered, reply, replyError, type Step } from "./server-step.ts";
 import { cancelTablePush, requestTablePush, tableChanged } from "./server-table-sync.ts";
 import { ReplayWindow, registerTranscript, sessionKey, signText } from "./session-crypto.ts";
 import { FORGET_CHECK_EVERY_MS, NAME_GRANT_PERIOD_MS, NAMES_PER_ADDRESS } from "./timing.ts";
@@ -83,11 +83,16 @@ function needsClaim(
 }
 
 /** The name's claim came back: the registration is decided again (the table may have moved), or refused. */
-export function claimAnswered(step: Step, claim: number, granted: boolean): void {
+export function claimAnswered(step: Step, claim: number, granted: boolean, failed: boolean): void {
   const pending = step.state.pendingClaims.get(claim);
   if (!pending) return;
   step.state.pendingClaims.delete(claim);
   const { requester, request } = pending;
+  if (failed) {
+    step.log("warn", `could not claim the name ${request.name}: Redis is unreachable`);
+    refuseUnremembered(step, requester, "store-failed");
+    return;
+  }
   if (granted) {
     decideRegistration(step, requester, request, true);
     return;

@@ -176,6 +176,18 @@ export function replyError(step: Step, requester: Requester, code: ErrorCode): v
   reply(step, requester, { type: "error", id: requester.id, code });
 }
 
+/**
+ * An error answer that is not remembered: the request failed for a reason that may pass
+ * (the store refused, Redis was away), so a retransmission is worked on afresh.
+ */
+export function refuseUnremembered(step: Step, requester: Requester, code: ErrorCode): void {
+  const { state } = step;
+  state.replies.delete(requester.replyKey);
+  if (requester.session) sessionOf(state, requester.session.sid)?.window.release(requester.id);
+  const refusal = authenticated(state, requester, { type: "error", id: requester.id, code });
+  step.released.push({ kind: "send", to: requester.from, message: refusal });
+}
+
 export function nextRequestId(state: ServerState): number {
   const id = state.nextRequestId;
   state.nextRequestId = id >= Number.MAX_SAFE_INTEGER ? 0 : id + 1;

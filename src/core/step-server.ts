@@ -25,14 +25,7 @@ import {
 import { probe, probeAnswered } from "./server-probes.ts";
 import { claimAnswered, forgetIfDue } from "./server-registry.ts";
 import type { ServerPurpose, ServerState } from "./server-state.ts";
-import {
-  authenticated,
-  logEffects,
-  rememberReply,
-  Step,
-  sendEffects,
-  sessionOf,
-} from "./server-step.ts";
+import { logEffects, refuseUnremembered, rememberReply, Step, sendEffects } from "./server-step.ts";
 import {
   pumpTablePushes,
   requestTablePush,
@@ -70,7 +63,7 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
       applyRemoteChanges(step, input.node, input.changes, input.notes);
       break;
     case "claim-done":
-      claimAnswered(step, input.claim, input.granted);
+      claimAnswered(step, input.claim, input.granted, input.failed === true);
       break;
     case "node-gone":
       nodeGone(step, input.node);
@@ -129,18 +122,8 @@ function takeBackFailed(step: Step, commit: number): void {
   state.activity.storeFailures++;
   for (const datagram of held.datagrams) {
     const requester = held.replies.get(datagram);
-    if (!requester) {
-      step.released.push({ kind: "send", ...datagram });
-      continue;
-    }
-    state.replies.delete(requester.replyKey);
-    if (requester.session) sessionOf(state, requester.session.sid)?.window.release(requester.id);
-    const failed = authenticated(state, requester, {
-      type: "error",
-      id: requester.id,
-      code: "store-failed",
-    });
-    step.released.push({ kind: "send", to: datagram.to, message: failed });
+    if (!requester) step.released.push({ kind: "send", ...datagram });
+    else refuseUnremembered(step, requester, "store-failed");
   }
   if (held.stored.length > 0) {
     step.log(

@@ -1,4 +1,5 @@
 import type { ServerInput } from "../core/server-effects.ts";
+import type { ServerState } from "../core/server-state.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { ChangeEntry, RedisStore } from "../store/redis-store.ts";
 
@@ -32,6 +33,12 @@ export class ClusterLink {
   #lastId: string;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #readFailing = false;
+  /**
+   * Since when this node's own beats have got through without a break. After an outage
+   * of Redis every heartbeat has lapsed; a node judges others only once they have had a
+   * full lifetime of a heartbeat to beat again.
+   */
+  #beatingSince: number | undefined;
 
   constructor(
     private readonly options: ClusterLinkOptions,
@@ -56,18 +63,18 @@ export class ClusterLink {
   async claim(claim: number, name: string, force: boolean): Promise<void> {
     const { store, feed } = this.options;
     const key = nameKey(name);
-    let granted: boolean;
+    let answer: { granted: boolean; failed?: boolean };
     try {
       let holder = await store.claimName(key, force);
       if (holder !== undefined && !(await store.liveNodes([holder])).has(holder)) {
         holder = await store.claimName(key, true);
       }
-      granted = holder === undefined;
+      answer = { granted: holder === undefined };
     } catch {
-      // Redis is unreachable: no name can be given away safely.
-      granted = false;
+      // Redis is unreachable: no name can be given away safely now.
+      answer = { granted: false, failed: true };
     }
-    if (this.#running) feed({ kind: "claim-done", claim, granted });
+    if (this.#running) feed({ kind: "claim-done", claim, ...answer });
   }
 
   async #readLoop(): Promise<void> {
@@ -110,6 +117,9 @@ export class ClusterLink {
     const { store, feed, nodesInUse, log } = this.options;
     try {
       await store.heartbeat(HEARTBEAT_TTL_MS);
+      const now = performance.now();
+      this.#beatingSince ??= now;
+      if (now - this.#beatingSince < HEARTBEAT_TTL_MS + HEARTBEAT_EVERY_MS) return;
       const nodes = [...new Set(nodesInUse())].filter((node) => node !== store.node);
       if (nodes.length === 0) return;
       const alive = await store.liveNodes(nodes);
@@ -121,11 +131,17 @@ export class ClusterLink {
       }
     } catch {
       // Redis is unreachable: the store reports it once; the next beat tries again.
+      this.#beatingSince = undefined;
     }
   }
 }
 
-export type { NodeNote };
+/** The nodes the table says hold online clients. */
+export function* nodesWithOnlineClients(state: ServerState): Iterable<string> {
+  for (const client of state.clients.values()) {
+    if (client.online && client.node !== undefined) yield client.node;
+  }
+}
 
 function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -1,3 +1,4 @@
+import type { NodeNote } from "../core/server-effects.ts";
 import type { StoreChange } from "../store/offline-store.ts";
 
 export type CommitOutcome =
@@ -6,7 +7,7 @@ export type CommitOutcome =
 
 /** The one thing group commit needs of a store; a synchronous store answers in the same turn. */
 export interface CommitTarget {
-  apply(changes: readonly StoreChange[]): void | Promise<void>;
+  apply(changes: readonly StoreChange[], notes?: readonly NodeNote[]): void | Promise<void>;
 }
 
 /**
@@ -23,7 +24,11 @@ export interface CommitTarget {
  * the next transaction, so the disk catches up once it has room.
  */
 export class GroupCommit {
-  #waiting: { readonly commit: number; readonly changes: readonly StoreChange[] }[] = [];
+  #waiting: {
+    readonly commit: number;
+    readonly changes: readonly StoreChange[];
+    readonly notes: readonly NodeNote[];
+  }[] = [];
   #carried: StoreChange[] = [];
   #scheduled = false;
   #inFlight = false;
@@ -40,8 +45,9 @@ export class GroupCommit {
     private readonly measure?: (transaction: CommitTiming) => void,
   ) {}
 
-  add(commit: number, changes: readonly StoreChange[]): void {
-    this.#waiting.push({ commit, changes });
+  /** `notes` (a cluster's, for other nodes) go in the same transaction; a failed one loses them, as a lost datagram would be. */
+  add(commit: number, changes: readonly StoreChange[], notes: readonly NodeNote[] = []): void {
+    this.#waiting.push({ commit, changes, notes });
     this.#added++;
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -88,7 +94,8 @@ export class GroupCommit {
     };
     let pending: void | Promise<void>;
     try {
-      pending = this.store.apply(changes);
+      const notes = batch.flatMap((entry) => entry.notes);
+      pending = notes.length > 0 ? this.store.apply(changes, notes) : this.store.apply(changes);
     } catch (cause) {
       finish({ cause });
       return;

@@ -13,6 +13,7 @@ import { type ServerStore, whenSettled } from "../store/async-store.ts";
 import { RedisStore } from "../store/redis-store.ts";
 import { openSqliteStore } from "../store/sqlite-store.ts";
 import { ActivitySummary } from "./activity-summary.ts";
+import { ClusterLink, nodesWithOnlineClients } from "./cluster-link.ts";
 import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
@@ -33,8 +34,12 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const store: ServerStore = redis ?? openSqliteStore(dataDir);
   let keys: ReturnType<typeof loadOrCreateIdentity>["identity"];
   let snapshot: Awaited<ReturnType<ServerStore["loadSummary"]>>;
+  let cluster: { readonly slot: number; readonly logStart: string } | undefined;
   try {
     keys = loadOrCreateIdentity(join(dataDir, SERVER_IDENTITY_FILE)).identity;
+    // The log's position is taken before the state is read: what is committed in between
+    // is applied twice, which changes nothing, rather than missed.
+    if (redis) cluster = { slot: await redis.nextNodeSlot(), logStart: await redis.lastChangeId() };
     snapshot = await store.loadSummary();
   } catch (error) {
     await store.close();
@@ -49,7 +54,20 @@ export async function runServer(options: ServerOptions): Promise<number> {
     epoch: randomHex(EPOCH_LENGTH / 2),
     retentionMs: options.retentionDays * DAY_MS,
     storeQuota: { messages: options.storeQuota, textBytes: DEFAULT_STORE_QUOTA.textBytes },
+    ...(cluster ? { cluster: { node: nodeName, slot: cluster.slot } } : {}),
   });
+  const link =
+    redis && cluster
+      ? new ClusterLink(
+          {
+            store: redis,
+            feed: (input) => feed(input),
+            nodesInUse: () => nodesWithOnlineClients(state),
+            log,
+          },
+          cluster.logStart,
+        )
+      : undefined;
 
   let endpoint: UdpEndpoint | undefined;
   let http: HttpEndpoint | undefined;
@@ -102,14 +120,15 @@ export async function runServer(options: ServerOptions): Promise<number> {
     for (const effect of effects) {
       switch (effect.kind) {
         case "persist":
-          commits.add(effect.commit, effect.changes);
+          commits.add(effect.commit, effect.changes, effect.notes);
           break;
         case "read":
           readStored(effect.read, effect.ids);
           break;
         case "claim":
+          if (link) void link.claim(effect.claim, effect.name, effect.force);
           // Only a cluster's node claims names; a single server holds them all.
-          setImmediate(() => feed({ kind: "claim-done", claim: effect.claim, granted: true }));
+          else setImmediate(() => feed({ kind: "claim-done", claim: effect.claim, granted: true }));
           break;
         case "send":
           endpoint?.send(effect.to, encodeMessage(effect.message));
@@ -212,6 +231,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   } else log.info(`data directory: ${dataDir} (${describeState(state)})`);
   // Deliveries a crash cut short, and names due to be forgotten, are taken up now.
   feed({ kind: "tick" });
+  link?.start();
   const activity = new ActivitySummary(state.activity);
   const summarise = () => {
     const line = activity.next(SUMMARY_EVERY_MS / 1000);
@@ -237,6 +257,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   return await new Promise<number>((done) => {
     const stop = async (signal: NodeJS.Signals) => {
       for (const name of stopSignals) process.off(name, onSignal);
+      link?.stop();
       http?.close();
       timer.cancel();
       clearInterval(summaries);

@@ -1,3 +1,4 @@
+import type { NodeNote } from "../core/server-effects.ts";
 import type { OfflineStore, ServerSnapshot, StoreChange, StoredMessage } from "./offline-store.ts";
 
 /**
@@ -9,7 +10,8 @@ export interface AsyncOfflineStore {
   loadSummary(): Promise<ServerSnapshot>;
   /** The committed messages with these ids (those not stored are left out), by id. */
   readMessages(ids: readonly number[]): Promise<StoredMessage[]>;
-  apply(changes: readonly StoreChange[]): Promise<void>;
+  /** `notes`: a cluster's messages between nodes, which travel with the changes. */
+  apply(changes: readonly StoreChange[], notes?: readonly NodeNote[]): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -5,17 +5,18 @@
  */
 
 /**
- * ARGV: node, the changes as JSON (for the stream), the stream's MAXLEN, then operations:
- * `C nameKey json online` (put client), `R nameKey` (remove client),
- * `M id json mailboxKey` (put message), `D id` (remove message).
+ * ARGV: node, the changes as JSON (for the stream), the stream's MAXLEN, the notes to
+ * other nodes as JSON ("" for none), then operations: `C nameKey json online holder`
+ * (put client; `holder` is the node the record says the client is at), `R nameKey`
+ * (remove client), `M id json mailboxKey` (put message), `D id` (remove message).
  */
 export const APPLY_CHANGES = `
 local node = ARGV[1]
 local removed, put = {}, {}
-local i = 4
+local i = 5
 while i <= #ARGV do
   local op = ARGV[i]
-  if op == 'C' then i = i + 4
+  if op == 'C' then i = i + 5
   elseif op == 'R' then i = i + 2
   elseif op == 'M' then
     local id = ARGV[i + 1]
@@ -32,10 +33,10 @@ while i <= #ARGV do
     return redis.error_reply('unknown store operation ' .. tostring(op))
   end
 end
-local function releaseIfMine(key)
-  if redis.call('HGET', 'chat:claims', key) == node then redis.call('HDEL', 'chat:claims', key) end
+local function releaseIfHeldBy(key, holder)
+  if redis.call('HGET', 'chat:claims', key) == holder then redis.call('HDEL', 'chat:claims', key) end
 end
-i = 4
+i = 5
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'C' then
@@ -44,13 +45,18 @@ while i <= #ARGV do
     if not redis.call('ZSCORE', 'chat:client-order', key) then
       redis.call('ZADD', 'chat:client-order', redis.call('INCR', 'chat:client-seq'), key)
     end
-    if ARGV[i + 3] == '1' then redis.call('HSET', 'chat:claims', key, node) else releaseIfMine(key) end
-    i = i + 4
+    -- A client online at a node holds its claim; offline (marked so by any node), it holds none.
+    if ARGV[i + 3] == '1' then
+      redis.call('HSET', 'chat:claims', key, ARGV[i + 4])
+    else
+      releaseIfHeldBy(key, ARGV[i + 4])
+    end
+    i = i + 5
   elseif op == 'R' then
     local key = ARGV[i + 1]
     redis.call('HDEL', 'chat:clients', key)
     redis.call('ZREM', 'chat:client-order', key)
-    releaseIfMine(key)
+    releaseIfHeldBy(key, node)
     i = i + 2
   elseif op == 'M' then
     local id = ARGV[i + 1]
@@ -69,7 +75,11 @@ while i <= #ARGV do
     i = i + 2
   end
 end
-redis.call('XADD', 'chat:changes', 'MAXLEN', '~', ARGV[3], '*', 'node', node, 'changes', ARGV[2])
+if ARGV[4] == '' then
+  redis.call('XADD', 'chat:changes', 'MAXLEN', '~', ARGV[3], '*', 'node', node, 'changes', ARGV[2])
+else
+  redis.call('XADD', 'chat:changes', 'MAXLEN', '~', ARGV[3], '*', 'node', node, 'changes', ARGV[2], 'notes', ARGV[4])
+end
 return 1
 `;
 

@@ -1,4 +1,5 @@
 import { RedisClient } from "bun";
+import type { NodeNote } from "../core/server-effects.ts";
 import { StoreOpenError } from "../io/errors.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { AsyncOfflineStore } from "./async-store.ts";
@@ -27,6 +28,8 @@ export interface ChangeEntry {
   readonly id: string;
   readonly node: string;
   readonly changes?: StoreChange[];
+  /** Notes to other nodes that travelled with the changes (cluster); malformed ones are left out. */
+  readonly notes?: NodeNote[];
   readonly note?: unknown;
 }
 
@@ -148,16 +151,29 @@ export class RedisStore implements AsyncOfflineStore {
    * follow the records: online claims the name for this node, offline or removed
    * releases it if it is this node's.
    */
-  async apply(changes: readonly StoreChange[]): Promise<void> {
+  async apply(changes: readonly StoreChange[], notes: readonly NodeNote[] = []): Promise<void> {
     this.#assertOpen();
     checkStoreChanges(changes);
-    if (changes.length === 0) return;
-    const args = [APPLY_CHANGES, "0", this.node, JSON.stringify(changes), STREAM_MAXLEN];
+    if (changes.length === 0 && notes.length === 0) return;
+    const args = [
+      APPLY_CHANGES,
+      "0",
+      this.node,
+      JSON.stringify(changes),
+      STREAM_MAXLEN,
+      notes.length === 0 ? "" : JSON.stringify(notes),
+    ];
     for (const change of changes) {
       switch (change.kind) {
         case "put-client": {
           const client = wellFormed(change.client);
-          args.push("C", nameKey(client.name), JSON.stringify(client), client.online ? "1" : "0");
+          args.push(
+            "C",
+            nameKey(client.name),
+            JSON.stringify(client),
+            client.online ? "1" : "0",
+            client.node ?? this.node,
+          );
           break;
         }
         case "remove-client":
@@ -253,6 +269,12 @@ export class RedisStore implements AsyncOfflineStore {
 
   async releaseClaimsOf(deadNode: string): Promise<void> {
     await this.#send("EVAL", [RELEASE_CLAIMS_OF, "0", deadNode]);
+  }
+
+  /** A slot (0–63) for this run of the node, distinct from those of the nodes started just before it. */
+  async nextNodeSlot(): Promise<number> {
+    const count = Number(await this.#send("INCR", ["chat:node-seq"]));
+    return Number.isSafeInteger(count) ? count % 64 : 0;
   }
 
   /** This node is alive for the next `ttlMs`. */
@@ -492,7 +514,8 @@ function parseChangeEntry(entry: unknown): ChangeEntry | undefined {
     } catch {
       return undefined;
     }
-    return { id, node, changes: changes as StoreChange[] };
+    const notes = parseNotes(fields.get("notes"));
+    return { id, node, changes: changes as StoreChange[], ...(notes.length > 0 ? { notes } : {}) };
   }
   if (noteJson !== undefined && changesJson === undefined) {
     let note: unknown;
@@ -504,6 +527,23 @@ function parseChangeEntry(entry: unknown): ChangeEntry | undefined {
     return { id, node, note };
   }
   return undefined;
+}
+
+/** Notes between nodes, as the core's types say; anything else is left out. */
+function parseNotes(json: string | undefined): NodeNote[] {
+  if (json === undefined) return [];
+  const notes = parseJson(json);
+  if (!Array.isArray(notes)) return [];
+  return notes.filter(isNodeNote);
+}
+
+function isNodeNote(value: unknown): value is NodeNote {
+  if (typeof value !== "object" || value === null) return false;
+  const note = value as Record<string, unknown>;
+  if (typeof note.to !== "string" || !Number.isSafeInteger(note.probeId)) return false;
+  if (note.kind === "probe") return typeof note.name === "string";
+  if (note.kind === "probe-result") return typeof note.alive === "boolean";
+  return false;
 }
 
 /** CONFIG GET's value: RESP3 gives a map, RESP2 a flat array. */

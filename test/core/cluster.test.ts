@@ -243,4 +243,20 @@ describe("a cluster of three nodes", () => {
     const texts = y.shownSince(mark).filter((line) => line.includes(" from "));
     expect(texts).toHaveLength(6);
   });
+
+  test("a name that cannot be claimed (Redis away) is refused with store-failed, not remembered, and given once Redis is back", () => {
+    const { network, y } = cluster();
+    y.type("dereg y");
+    network.settle();
+    network.claimsFail = true;
+    const mark = y.shown().length;
+    y.type("reg y");
+    network.settle();
+    expect(y.shownSince(mark)).toEqual([notices.storeFailed]);
+    network.claimsFail = false;
+    y.type("reg y");
+    network.settle();
+    expect(y.state.phase).toBe("online");
+    expect(network.claims.get("y")).toBe("b");
+  });
 });

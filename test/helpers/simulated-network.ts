@@ -320,6 +320,8 @@ export class SimulatedNetwork {
   readonly claims = new Map<string, string>();
   /** Every entry of the cluster's shared log, in order. */
   readonly log: LogEntry[] = [];
+  /** While set, claims cannot be made, as with Redis unreachable. */
+  claimsFail = false;
   private serverStarts = 0;
   private readonly clients = new Map<string, SimClient>();
   private readonly started: SimClient[] = [];
@@ -680,7 +682,7 @@ export class SimulatedNetwork {
     const commits: number[] = [];
     const failed: number[] = [];
     const reads: { read: number; ids: readonly number[] }[] = [];
-    const claims: { claim: number; granted: boolean }[] = [];
+    const claims: { claim: number; granted: boolean; failed?: boolean }[] = [];
     for (const effect of effects) {
       switch (effect.kind) {
         case "read":
@@ -698,7 +700,11 @@ export class SimulatedNetwork {
           if (this.clustered) this.appendToLog(node.label, effect.changes, effect.notes ?? []);
           break;
         case "claim":
-          claims.push({ claim: effect.claim, granted: this.claim(node.label, effect) });
+          claims.push(
+            this.claimsFail
+              ? { claim: effect.claim, granted: false, failed: true }
+              : { claim: effect.claim, granted: this.claim(node.label, effect) },
+          );
           break;
         case "send":
           this.transmit(node.label, node.address, effect.to, effect.message);
@@ -717,9 +723,7 @@ export class SimulatedNetwork {
     for (const { read, ids } of reads) {
       this.feedServer(node, { kind: "read-done", read, messages: this.store.readMessages(ids) });
     }
-    for (const { claim, granted } of claims) {
-      this.feedServer(node, { kind: "claim-done", claim, granted });
-    }
+    for (const claim of claims) this.feedServer(node, { kind: "claim-done", ...claim });
     if (commits.length === 0 && failed.length === 0 && reads.length === 0 && claims.length === 0) {
       this.arm(node, nextServerWakeAt(node.state));
     }

@@ -148,7 +148,7 @@ describeWithRedis("RedisStore", () => {
     expect(await redis.command("ZRANGE", ["chat:mailbox:bob", "0", "-1"])).toEqual(["1", "3"]);
   });
 
-  test("claims follow the records: online claims the name, offline or removed releases only this node's", async () => {
+  test("claims follow the records: online claims the name for the record's node, offline releases only that node's claim", async () => {
     const a = await connect("node-a");
     const b = await connect("node-b");
     const claims = () => redis.command("HGETALL", ["chat:claims"]);
@@ -161,6 +161,10 @@ describeWithRedis("RedisStore", () => {
     expect(await claims()).toEqual({});
     await b.apply([putClient(client("alice", true))]);
     expect(await claims()).toEqual({ alice: "node-b" });
+    // A record that says the client is offline at its own node releases that node's claim,
+    // whoever writes it: the node that took a dead one over, or that found its client gone.
+    await a.apply([putClient({ ...client("alice", false), node: "node-b" })]);
+    expect(await claims()).toEqual({});
   });
 
   test("claimName takes a free name or its own, refuses another node's unless forced", async () => {
