@@ -3,6 +3,7 @@ import type { ParsedLine } from "./client-commands.ts";
 import type { CryptoPort } from "./crypto-port.ts";
 import { DedupWindow } from "./dedup-window.ts";
 import { type KeyPairs, publicKeyText } from "./session-crypto.ts";
+import { ShownMessages } from "./shown-messages.ts";
 import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
@@ -18,7 +19,9 @@ export type ClientEffect =
   | { readonly kind: "show"; readonly text: string }
   | { readonly kind: "exit"; readonly code: number }
   /** The server proved it holds this signing key: pin it for the server's address. */
-  | { readonly kind: "pin-server-key"; readonly key: string };
+  | { readonly kind: "pin-server-key"; readonly key: string }
+  /** This message is about to be shown: remember it across restarts (before showing it). */
+  | { readonly kind: "record-shown"; readonly sender: string; readonly ref: number };
 
 /** registering: first registration; online; offline: after dereg, still running; exited. */
 export type ClientPhase = "registering" | "online" | "offline" | "exited";
@@ -100,10 +103,12 @@ export interface ClientState {
   queuedUntil: number | undefined;
   /** Ids of server requests already handled: a retransmission is acknowledged again, nothing more. */
   readonly seen: DedupWindow;
-  /** Messages already shown, by sender and the sender's id, however long ago (bounded in number). */
-  readonly shown: DedupWindow;
+  /** Messages already shown, by sender and the sender's id, in this process or an earlier one. */
+  readonly shown: ShownMessages;
   /** Stored messages the server announced at registration and has not delivered yet. */
   storedExpected: number;
+  /** `[You have messages]` is said before the first of them that is shown, not for copies already seen. */
+  storedAnnounced: boolean;
   /** Until when to wait for the next batch of them; undefined when none are awaited. */
   storedUntil: number | undefined;
   /** Input has ended, or the user typed quit: leave once nothing is outstanding. */
@@ -122,6 +127,8 @@ export interface ClientDeps {
   readonly identity: KeyPairs;
   /** The server's signing key as pinned for this address on an earlier run, if any. */
   readonly pinnedServerKey?: string | undefined;
+  /** Messages shown by earlier processes of this identity (shownKey), from its `.shown` file. */
+  readonly shownBefore?: Iterable<string>;
 }
 
 export function createClientState(deps: ClientDeps): ClientState {
@@ -150,8 +157,9 @@ export function createClientState(deps: ClientDeps): ClientState {
     phaseRequest: undefined,
     queuedUntil: undefined,
     seen: new DedupWindow(timing.dedupWindowMs, 10_000),
-    shown: new DedupWindow(timing.shownMemoryMs, 100_000),
+    shown: new ShownMessages(deps.shownBefore ?? [], timing.shownMemoryMs, 100_000),
     storedExpected: 0,
+    storedAnnounced: false,
     storedUntil: undefined,
     leaving: false,
     quitting: false,

@@ -439,7 +439,10 @@ function saveAtServer(step: Step, to: string, text: string, ref?: number): void 
  * comes (direct, channel, stored); a name already shown is not shown again.
  */
 function isFirstCopy(step: Step, sender: string, ref: number): boolean {
-  return !step.state.shown.seen(`${nameKey(sender)}#${ref}`, step.now);
+  if (!step.state.shown.firstSight(sender, ref, step.now)) return false;
+  // Recorded before it is shown: a crash in between loses a line of output, never shows it twice.
+  step.effects.push({ kind: "record-shown", sender, ref });
+  return true;
 }
 
 function register(step: Step, first: boolean): void {
@@ -600,6 +603,7 @@ function onServerRequest(
       receivedStored(step, message.messages.length);
       for (const stored of message.messages) {
         if (!isFirstCopy(step, stored.sender, stored.ref)) continue;
+        announceStored(step);
         const timestamp = formatTimestamp(stored.at);
         const text = sanitiseForTerminal(stored.text);
         show(
@@ -900,9 +904,11 @@ function registered(
   moveIntoSession(state);
   state.phase = "online";
   show(step, notices.welcome);
+  // `[You have messages]` comes with the first stored message shown: if earlier processes
+  // showed every copy the server still held, nothing is announced.
+  state.storedAnnounced = false;
   if (pending > 0) {
-    show(step, notices.youHaveMessages);
-    // Input may already have ended: stay for them, or they are announced and never shown.
+    // Input may already have ended: stay for them, or they are never shown.
     state.storedExpected = pending;
     state.storedUntil = step.now + timing.pushDeadlineMs;
   }
@@ -965,6 +971,13 @@ function receivedStored(step: Step, count: number): void {
   state.storedExpected -= count;
   if (state.storedExpected <= 0) stopAwaitingStored(state);
   else state.storedUntil = step.now + timing.pushDeadlineMs;
+}
+
+/** SPEC §5's `[You have messages]`, once per registration, just before the first stored message shown. */
+function announceStored(step: Step): void {
+  if (step.state.storedAnnounced) return;
+  step.state.storedAnnounced = true;
+  show(step, notices.youHaveMessages);
 }
 
 function stopAwaitingStored(state: ClientState): void {

@@ -18,6 +18,7 @@ import type { CryptoPort } from "../../src/core/crypto-port.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
 import { type KeyPairs, publicKeyText } from "../../src/core/session-crypto.ts";
+import { shownKey } from "../../src/core/shown-messages.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
 import { nextServerWakeAt, stepServer, tableEntries } from "../../src/core/step-server.ts";
 import { encodeBase64url } from "../../src/crypto/base64url.ts";
@@ -90,6 +91,15 @@ export interface ServerStepRecord {
   /** The datagram the step was for, decoded, if it was one and could be. */
   readonly received: Message | undefined;
   readonly effects: readonly ServerEffect[];
+}
+
+/**
+ * What an identity keeps in the files beside it, across its processes (as `<stem>.shown`
+ * and `<stem>.known-keys` do): a restarted client starts from them.
+ */
+export interface CompanionFiles {
+  /** shownKey of every message shown, oldest first. */
+  readonly shown: string[];
 }
 
 export interface NetworkOptions {
@@ -226,6 +236,8 @@ export class SimClient implements WakeTarget {
     readonly label: string,
     readonly address: Address,
     readonly state: ClientState,
+    /** The files beside this process's identity, shared with its earlier and later processes. */
+    readonly files: CompanionFiles = { shown: [] },
   ) {}
 
   get name(): string {
@@ -287,6 +299,8 @@ export class SimulatedNetwork {
   private serverNode: SimServer | undefined;
   private serverStarts = 0;
   private readonly clients = new Map<string, SimClient>();
+  /** By identity: its name's key unless a test gives it files of its own. */
+  private readonly companionFiles = new Map<string, CompanionFiles>();
   private readonly started: SimClient[] = [];
   /** The latest client process at each address. */
   private readonly byAddress = new Map<string, SimClient>();
@@ -347,10 +361,14 @@ export class SimulatedNetwork {
 
   // Clients ------------------------------------------------------------------------------------
 
-  /** Starts a client process (it registers at once, as `chatapp -c` does). */
+  /**
+   * Starts a client process (it registers at once, as `chatapp -c` does). It reads and
+   * writes the companion files of its identity: those of its name, or `files` (another
+   * identity file, as `--identity` chooses).
+   */
   addClient(
     name: string,
-    options: { label?: string; port?: number; identity?: KeyPairs } = {},
+    options: { label?: string; port?: number; identity?: KeyPairs; files?: string } = {},
   ): SimClient {
     const label = options.label ?? name;
     const previous = this.clients.get(label);
@@ -359,14 +377,16 @@ export class SimulatedNetwork {
     const address: Address = { ip: LOOPBACK, port };
     const other = this.byAddress.get(addressKey(address));
     if (other?.running) throw new Error(`port ${port} is in use by ${other.label}`);
+    const files = this.companionsOf(options.files ?? nameKey(name));
     const state = createClientState({
       name,
       server: SERVER_ADDRESS,
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       crypto: this.crypto,
       identity: options.identity ?? identityFor(name),
+      shownBefore: files.shown,
     });
-    const client = new SimClient(this, label, address, state);
+    const client = new SimClient(this, label, address, state, files);
     this.clients.set(label, client);
     this.byAddress.set(addressKey(address), client);
     this.started.push(client);
@@ -411,6 +431,16 @@ export class SimulatedNetwork {
       this.started.push(client);
       return client;
     });
+  }
+
+  /** The companion files of an identity, as a new process of it would read them. */
+  companionsOf(identity: string): CompanionFiles {
+    let files = this.companionFiles.get(identity);
+    if (!files) {
+      files = { shown: [] };
+      this.companionFiles.set(identity, files);
+    }
+    return files;
   }
 
   client(label: string): SimClient {
@@ -664,10 +694,22 @@ export class SimulatedNetwork {
         client.armedFor = undefined;
         return;
       }
-      if (effect.kind === "show") client.lines.push({ at: this.now, text: effect.text });
-      else if (effect.kind === "send") {
-        this.transmit(client.label, client.address, effect.to, effect.message);
-      } else client.pinnedServerKeys.push(effect.key);
+      switch (effect.kind) {
+        case "show":
+          client.lines.push({ at: this.now, text: effect.text });
+          break;
+        case "send":
+          this.transmit(client.label, client.address, effect.to, effect.message);
+          break;
+        case "pin-server-key":
+          client.pinnedServerKeys.push(effect.key);
+          break;
+        case "record-shown":
+          client.files.shown.push(shownKey(effect.sender, effect.ref));
+          break;
+        default:
+          effect satisfies never;
+      }
     }
     this.arm(client, nextClientWakeAt(client.state));
   }
