@@ -65,7 +65,12 @@ import { createMemoryStore } from "../../src/store/memory-store.ts";
 import type { OfflineStore } from "../../src/store/offline-store.ts";
 import { openSqliteStore } from "../../src/store/sqlite-store.ts";
 import { notices } from "../../src/text/notices.ts";
-import { derivedKeyPairs, identityFor, seededCrypto } from "../helpers/identities.ts";
+import {
+  agreementKeyOf,
+  derivedKeyPairs,
+  identityFor,
+  seededCrypto,
+} from "../helpers/identities.ts";
 import {
   ChatSession,
   killAll,
@@ -1388,7 +1393,9 @@ describe("the cores under 110,000 hostile datagrams", () => {
             version: 99,
             part: 0,
             parts: 1,
-            clients: [{ name: "a", ip: LOOPBACK, port: HOME.a.port, online: true }],
+            clients: [
+              { name: "a", ip: LOOPBACK, port: HOME.a.port, online: true, ak: agreementKeyOf("a") },
+            ],
           }),
         );
         stepClient(client, { kind: "datagram", from: SERVER, bytes: table }, built.now);
