@@ -1,4 +1,3 @@
-import { decodeBase64url } from "../crypto/base64url.ts";
 import { formatAddress, ipFamily, isLoopback, sameAddress, samePeer } from "../protocol/address.ts";
 import { decodeMessage, encodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
 import {
@@ -18,6 +17,13 @@ import { notices } from "../text/notices.ts";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { formatTimestamp } from "../text/timestamp.ts";
 import { type Command, helpLines, type ParsedLine, parseCommandLine } from "./client-commands.ts";
+import {
+  keyFingerprint,
+  noticeTableKeys,
+  refusesToSend,
+  trust,
+  whois,
+} from "./client-known-keys.ts";
 import type {
   ClientEffect,
   ClientInput,
@@ -339,6 +345,12 @@ function run(step: Step, command: Command): void {
     case "list":
       showTable(step, command.prefix);
       return;
+    case "whois":
+      whois(state, step.effects, command.name);
+      return;
+    case "trust":
+      trust(state, step.effects, command.name);
+      return;
     case "help":
       for (const line of helpLines) show(step, line);
       return;
@@ -387,6 +399,7 @@ function send(step: Step, to: string, text: string): void {
     show(step, notices.unknownRecipient(sanitiseForTerminal(to)));
     return;
   }
+  if (refusesToSend(state, step.effects, recipient)) return;
   if (!recipient.online) {
     saveAtServer(step, recipient.name, text);
     return;
@@ -647,6 +660,7 @@ function onTablePart(step: Step, message: TableMessage): void {
   if (current.parts.some((received) => received === undefined)) return;
   const changes = current.parts.flatMap((received) => received ?? []);
   state.table = base === undefined ? snapshotTable(changes) : applyDelta(state.table, changes);
+  state.entriesToCheck = changes.filter((change): change is TableEntry => !isTombstone(change));
   state.tableVersion = version;
   state.assembly = undefined;
   state.tableUpdated = true;
@@ -681,6 +695,8 @@ function afterTableUpdate(step: Step): void {
   if (!state.tableUpdated) return;
   state.tableUpdated = false;
   show(step, notices.tableUpdated);
+  noticeTableKeys(state, step.effects, state.entriesToCheck);
+  state.entriesToCheck = [];
   if (state.queuedUntil !== undefined) runQueued(step);
   registerAgainIfDropped(step);
 }
@@ -863,8 +879,8 @@ function onChallenge(
       step,
       notices.serverKeyChanged(
         formatAddress(state.server),
-        fingerprintOf(state, state.pinnedServerKey),
-        fingerprintOf(state, challenge.ssk),
+        keyFingerprint(state.crypto, state.pinnedServerKey),
+        keyFingerprint(state.crypto, challenge.ssk),
       ),
     );
     if (request.purpose.kind === "register" && request.purpose.first) exit(step, 1);
@@ -874,11 +890,6 @@ function onChallenge(
   state.challenge = { cookie, nonce, ssk, sak };
   request.message = registration(state, request.id, state.challenge);
   sendDatagram(step, request.to, request.message);
-}
-
-function fingerprintOf(state: ClientState, key: string): string {
-  const bytes = decodeBase64url(key);
-  return bytes ? state.crypto.fingerprint(bytes) : key;
 }
 
 function registered(

@@ -45,6 +45,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     identity,
     pinnedServerKey: books.servers.get(serverLabel)?.key,
     shownBefore: shownLog.keys(),
+    knownPeerKeys: Array.from(books.peers.entries(), ([name, { key }]) => [name, key] as const),
   });
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((done) => {
@@ -82,6 +83,14 @@ export async function runClient(options: ClientOptions): Promise<number> {
           break;
         case "record-shown":
           shownLog.record(effect.sender, effect.ref);
+          break;
+        case "learn-peer-keys": {
+          const keys = effect.keys.map(({ name, key }) => ({ label: name, key }));
+          keepTrying(() => books.peers.learn(keys));
+          break;
+        }
+        case "trust-peer-key":
+          keepTrying(() => books.peers.trust(effect.name, effect.key));
           break;
         default:
           effect satisfies never;

@@ -100,6 +100,8 @@ export interface ServerStepRecord {
 export interface CompanionFiles {
   /** shownKey of every message shown, oldest first. */
   readonly shown: string[];
+  /** Peers' names (lower case) and the agreement keys trusted for them. */
+  readonly knownKeys: Map<string, string>;
 }
 
 export interface NetworkOptions {
@@ -237,7 +239,7 @@ export class SimClient implements WakeTarget {
     readonly address: Address,
     readonly state: ClientState,
     /** The files beside this process's identity, shared with its earlier and later processes. */
-    readonly files: CompanionFiles = { shown: [] },
+    readonly files: CompanionFiles = { shown: [], knownKeys: new Map() },
   ) {}
 
   get name(): string {
@@ -385,6 +387,7 @@ export class SimulatedNetwork {
       crypto: this.crypto,
       identity: options.identity ?? identityFor(name),
       shownBefore: files.shown,
+      knownPeerKeys: files.knownKeys,
     });
     const client = new SimClient(this, label, address, state, files);
     this.clients.set(label, client);
@@ -437,7 +440,7 @@ export class SimulatedNetwork {
   companionsOf(identity: string): CompanionFiles {
     let files = this.companionFiles.get(identity);
     if (!files) {
-      files = { shown: [] };
+      files = { shown: [], knownKeys: new Map() };
       this.companionFiles.set(identity, files);
     }
     return files;
@@ -706,6 +709,14 @@ export class SimulatedNetwork {
           break;
         case "record-shown":
           client.files.shown.push(shownKey(effect.sender, effect.ref));
+          break;
+        case "learn-peer-keys":
+          for (const { name, key } of effect.keys) {
+            if (!client.files.knownKeys.has(name)) client.files.knownKeys.set(name, key);
+          }
+          break;
+        case "trust-peer-key":
+          client.files.knownKeys.set(effect.name, effect.key);
           break;
         default:
           effect satisfies never;
