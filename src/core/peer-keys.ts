@@ -22,21 +22,21 @@ export interface KeyNews {
  * this identity trusted (the shell reads them from `<stem>.known-keys`).
  */
 export class PeerKeys {
-  readonly #trusted = new Map<string, string>();
+  private readonly trustedKeys = new Map<string, string>();
   /** The changed key already warned about, per name: one warning per key, not per push. */
-  readonly #warned = new Map<string, string>();
+  private readonly warned = new Map<string, string>();
 
   constructor(known: Iterable<readonly [name: string, key: string]>) {
-    for (const [name, key] of known) this.#trusted.set(nameKey(name), key);
+    for (const [name, key] of known) this.trustedKeys.set(nameKey(name), key);
   }
 
   trusted(name: string): string | undefined {
-    return this.#trusted.get(nameKey(name));
+    return this.trustedKeys.get(nameKey(name));
   }
 
   /** False only for a key that differs from the one trusted for the name. */
   isTrusted(name: string, key: string): boolean {
-    const trusted = this.#trusted.get(nameKey(name));
+    const trusted = this.trustedKeys.get(nameKey(name));
     return trusted === undefined || trusted === key;
   }
 
@@ -46,14 +46,14 @@ export class PeerKeys {
     const changed: ChangedKey[] = [];
     for (const { name, ak } of entries) {
       const key = nameKey(name);
-      const trusted = this.#trusted.get(key);
+      const trusted = this.trustedKeys.get(key);
       if (trusted === undefined) {
-        this.#trusted.set(key, ak);
+        this.trustedKeys.set(key, ak);
         learned.push({ name: key, key: ak });
       } else if (trusted === ak) {
-        this.#warned.delete(key);
-      } else if (this.#warned.get(key) !== ak) {
-        this.#warned.set(key, ak);
+        this.warned.delete(key);
+      } else if (this.warned.get(key) !== ak) {
+        this.warned.set(key, ak);
         changed.push({ name, trusted, offered: ak });
       }
     }
@@ -62,7 +62,7 @@ export class PeerKeys {
 
   /** The user accepted `key` for `name`. */
   trust(name: string, key: string): void {
-    this.#trusted.set(nameKey(name), key);
-    this.#warned.delete(nameKey(name));
+    this.trustedKeys.set(nameKey(name), key);
+    this.warned.delete(nameKey(name));
   }
 }

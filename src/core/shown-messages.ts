@@ -13,18 +13,18 @@ export function shownKey(sender: string, ref: number): string {
  * because an earlier process's ack was lost does not appear twice after a restart.
  */
 export class ShownMessages {
-  readonly #before: ReadonlySet<string>;
-  readonly #recent: DedupWindow;
+  private readonly before: ReadonlySet<string>;
+  private readonly recent: DedupWindow;
 
   constructor(before: Iterable<string>, keepMs: number, maxKeys: number) {
-    this.#before = new Set(before);
-    this.#recent = new DedupWindow(keepMs, maxKeys);
+    this.before = new Set(before);
+    this.recent = new DedupWindow(keepMs, maxKeys);
   }
 
   /** True the first time a message is offered (show it); false for every later copy. */
   firstSight(sender: string, ref: number, now: number): boolean {
     const key = shownKey(sender, ref);
-    if (this.#before.has(key)) return false;
-    return !this.#recent.seen(key, now);
+    if (this.before.has(key)) return false;
+    return !this.recent.seen(key, now);
   }
 }
