@@ -5,6 +5,8 @@ export type Command =
   | { readonly kind: "dereg"; readonly name: string }
   | { readonly kind: "reg"; readonly name: string }
   | { readonly kind: "list"; readonly prefix: string }
+  | { readonly kind: "whois"; readonly name: string }
+  | { readonly kind: "trust"; readonly name: string }
   | { readonly kind: "help" }
   | { readonly kind: "quit" };
 
@@ -20,6 +22,8 @@ export const commandUsage = {
   dereg: "dereg <name>",
   reg: "reg <name>",
   list: "list [<prefix>]",
+  whois: "whois <name>",
+  trust: "trust <name>",
   help: "help",
   quit: "quit",
 } as const;
@@ -30,6 +34,8 @@ const helpRows: readonly (readonly [string, string])[] = [
   [commandUsage.dereg, "go offline; the server keeps your messages"],
   [commandUsage.reg, "come back online and get the messages kept for you"],
   [commandUsage.list, "show the client table, or only the names that start with <prefix>"],
+  [commandUsage.whois, "show a client's address, status and key fingerprint (yours too)"],
+  [commandUsage.trust, "accept the new key of a client whose key changed"],
   [commandUsage.help, "show this list"],
   [commandUsage.quit, "leave without telling the server, once messages on their way are done"],
   // The words of the original Python client, for people who arrive with its habits.
@@ -86,7 +92,9 @@ export function parseCommandLine(line: string): ParsedLine {
       return text === undefined ? usage(commandUsage.sendAll) : command({ kind: "send-all", text });
     }
     case "dereg":
-    case "reg": {
+    case "reg":
+    case "whois":
+    case "trust": {
       const [name, extra] = firstWord(rest);
       if (!name || extra) return usage(commandUsage[word]);
       return command({ kind: word, name });

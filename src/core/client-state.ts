@@ -2,7 +2,9 @@ import type { Address, Message, TableChange, TableEntry } from "../protocol/mess
 import type { ParsedLine } from "./client-commands.ts";
 import type { CryptoPort } from "./crypto-port.ts";
 import { DedupWindow } from "./dedup-window.ts";
+import { PeerKeys } from "./peer-keys.ts";
 import { type KeyPairs, publicKeyText } from "./session-crypto.ts";
+import { ShownMessages } from "./shown-messages.ts";
 import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
@@ -18,7 +20,16 @@ export type ClientEffect =
   | { readonly kind: "show"; readonly text: string }
   | { readonly kind: "exit"; readonly code: number }
   /** The server proved it holds this signing key: pin it for the server's address. */
-  | { readonly kind: "pin-server-key"; readonly key: string };
+  | { readonly kind: "pin-server-key"; readonly key: string }
+  /** This message is about to be shown: remember it across restarts (before showing it). */
+  | { readonly kind: "record-shown"; readonly sender: string; readonly ref: number }
+  /** Names seen for the first time, trusted with the key the table shows: keep them. */
+  | {
+      readonly kind: "learn-peer-keys";
+      readonly keys: readonly { readonly name: string; readonly key: string }[];
+    }
+  /** The user accepted a changed key for a name: it replaces the one kept. */
+  | { readonly kind: "trust-peer-key"; readonly name: string; readonly key: string };
 
 /** registering: first registration; online; offline: after dereg, still running; exited. */
 export type ClientPhase = "registering" | "online" | "offline" | "exited";
@@ -84,6 +95,10 @@ export interface ClientState {
   assembly: TableAssembly | undefined;
   /** A whole push was applied in this step: say so once. */
   tableUpdated: boolean;
+  /** The entries that push brought, whose keys are checked once it is announced. */
+  entriesToCheck: readonly TableEntry[];
+  /** Peers' keys trusted on first use, and the changed ones not (yet) accepted. */
+  readonly peerKeys: PeerKeys;
   nextId: number;
   readonly pending: Map<number, PendingRequest>;
   /** Requests to the server not yet sent, in order, and the pace they go out at. */
@@ -100,10 +115,12 @@ export interface ClientState {
   queuedUntil: number | undefined;
   /** Ids of server requests already handled: a retransmission is acknowledged again, nothing more. */
   readonly seen: DedupWindow;
-  /** Messages already shown, by sender and the sender's id, however long ago (bounded in number). */
-  readonly shown: DedupWindow;
+  /** Messages already shown, by sender and the sender's id, in this process or an earlier one. */
+  readonly shown: ShownMessages;
   /** Stored messages the server announced at registration and has not delivered yet. */
   storedExpected: number;
+  /** `[You have messages]` is said before the first of them that is shown, not for copies already seen. */
+  storedAnnounced: boolean;
   /** Until when to wait for the next batch of them; undefined when none are awaited. */
   storedUntil: number | undefined;
   /** Input has ended, or the user typed quit: leave once nothing is outstanding. */
@@ -122,6 +139,10 @@ export interface ClientDeps {
   readonly identity: KeyPairs;
   /** The server's signing key as pinned for this address on an earlier run, if any. */
   readonly pinnedServerKey?: string | undefined;
+  /** Messages shown by earlier processes of this identity (shownKey), from its `.shown` file. */
+  readonly shownBefore?: Iterable<string>;
+  /** Peers' keys trusted by earlier processes of this identity, from its `.known-keys` file. */
+  readonly knownPeerKeys?: Iterable<readonly [name: string, key: string]>;
 }
 
 export function createClientState(deps: ClientDeps): ClientState {
@@ -142,6 +163,8 @@ export function createClientState(deps: ClientDeps): ClientState {
     tableVersion: undefined,
     assembly: undefined,
     tableUpdated: false,
+    entriesToCheck: [],
+    peerKeys: new PeerKeys(deps.knownPeerKeys ?? []),
     nextId: deps.firstRequestId,
     pending: new Map(),
     paced: [],
@@ -150,8 +173,9 @@ export function createClientState(deps: ClientDeps): ClientState {
     phaseRequest: undefined,
     queuedUntil: undefined,
     seen: new DedupWindow(timing.dedupWindowMs, 10_000),
-    shown: new DedupWindow(timing.shownMemoryMs, 100_000),
+    shown: new ShownMessages(deps.shownBefore ?? [], timing.shownMemoryMs, 100_000),
     storedExpected: 0,
+    storedAnnounced: false,
     storedUntil: undefined,
     leaving: false,
     quitting: false,

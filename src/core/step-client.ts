@@ -1,4 +1,3 @@
-import { decodeBase64url } from "../crypto/base64url.ts";
 import { formatAddress, ipFamily, isLoopback, sameAddress, samePeer } from "../protocol/address.ts";
 import { decodeMessage, encodeMessage, padRegistration, textLength } from "../protocol/codec.ts";
 import {
@@ -18,6 +17,13 @@ import { notices } from "../text/notices.ts";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { formatTimestamp } from "../text/timestamp.ts";
 import { type Command, helpLines, type ParsedLine, parseCommandLine } from "./client-commands.ts";
+import {
+  keyFingerprint,
+  noticeTableKeys,
+  refusesToSend,
+  trust,
+  whois,
+} from "./client-known-keys.ts";
 import type {
   ClientEffect,
   ClientInput,
@@ -339,6 +345,12 @@ function run(step: Step, command: Command): void {
     case "list":
       showTable(step, command.prefix);
       return;
+    case "whois":
+      whois(state, step.effects, command.name);
+      return;
+    case "trust":
+      trust(state, step.effects, command.name);
+      return;
     case "help":
       for (const line of helpLines) show(step, line);
       return;
@@ -387,6 +399,7 @@ function send(step: Step, to: string, text: string): void {
     show(step, notices.unknownRecipient(sanitiseForTerminal(to)));
     return;
   }
+  if (refusesToSend(state, step.effects, recipient)) return;
   if (!recipient.online) {
     saveAtServer(step, recipient.name, text);
     return;
@@ -439,7 +452,10 @@ function saveAtServer(step: Step, to: string, text: string, ref?: number): void 
  * comes (direct, channel, stored); a name already shown is not shown again.
  */
 function isFirstCopy(step: Step, sender: string, ref: number): boolean {
-  return !step.state.shown.seen(`${nameKey(sender)}#${ref}`, step.now);
+  if (!step.state.shown.firstSight(sender, ref, step.now)) return false;
+  // Recorded before it is shown: a crash in between loses a line of output, never shows it twice.
+  step.effects.push({ kind: "record-shown", sender, ref });
+  return true;
 }
 
 function register(step: Step, first: boolean): void {
@@ -600,6 +616,7 @@ function onServerRequest(
       receivedStored(step, message.messages.length);
       for (const stored of message.messages) {
         if (!isFirstCopy(step, stored.sender, stored.ref)) continue;
+        announceStored(step);
         const timestamp = formatTimestamp(stored.at);
         const text = sanitiseForTerminal(stored.text);
         show(
@@ -643,6 +660,7 @@ function onTablePart(step: Step, message: TableMessage): void {
   if (current.parts.some((received) => received === undefined)) return;
   const changes = current.parts.flatMap((received) => received ?? []);
   state.table = base === undefined ? snapshotTable(changes) : applyDelta(state.table, changes);
+  state.entriesToCheck = changes.filter((change): change is TableEntry => !isTombstone(change));
   state.tableVersion = version;
   state.assembly = undefined;
   state.tableUpdated = true;
@@ -677,6 +695,8 @@ function afterTableUpdate(step: Step): void {
   if (!state.tableUpdated) return;
   state.tableUpdated = false;
   show(step, notices.tableUpdated);
+  noticeTableKeys(state, step.effects, state.entriesToCheck);
+  state.entriesToCheck = [];
   if (state.queuedUntil !== undefined) runQueued(step);
   registerAgainIfDropped(step);
 }
@@ -859,8 +879,8 @@ function onChallenge(
       step,
       notices.serverKeyChanged(
         formatAddress(state.server),
-        fingerprintOf(state, state.pinnedServerKey),
-        fingerprintOf(state, challenge.ssk),
+        keyFingerprint(state.crypto, state.pinnedServerKey),
+        keyFingerprint(state.crypto, challenge.ssk),
       ),
     );
     if (request.purpose.kind === "register" && request.purpose.first) exit(step, 1);
@@ -870,11 +890,6 @@ function onChallenge(
   state.challenge = { cookie, nonce, ssk, sak };
   request.message = registration(state, request.id, state.challenge);
   sendDatagram(step, request.to, request.message);
-}
-
-function fingerprintOf(state: ClientState, key: string): string {
-  const bytes = decodeBase64url(key);
-  return bytes ? state.crypto.fingerprint(bytes) : key;
 }
 
 function registered(
@@ -900,9 +915,11 @@ function registered(
   moveIntoSession(state);
   state.phase = "online";
   show(step, notices.welcome);
+  // `[You have messages]` comes with the first stored message shown: if earlier processes
+  // showed every copy the server still held, nothing is announced.
+  state.storedAnnounced = false;
   if (pending > 0) {
-    show(step, notices.youHaveMessages);
-    // Input may already have ended: stay for them, or they are announced and never shown.
+    // Input may already have ended: stay for them, or they are never shown.
     state.storedExpected = pending;
     state.storedUntil = step.now + timing.pushDeadlineMs;
   }
@@ -965,6 +982,13 @@ function receivedStored(step: Step, count: number): void {
   state.storedExpected -= count;
   if (state.storedExpected <= 0) stopAwaitingStored(state);
   else state.storedUntil = step.now + timing.pushDeadlineMs;
+}
+
+/** SPEC §5's `[You have messages]`, once per registration, just before the first stored message shown. */
+function announceStored(step: Step): void {
+  if (step.state.storedAnnounced) return;
+  step.state.storedAnnounced = true;
+  show(step, notices.youHaveMessages);
 }
 
 function stopAwaitingStored(state: ClientState): void {

@@ -8,6 +8,7 @@ export interface LoggedClient {
   readonly ip: string;
   readonly port: number;
   readonly online: boolean;
+  readonly ak: string;
 }
 
 interface LogEntry {
@@ -143,8 +144,8 @@ export class TableLog {
   }
 }
 
-export function tableEntry({ name, ip, port, online }: LoggedClient): TableEntry {
-  return { name, ip, port, online };
+export function tableEntry({ name, ip, port, online, ak }: LoggedClient): TableEntry {
+  return { name, ip, port, online, ak };
 }
 
 function snapshotOf(clients: ReadonlyMap<string, LoggedClient>): TableEntry[] {

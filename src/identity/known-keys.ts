@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { PUBLIC_KEY_BYTES } from "../core/crypto-port.ts";
 import { decodeBase64urlOfLength } from "../crypto/base64url.ts";
 import {
@@ -47,14 +47,17 @@ const LABEL_PATTERN = /^\S+$/;
  */
 export class KnownKeys {
   readonly #keys: Map<string, KnownKey>;
+  /** The file ends in a line cut short: appending to it would glue a new line to it. */
+  #torn: boolean;
 
   private constructor(
     readonly path: string,
     private readonly what: string,
     private readonly labelMeaning: string,
-    keys: Map<string, KnownKey>,
+    { keys, torn }: { keys: Map<string, KnownKey>; torn: boolean },
   ) {
     this.#keys = keys;
+    this.#torn = torn;
   }
 
   /** The keys in `path` (none if it does not exist yet); `what` names the file in errors. */
@@ -78,24 +81,50 @@ export class KnownKeys {
    * key stays trusted for this process and an IdentityError says so.
    */
   trust(label: string, key: string, now: Date = new Date()): void {
-    if (!LABEL_PATTERN.test(label))
-      throw new RangeError(
-        `a ${this.labelMeaning} to trust cannot be empty or contain spaces: ${JSON.stringify(label)}`,
-      );
-    if (decodeBase64urlOfLength(key, PUBLIC_KEY_BYTES) === undefined) {
-      throw new RangeError(
-        `a key to trust is 43 characters of base64url, not ${JSON.stringify(key)}`,
-      );
-    }
+    checkLabelAndKey(label, key, this.labelMeaning);
     if (this.check(label, key) === "known") return;
     this.#keys.set(label.toLowerCase(), { key, firstSeen: now.toISOString() });
     try {
       replacePrivateFile(this.path, this.#text());
+      this.#torn = false;
     } catch (error) {
-      throw new IdentityError(
-        `cannot save the ${this.what} ${this.path} (${reason(error)}); the key is trusted until chatapp exits, check that the directory is writable`,
-        this.path,
-      );
+      throw this.#unsaved(error);
+    }
+  }
+
+  #unsaved(error: unknown): IdentityError {
+    return new IdentityError(
+      `cannot save the ${this.what} ${this.path} (${reason(error)}); the key is trusted until chatapp exits, check that the directory is writable`,
+      this.path,
+    );
+  }
+
+  /**
+   * Trusts each key whose label has none yet (trust on first use), appending their lines
+   * to the file in one write, without fsync: a power cut may lose the last ones, which are
+   * then learnt again from the next table. Labels already known keep their key: a changed
+   * one is the user's to accept, with `trust`. If the file cannot be written the keys stay
+   * trusted for this process and an IdentityError says so.
+   */
+  learn(keys: Iterable<{ readonly label: string; readonly key: string }>, now = new Date()): void {
+    const lines: string[] = [];
+    for (const { label, key } of keys) {
+      checkLabelAndKey(label, key, this.labelMeaning);
+      if (this.#keys.has(label.toLowerCase())) continue;
+      const known = { key, firstSeen: now.toISOString() };
+      this.#keys.set(label.toLowerCase(), known);
+      lines.push(`${label.toLowerCase()} ${key} ${known.firstSeen}\n`);
+    }
+    if (lines.length === 0) return;
+    try {
+      if (existsSync(this.path) && !this.#torn) {
+        appendFileSync(this.path, lines.join(""), { mode: 0o600 });
+      } else {
+        replacePrivateFile(this.path, this.#text());
+        this.#torn = false;
+      }
+    } catch (error) {
+      throw this.#unsaved(error);
     }
   }
 
@@ -118,18 +147,36 @@ export class KnownKeys {
   }
 }
 
-function readKeys(path: string, what: string, labelMeaning: string): Map<string, KnownKey> {
+function checkLabelAndKey(label: string, key: string, labelMeaning: string): void {
+  if (!LABEL_PATTERN.test(label))
+    throw new RangeError(
+      `a ${labelMeaning} to trust cannot be empty or contain spaces: ${JSON.stringify(label)}`,
+    );
+  if (decodeBase64urlOfLength(key, PUBLIC_KEY_BYTES) === undefined) {
+    throw new RangeError(
+      `a key to trust is 43 characters of base64url, not ${JSON.stringify(key)}`,
+    );
+  }
+}
+
+function readKeys(
+  path: string,
+  what: string,
+  labelMeaning: string,
+): { keys: Map<string, KnownKey>; torn: boolean } {
   const keys = new Map<string, KnownKey>();
   let text: string;
   try {
     checkPrivateFile(path, what);
     text = readFileSync(path, "utf8");
   } catch (error) {
-    if (error instanceof IdentityError && isAbsence(error.cause)) return keys;
+    if (error instanceof IdentityError && isAbsence(error.cause)) return { keys, torn: false };
     if (error instanceof IdentityError) throw error;
     throw unreadable(path, error, what);
   }
   const lines = text.split("\n");
+  // A last line without its newline is an append a crash cut short: not trusted, learnt again.
+  const torn = lines.pop() !== "";
   lines.forEach((line, index) => {
     if (line.trim() === "" || line.startsWith("#")) return;
     const [label, key, firstSeen, ...rest] = line.trim().split(/\s+/);
@@ -148,7 +195,7 @@ function readKeys(path: string, what: string, labelMeaning: string): Map<string,
     }
     keys.set(label.toLowerCase(), { key, firstSeen });
   });
-  return keys;
+  return { keys, torn };
 }
 
 function isAbsence(error: unknown): boolean {

@@ -8,6 +8,7 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname } from "node:path";
+import { shownKey } from "../core/shown-messages.ts";
 import { isValidName, nameKey } from "../protocol/names.ts";
 import {
   errorCode,
@@ -22,10 +23,7 @@ export const SHOWN_LOG_LIMIT = 100_000;
 const HEADER = "# chatapp shown messages: <sender> <ref>, oldest first\n";
 const LINE_PATTERN = /^(\S+) (0|[1-9][0-9]{0,15})$/;
 
-/** The key of one shown message, the same as the client core's `shown` window uses. */
-export function shownKey(sender: string, ref: number): string {
-  return `${nameKey(sender)}#${ref}`;
-}
+export { shownKey };
 
 export interface ShownLogOptions {
   /** How many (sender, ref) pairs are remembered; the oldest go first. */

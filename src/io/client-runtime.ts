@@ -9,6 +9,7 @@ import {
   loadOrCreateIdentity,
 } from "../identity/identity-file.ts";
 import { loadKnownKeys } from "../identity/known-keys.ts";
+import { ShownLog } from "../identity/shown-log.ts";
 import { formatAddress } from "../protocol/address.ts";
 import { encodeMessage } from "../protocol/codec.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
@@ -22,7 +23,18 @@ export async function runClient(options: ClientOptions): Promise<number> {
   // Before any socket: a problem with the identity is one clear line and exit code 1.
   const identityFile = identityPath({ identityOption: options.identity, name: options.name });
   const { identity } = loadOrCreateIdentity(identityFile);
-  const books = loadKnownKeys(companionPaths(identityFile));
+  const companions = companionPaths(identityFile);
+  const books = loadKnownKeys(companions);
+  let terminal: Terminal | undefined;
+  /** Said once the terminal is open: a companion file may fail before it is. */
+  const early: string[] = [];
+  const tell = (text: string): void => {
+    if (terminal) terminal.show(text);
+    else early.push(text);
+  };
+  const shownLog = ShownLog.open(companions.shown, {
+    onWriteError: (error) => tell(`[${error.message}]`),
+  });
   const server = { ip: options.serverIp, port: options.serverPort };
   const serverLabel = formatAddress(server);
   const state = createClientState({
@@ -32,12 +44,13 @@ export async function runClient(options: ClientOptions): Promise<number> {
     crypto: nodeCryptoPort,
     identity,
     pinnedServerKey: books.servers.get(serverLabel)?.key,
+    shownBefore: shownLog.keys(),
+    knownPeerKeys: Array.from(books.peers.entries(), ([name, { key }]) => [name, key] as const),
   });
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((done) => {
     finish = done;
   });
-  let terminal: Terminal | undefined;
   let endpoint: UdpEndpoint | undefined;
   let ended = false;
   const timer = new WakeTimer(() => feed({ kind: "tick" }));
@@ -47,6 +60,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     ended = true;
     timer.cancel();
     endpoint?.close();
+    shownLog.close();
     terminal?.close();
     await terminal?.flushed();
     finish(code);
@@ -67,6 +81,17 @@ export async function runClient(options: ClientOptions): Promise<number> {
         case "pin-server-key":
           keepTrying(() => books.servers.trust(serverLabel, effect.key));
           break;
+        case "record-shown":
+          shownLog.record(effect.sender, effect.ref);
+          break;
+        case "learn-peer-keys": {
+          const keys = effect.keys.map(({ name, key }) => ({ label: name, key }));
+          keepTrying(() => books.peers.learn(keys));
+          break;
+        }
+        case "trust-peer-key":
+          keepTrying(() => books.peers.trust(effect.name, effect.key));
+          break;
         default:
           effect satisfies never;
       }
@@ -78,7 +103,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     try {
       write();
     } catch (error) {
-      if (error instanceof IdentityError) terminal?.show(`[${error.message}]`);
+      if (error instanceof IdentityError) tell(`[${error.message}]`);
       else throw error;
     }
   }
@@ -104,6 +129,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
       else void end(0);
     },
   });
+  for (const text of early.splice(0)) terminal.show(text);
   if (options.simulate) terminal.show(`[${describeFaultSpec(options.simulate)}]`);
   terminal.startPrompting();
   feed({ kind: "start" });

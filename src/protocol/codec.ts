@@ -141,9 +141,10 @@ function isIp(value: unknown): value is string {
 
 function decodeTableEntry(value: unknown): TableEntry | undefined {
   if (typeof value !== "object" || value === null) return undefined;
-  const { name, ip, port, online } = value as Fields;
+  const { name, ip, port, online, ak } = value as Fields;
   if (!isName(name) || !isIp(ip) || !isPort(port) || typeof online !== "boolean") return undefined;
-  return { name, ip, port, online };
+  if (!isKey(ak)) return undefined;
+  return { name, ip, port, online, ak };
 }
 
 function decodeTableChange(value: unknown): TableChange | undefined {

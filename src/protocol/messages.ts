@@ -29,6 +29,8 @@ export interface TableEntry {
   readonly ip: string;
   readonly port: number;
   readonly online: boolean;
+  /** The X25519 public key of the client's identity (base64url): direct messages are sealed to it. */
+  readonly ak: string;
 }
 
 /** In a delta: the name was forgotten since the delta's base. */

@@ -66,6 +66,27 @@ export const notices = {
     `[The server refused the name ${name}: it belongs to another key. Use the identity file you registered it with (--identity FILE), or ask the server's operator to release the name.]`,
   serverKeyChanged: (address: string, pinned: string, offered: string) =>
     `[WARNING: the server at ${address} offers key ${offered}, not ${pinned} as pinned on an earlier run. Someone may be impersonating it: not registering. If its operator really changed its keys, remove its line from your .servers file.]`,
+  whois: (name: string, where: string, online: boolean, fingerprint: string) =>
+    `[${name}: ${where}, ${online ? "online" : "offline"}, key ${fingerprint}]`,
+  whoisSelf: (name: string, where: string | undefined, online: boolean, fingerprint: string) =>
+    `[${name} (you): ${where === undefined ? "" : `${where}, `}${online ? "online" : "offline"}, key ${fingerprint}]`,
+  whoisChangedKey: (
+    name: string,
+    where: string,
+    online: boolean,
+    offered: string,
+    trusted: string,
+  ) =>
+    `[${name}: ${where}, ${online ? "online" : "offline"}, key ${offered}, NOT the key ${trusted} first seen for ${name}. Type trust ${name} to accept it.]`,
+  peerKeyChanged: (name: string, trusted: string, offered: string) =>
+    `[WARNING: the key of ${name} changed from ${trusted} to ${offered}. Someone may be impersonating ${name}, or ${name} made a new identity: ask ${name}, by other means, for the key their whois ${name} shows. Not sending to ${name} until you type trust ${name}.]`,
+  notSendingChangedKey: (name: string) =>
+    `[Not sending to ${name}: its key changed and you have not accepted the new one. See whois ${name}; type trust ${name} to accept it.]`,
+  trustedNewKey: (name: string, fingerprint: string) =>
+    `[Trusting the new key of ${name}: ${fingerprint}.]`,
+  keyUnchanged: (name: string, fingerprint: string) =>
+    `[The key of ${name} has not changed; ${fingerprint} is trusted already.]`,
+  trustSelf: (name: string) => `[${name} is you: your own key needs no trust.]`,
 } as const;
 
 function clients(count: number): string {

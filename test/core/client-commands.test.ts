@@ -111,6 +111,8 @@ describe("parseCommandLine", () => {
     expect(parseCommandLine("send_all   ")).toEqual({ kind: "usage", usage: commandUsage.sendAll });
     expect(parseCommandLine("dereg")).toEqual({ kind: "usage", usage: commandUsage.dereg });
     expect(parseCommandLine("reg")).toEqual({ kind: "usage", usage: commandUsage.reg });
+    expect(parseCommandLine("whois")).toEqual({ kind: "usage", usage: commandUsage.whois });
+    expect(parseCommandLine("trust ")).toEqual({ kind: "usage", usage: commandUsage.trust });
   });
 
   test("extra arguments are refused where none belong", () => {
@@ -118,6 +120,22 @@ describe("parseCommandLine", () => {
     expect(parseCommandLine("reg bob x")).toEqual({ kind: "usage", usage: commandUsage.reg });
     expect(parseCommandLine("help me")).toEqual({ kind: "usage", usage: commandUsage.help });
     expect(parseCommandLine("quit now")).toEqual({ kind: "usage", usage: commandUsage.quit });
+    expect(parseCommandLine("whois bob carol")).toEqual({
+      kind: "usage",
+      usage: commandUsage.whois,
+    });
+    expect(parseCommandLine("trust bob now")).toEqual({ kind: "usage", usage: commandUsage.trust });
+  });
+
+  test("whois and trust take one name", () => {
+    expect(parseCommandLine("whois Bob")).toEqual({
+      kind: "command",
+      command: { kind: "whois", name: "Bob" },
+    });
+    expect(parseCommandLine("  trust bob ")).toEqual({
+      kind: "command",
+      command: { kind: "trust", name: "bob" },
+    });
   });
 
   test("dereg, reg, list, help and quit", () => {

@@ -9,7 +9,7 @@ import { formatAddress, samePeer } from "../../src/protocol/address.ts";
 import { encodeMessage } from "../../src/protocol/codec.ts";
 import type { Address, TableEntry } from "../../src/protocol/messages.ts";
 import { notices } from "../../src/text/notices.ts";
-import { identityFor, testCrypto } from "../helpers/identities.ts";
+import { agreementKeyOf, identityFor, testCrypto } from "../helpers/identities.ts";
 
 const NOW = Date.UTC(2025, 2, 14, 9, 26, 53);
 
@@ -51,8 +51,8 @@ describe("addresses", () => {
 describe("direct messages between address families", () => {
   test("a message from a peer registered as ::1 that arrives from 127.0.0.1 is shown and acknowledged", () => {
     const y = onlineClient("y", [
-      { name: "x", ip: "::1", port: 6001, online: true },
-      { name: "y", ip: "127.0.0.1", port: 6002, online: true },
+      { name: "x", ip: "::1", port: 6001, online: true, ak: agreementKeyOf("x") },
+      { name: "y", ip: "127.0.0.1", port: 6002, online: true, ak: agreementKeyOf("y") },
     ]);
     const from = { ip: "::ffff:127.0.0.1", port: 6001 };
     const bytes = encodeMessage({ type: "chat", id: 7, from: "x", to: "y", text: "over v4" });
@@ -63,8 +63,8 @@ describe("direct messages between address families", () => {
 
   test("a message from the right port of another host is still dropped", () => {
     const y = onlineClient("y", [
-      { name: "x", ip: "::1", port: 6001, online: true },
-      { name: "y", ip: "127.0.0.1", port: 6002, online: true },
+      { name: "x", ip: "::1", port: 6001, online: true, ak: agreementKeyOf("x") },
+      { name: "y", ip: "127.0.0.1", port: 6002, online: true, ak: agreementKeyOf("y") },
     ]);
     const bytes = encodeMessage({ type: "chat", id: 7, from: "x", to: "y", text: "forged" });
     const from = { ip: "10.1.2.3", port: 6001 };
@@ -75,8 +75,8 @@ describe("direct messages between address families", () => {
     const x = onlineClient(
       "x",
       [
-        { name: "x", ip: "2001:db8::5", port: 6001, online: true },
-        { name: "y", ip: "192.0.2.7", port: 6002, online: true },
+        { name: "x", ip: "2001:db8::5", port: 6001, online: true, ak: agreementKeyOf("x") },
+        { name: "y", ip: "192.0.2.7", port: 6002, online: true, ak: agreementKeyOf("y") },
       ],
       "2001:db8::1",
     );
@@ -89,9 +89,9 @@ describe("direct messages between address families", () => {
 
 describe("list", () => {
   const table: TableEntry[] = [
-    { name: "alice", ip: "127.0.0.1", port: 6001, online: true },
-    { name: "Al", ip: "::1", port: 6020, online: false },
-    { name: "bob", ip: "::ffff:127.0.0.1", port: 16002, online: true },
+    { name: "alice", ip: "127.0.0.1", port: 6001, online: true, ak: agreementKeyOf("alice") },
+    { name: "Al", ip: "::1", port: 6020, online: false, ak: agreementKeyOf("Al") },
+    { name: "bob", ip: "::ffff:127.0.0.1", port: 16002, online: true, ak: agreementKeyOf("bob") },
   ];
 
   test("aligned columns, IPv6 in brackets", () => {
@@ -131,6 +131,7 @@ describe("list", () => {
       ip: "127.0.0.1",
       port: 1024 + index,
       online: index % 2 === 0,
+      ak: agreementKeyOf("user0"),
     }));
     const x = onlineClient("user0", big);
     const all = shownBy(stepClient(x, { kind: "line", text: "list" }, NOW));

@@ -53,8 +53,8 @@ const valid: Message[] = [
     part: 1,
     parts: 2,
     clients: [
-      { name: "alice", ip: "127.0.0.1", port: 6001, online: true },
-      { name: "bob", ip: "::1", port: 65_535, online: false },
+      { name: "alice", ip: "127.0.0.1", port: 6001, online: true, ak },
+      { name: "bob", ip: "::1", port: 65_535, online: false, ak: sk },
     ],
   },
   { type: "table", id: 22, version: 0, part: 0, parts: 1, clients: [] },
@@ -265,13 +265,13 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "table with a bad entry",
       json({
-        v: 1,
+        v: 2,
         type: "table",
         id: 1,
         version: 1,
         part: 0,
         parts: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 0, online: true }],
+        clients: [{ name: "a", ip: "1.2.3.4", port: 0, online: true, ak }],
       }),
     ],
     [
@@ -281,13 +281,43 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "table with an online string",
       json({
-        v: 1,
+        v: 2,
         type: "table",
         id: 1,
         version: 1,
         part: 0,
         parts: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: "yes" }],
+        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: "yes", ak }],
+      }),
+    ],
+    [
+      "table entry without its agreement key",
+      json({
+        v: 2,
+        type: "table",
+        id: 1,
+        version: 1,
+        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: true }],
+      }),
+    ],
+    [
+      "table entry with an agreement key one character short",
+      json({
+        v: 2,
+        type: "table",
+        id: 1,
+        version: 1,
+        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: true, ak: ak.slice(1) }],
+      }),
+    ],
+    [
+      "table entry with an agreement key outside base64url",
+      json({
+        v: 2,
+        type: "table",
+        id: 1,
+        version: 1,
+        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: true, ak: `+${ak.slice(1)}` }],
       }),
     ],
     [

@@ -11,9 +11,8 @@
  *   is shown to each recipient by the end, once the network is healed, every client
  *   has re-registered and the system is quiet;
  * - stored messages come after the welcome and `[You have messages]`;
- * - no client process shows a message twice; a copy shown again by a later process of
- *   the same user (which cannot remember) is counted and must stay rare
- *   (`isShownAgainByLaterProcess`).
+ * - no user is shown a message twice, not even by a later process started after the
+ *   first had exited (it reads what its predecessors showed, as `<stem>.shown` keeps it).
  *
  * `[Client y exists!!]` and `[Server not responding]` tell the sender the message may
  * not have arrived (SPEC §5, §4): such a message may be shown once or not at all.
@@ -139,7 +138,8 @@ function sightingIn(line: string, session: number, process: number): Sighting | 
 
 interface RunResult {
   readonly problems: string[];
-  readonly shownAgain: string[];
+  /** Processes started again for a user whose earlier one had exited. */
+  readonly restarts: number;
   readonly sent: number;
   readonly confirmed: number;
   readonly outcomes: Record<string, number>;
@@ -209,27 +209,9 @@ function reRegisterEveryone(network: SimulatedNetwork): void {
   }
 }
 
-const isStored = (sighting: Sighting) =>
-  sighting.format === "stored-direct" || sighting.format === "stored-channel";
-
-/**
- * A message shown, then shown again from the server's store by a later process of the
- * same user. Every copy of a message carries its sender's id for it (`ref`), and a client
- * never shows a (sender, ref) twice; but a client that exited (say `[Server not
- * responding]` after a dereg) and was started again remembers nothing of what the old
- * process showed, so a copy the server kept because the old process's acks were lost
- * is shown once more. Copies shown by one process are not excused: those are bugs.
- */
-function isShownAgainByLaterProcess(shown: readonly Sighting[]): boolean {
-  const [first, ...later] = shown;
-  if (!first) return false;
-  const processes = new Set(shown.map((s) => s.process));
-  return later.every(isStored) && processes.size === shown.length;
-}
-
 function judge(network: SimulatedNetwork, sent: Map<string, Sent>): RunResult {
   const problems: string[] = [];
-  const shownAgain: string[] = [];
+  let restarts = 0;
   const seen = new Map<string, Map<string, Sighting[]>>();
   for (const name of NAMES) {
     const byTag = new Map<string, Sighting[]>();
@@ -253,12 +235,9 @@ function judge(network: SimulatedNetwork, sent: Map<string, Sent>): RunResult {
     for (const [tag, shown] of byTag) {
       if (shown.length < 2) continue;
       const lines = shown.map((s) => s.line).join(" | ");
-      if (isShownAgainByLaterProcess(shown)) {
-        shownAgain.push(`${name} saw ${tag} again from the store in a new process: ${lines}`);
-      } else {
-        problems.push(`${name} saw ${tag} ${shown.length} times: ${lines}`);
-      }
+      problems.push(`${name} saw ${tag} ${shown.length} times: ${lines}`);
     }
+    restarts += network.processes(name).length - 1;
     for (const process of network.processes(name)) {
       problems.push(...orderProblems(name, process.shown()));
     }
@@ -286,7 +265,7 @@ function judge(network: SimulatedNetwork, sent: Map<string, Sent>): RunResult {
       }
     }
   }
-  return { problems, shownAgain, sent: sent.size, confirmed, outcomes };
+  return { problems, restarts, sent: sent.size, confirmed, outcomes };
 }
 
 /** SPEC §5: the welcome, then `[You have messages]`, then the stored messages. */
@@ -309,21 +288,21 @@ let totals: RunResult | undefined;
 function runAllSeeds(): RunResult {
   if (totals) return totals;
   const problems: string[] = [];
-  const shownAgain: string[] = [];
+  let restarts = 0;
   const outcomes: Record<string, number> = {};
   let sent = 0;
   let confirmed = 0;
   for (let seed = 1; seed <= SEEDS; seed++) {
     const result = runSeed(seed);
     problems.push(...result.problems.map((p) => `seed ${seed}: ${p}`));
-    shownAgain.push(...result.shownAgain.map((p) => `seed ${seed}: ${p}`));
+    restarts += result.restarts;
     for (const [outcome, count] of Object.entries(result.outcomes)) {
       outcomes[outcome] = (outcomes[outcome] ?? 0) + count;
     }
     sent += result.sent;
     confirmed += result.confirmed;
   }
-  totals = { problems, shownAgain, sent, confirmed, outcomes };
+  totals = { problems, restarts, sent, confirmed, outcomes };
   return totals;
 }
 
@@ -344,10 +323,12 @@ describe("under loss, duplication and reordering", () => {
   );
 
   test(
-    `${SEEDS} seeds: no process shows a message twice; a restarted one rarely does`,
+    `${SEEDS} seeds: users were restarted (and still nothing was shown to them twice)`,
     () => {
-      // Measured: 1 in about 30,000 messages, seed 254 (see isShownAgainByLaterProcess).
-      expect(runAllSeeds().shownAgain.length).toBeLessThanOrEqual(3);
+      // A restarted process reads what its predecessors showed, so a repeat across a
+      // restart fails the first test like any other; this one checks that the runs do
+      // restart processes, so that passing means something.
+      expect(runAllSeeds().restarts).toBeGreaterThan(0);
     },
     LONG_TEST_TIMEOUT_MS,
   );

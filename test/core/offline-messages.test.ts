@@ -267,7 +267,11 @@ describe("offline messages", () => {
     network.advance(10);
     x.kill();
     heal();
-    const newcomer = network.addClient("x", { label: "x2" });
+    // x's key from a copy of its identity elsewhere: what the old process showed is not on record there.
+    const newcomer = network.addClient("x", {
+      label: "x2",
+      files: "x's identity copied elsewhere",
+    });
     network.settle();
     expect(newcomer.shown()).toEqual([
       WELCOME,
@@ -275,6 +279,28 @@ describe("offline messages", () => {
       `y: ${formatTimestamp(savedAt)} hello`,
       TABLE_UPDATED,
     ]);
+    expect(network.store.load().messages).toEqual([]);
+  });
+
+  test("a new process of the same identity takes them without showing again what the old one showed", () => {
+    const network = registeredNetwork(["x", "y"]);
+    const [x, y] = [network.client("x"), network.client("y")];
+    x.type("dereg x");
+    network.settle();
+    y.type("send x hello");
+    network.settle();
+    const heal = network.drop((d) => d.from === "x" && d.message.type === "ack");
+    x.type("reg x");
+    network.advance(10);
+    expect(x.shown().slice(-2)).toEqual([
+      YOU_HAVE_MESSAGES,
+      expect.stringMatching(/^y: \S+ hello$/),
+    ]);
+    x.kill();
+    heal();
+    const again = network.addClient("x", { label: "x2" });
+    network.settle();
+    expect(again.shown()).toEqual([WELCOME, TABLE_UPDATED]);
     expect(network.store.load().messages).toEqual([]);
   });
 

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { publicKeyText } from "../../src/core/session-crypto.ts";
 import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { notices } from "../../src/text/notices.ts";
+import { agreementKeyOf } from "../helpers/identities.ts";
 import {
   FIRST_CLIENT_PORT,
   LOOPBACK,
@@ -23,7 +24,7 @@ describe("registration", () => {
     expect(x.shown()).toEqual([WELCOME, TABLE_UPDATED]);
     expect(x.state.phase).toBe("online");
     expect(x.state.table).toEqual([
-      { name: "x", ip: LOOPBACK, port: FIRST_CLIENT_PORT, online: true },
+      { name: "x", ip: LOOPBACK, port: FIRST_CLIENT_PORT, online: true, ak: agreementKeyOf("x") },
     ]);
     // Registration by challenge: the first register only earns a cookie.
     expect(network.sentBy("x").map((d) => d.message.type)).toEqual(["register", "register", "ack"]);
@@ -123,7 +124,13 @@ describe("registration", () => {
     network.advance(1);
     expect(newcomer.shown()).toEqual([WELCOME, TABLE_UPDATED]);
     network.settle();
-    const entry = { name: "x", ip: LOOPBACK, port: newcomer.address.port, online: true };
+    const entry = {
+      name: "x",
+      ip: LOOPBACK,
+      port: newcomer.address.port,
+      online: true,
+      ak: agreementKeyOf("x"),
+    };
     expect(newcomer.state.table[0]).toEqual(entry);
     expect(y.state.table[0]).toEqual(entry);
     expect(network.server.clients.get("x")?.token).toBe(newcomer.state.token ?? "");

@@ -109,3 +109,8 @@ export function signedRegistration(
     sig: signText(nodeCryptoPort, keys.signing, transcript),
   };
 }
+
+/** The agreement key a table entry carries for `name` (the one identityFor gives it). */
+export function agreementKeyOf(name: string): string {
+  return publicKeyText(identityFor(name).agreement);
+}

@@ -18,6 +18,7 @@ import type { CryptoPort } from "../../src/core/crypto-port.ts";
 import type { NodeNote, ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
 import { type KeyPairs, publicKeyText } from "../../src/core/session-crypto.ts";
+import { shownKey } from "../../src/core/shown-messages.ts";
 import { nextClientWakeAt, stepClient } from "../../src/core/step-client.ts";
 import { nextServerWakeAt, stepServer, tableEntries } from "../../src/core/step-server.ts";
 import { encodeBase64url } from "../../src/crypto/base64url.ts";
@@ -90,6 +91,17 @@ export interface ServerStepRecord {
   /** The datagram the step was for, decoded, if it was one and could be. */
   readonly received: Message | undefined;
   readonly effects: readonly ServerEffect[];
+}
+
+/**
+ * What an identity keeps in the files beside it, across its processes (as `<stem>.shown`
+ * and `<stem>.known-keys` do): a restarted client starts from them.
+ */
+export interface CompanionFiles {
+  /** shownKey of every message shown, oldest first. */
+  readonly shown: string[];
+  /** Peers' names (lower case) and the agreement keys trusted for them. */
+  readonly knownKeys: Map<string, string>;
 }
 
 export interface NetworkOptions {
@@ -252,6 +264,8 @@ export class SimClient implements WakeTarget {
     readonly label: string,
     readonly address: Address,
     readonly state: ClientState,
+    /** The files beside this process's identity, shared with its earlier and later processes. */
+    readonly files: CompanionFiles = { shown: [], knownKeys: new Map() },
   ) {}
 
   get name(): string {
@@ -324,6 +338,8 @@ export class SimulatedNetwork {
   claimsFail = false;
   private serverStarts = 0;
   private readonly clients = new Map<string, SimClient>();
+  /** By identity: its name's key unless a test gives it files of its own. */
+  private readonly companionFiles = new Map<string, CompanionFiles>();
   private readonly started: SimClient[] = [];
   /** The latest client process at each address. */
   private readonly byAddress = new Map<string, SimClient>();
@@ -413,10 +429,21 @@ export class SimulatedNetwork {
 
   // Clients ------------------------------------------------------------------------------------
 
-  /** Starts a client process (it registers at once, as `chatapp -c` does). */
+  /**
+   * Starts a client process (it registers at once, as `chatapp -c` does). It reads and
+   * writes the companion files of its identity: those of its name, or `files` (another
+   * identity file, as `--identity` chooses).
+   */
   addClient(
     name: string,
-    options: { label?: string; port?: number; identity?: KeyPairs; node?: string } = {},
+    options: {
+      label?: string;
+      port?: number;
+      identity?: KeyPairs;
+      files?: string;
+      /** A cluster's node to register at: the first server unless told. */
+      node?: string;
+    } = {},
   ): SimClient {
     const label = options.label ?? name;
     const previous = this.clients.get(label);
@@ -425,14 +452,17 @@ export class SimulatedNetwork {
     const address: Address = { ip: LOOPBACK, port };
     const other = this.byAddress.get(addressKey(address));
     if (other?.running) throw new Error(`port ${port} is in use by ${other.label}`);
+    const files = this.companionsOf(options.files ?? nameKey(name));
     const state = createClientState({
       name,
       server: this.nodeAddress(options.node ?? this.firstServerLabel()),
       firstRequestId: Math.floor(this.idRandom() * 2 ** 40),
       crypto: this.crypto,
       identity: options.identity ?? identityFor(name),
+      shownBefore: files.shown,
+      knownPeerKeys: files.knownKeys,
     });
-    const client = new SimClient(this, label, address, state);
+    const client = new SimClient(this, label, address, state, files);
     this.clients.set(label, client);
     this.byAddress.set(addressKey(address), client);
     this.started.push(client);
@@ -477,6 +507,16 @@ export class SimulatedNetwork {
       this.started.push(client);
       return client;
     });
+  }
+
+  /** The companion files of an identity, as a new process of it would read them. */
+  companionsOf(identity: string): CompanionFiles {
+    let files = this.companionFiles.get(identity);
+    if (!files) {
+      files = { shown: [], knownKeys: new Map() };
+      this.companionFiles.set(identity, files);
+    }
+    return files;
   }
 
   client(label: string): SimClient {
@@ -792,10 +832,30 @@ export class SimulatedNetwork {
         client.armedFor = undefined;
         return;
       }
-      if (effect.kind === "show") client.lines.push({ at: this.now, text: effect.text });
-      else if (effect.kind === "send") {
-        this.transmit(client.label, client.address, effect.to, effect.message);
-      } else client.pinnedServerKeys.push(effect.key);
+      switch (effect.kind) {
+        case "show":
+          client.lines.push({ at: this.now, text: effect.text });
+          break;
+        case "send":
+          this.transmit(client.label, client.address, effect.to, effect.message);
+          break;
+        case "pin-server-key":
+          client.pinnedServerKeys.push(effect.key);
+          break;
+        case "record-shown":
+          client.files.shown.push(shownKey(effect.sender, effect.ref));
+          break;
+        case "learn-peer-keys":
+          for (const { name, key } of effect.keys) {
+            if (!client.files.knownKeys.has(name)) client.files.knownKeys.set(name, key);
+          }
+          break;
+        case "trust-peer-key":
+          client.files.knownKeys.set(effect.name, effect.key);
+          break;
+        default:
+          effect satisfies never;
+      }
     }
     this.arm(client, nextClientWakeAt(client.state));
   }

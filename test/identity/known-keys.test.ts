@@ -80,6 +80,46 @@ describe("KnownKeys", () => {
     expect(readFileSync(paths.knownKeys, "utf8")).toBe(before);
   });
 
+  test("learn trusts the names not seen before, in one append, and leaves known ones as they were", () => {
+    const book = peers();
+    book.learn([{ label: "bob", key: keyOf(1) }], firstDay);
+    const header = readFileSync(paths.knownKeys, "utf8");
+    book.learn(
+      [
+        { label: "Carol", key: keyOf(3) },
+        { label: "bob", key: keyOf(2) },
+        { label: "dave", key: keyOf(4) },
+      ],
+      secondDay,
+    );
+    expect(book.check("bob", keyOf(2))).toBe("changed");
+    expect(readFileSync(paths.knownKeys, "utf8")).toBe(
+      `${header}carol ${keyOf(3)} 2030-01-02T00:00:00.000Z\ndave ${keyOf(4)} 2030-01-02T00:00:00.000Z\n`,
+    );
+    expect(statSync(paths.knownKeys).mode & 0o777).toBe(0o600);
+    const reloaded = peers();
+    expect([...reloaded.entries()].map(([label, { key }]) => [label, key])).toEqual([
+      ["bob", keyOf(1)],
+      ["carol", keyOf(3)],
+      ["dave", keyOf(4)],
+    ]);
+  });
+
+  test("a last line cut short by a crash is not trusted, and the next learn rewrites the file whole", () => {
+    peers().learn([{ label: "bob", key: keyOf(1) }], firstDay);
+    writeFileSync(
+      paths.knownKeys,
+      `${readFileSync(paths.knownKeys, "utf8")}carol ${keyOf(3).slice(0, 20)}`,
+    );
+    const book = peers();
+    expect(book.check("carol", keyOf(3))).toBe("new");
+    book.learn([{ label: "dave", key: keyOf(4) }], secondDay);
+    const reloaded = peers();
+    expect(reloaded.check("bob", keyOf(1))).toBe("known");
+    expect(reloaded.check("dave", keyOf(4))).toBe("known");
+    expect(readFileSync(paths.knownKeys, "utf8")).not.toContain(keyOf(3).slice(0, 20));
+  });
+
   test("server keys are pinned per address in their own file", () => {
     const books = loadKnownKeys(paths);
     books.servers.trust("127.0.0.1:5000", keyOf(9), firstDay);
