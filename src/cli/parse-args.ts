@@ -252,8 +252,11 @@ export function isValidNodeName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9_.:[\]-]{0,63}$/.test(name);
 }
 
-/** Validates what follows `--release-name`: `<name> [--data-dir DIR]`. */
-export function parseReleaseArgs(args: readonly string[]): { name: string; dataDir: string } {
+/** Validates what follows `--release-name`: `<name> [--data-dir DIR | --redis URL]`. */
+export function parseReleaseArgs(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): { name: string; dataDir: string; redis?: string } {
   const [name, ...rest] = args;
   const refuse = (message: string): never => {
     throw new UsageError(message, USAGE_RELEASE);
@@ -262,15 +265,35 @@ export function parseReleaseArgs(args: readonly string[]): { name: string; dataD
   if (!isValidName(name))
     return refuse(`name ${quoteArg(name)} is not allowed: a name is ${NAME_RULE}`);
   let dataDir: string | undefined;
+  let redis: string | undefined;
   for (let i = 0; i < rest.length; i++) {
     const { flag, inlineValue } = splitOption(rest[i] ?? "");
-    if (flag !== "--data-dir") return refuse(`unexpected argument ${quoteArg(rest[i] ?? "")}`);
+    if (flag !== "--data-dir" && flag !== "--redis") {
+      return refuse(`unexpected argument ${quoteArg(rest[i] ?? "")}`);
+    }
     const value = inlineValue ?? rest[++i];
+    if (flag === "--redis") {
+      if (value === undefined || value === "") return refuse("--redis needs a URL");
+      if (redis !== undefined) return refuse("--redis is given twice");
+      redis = parseRedisUrl("--redis", value, refuse);
+      continue;
+    }
     if (value === undefined || value === "") return refuse("--data-dir needs a directory");
     if (dataDir !== undefined) return refuse("--data-dir is given twice");
     dataDir = value;
   }
-  return { name, dataDir: dataDir ?? DEFAULT_DATA_DIR };
+  if (redis !== undefined && dataDir !== undefined) {
+    return refuse(
+      "--data-dir and --redis cannot be used together: the name is in one or the other",
+    );
+  }
+  const fromRedis =
+    dataDir === undefined
+      ? redis !== undefined
+        ? { redis }
+        : redisOption(undefined, env, refuse)
+      : {};
+  return { name, dataDir: dataDir ?? DEFAULT_DATA_DIR, ...fromRedis };
 }
 
 /** A whole number written plainly (no sign, no leading zero, no exponent), or undefined. */

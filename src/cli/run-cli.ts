@@ -2,8 +2,9 @@ import { runMain } from "citty";
 import { IdentityError } from "../identity/identity-file.ts";
 import { runClient } from "../io/client-runtime.ts";
 import { BindError, PortInUseError, StoreOpenError } from "../io/errors.ts";
-import { releaseName } from "../io/release-name.ts";
+import { releaseName, releaseNameInRedis } from "../io/release-name.ts";
 import { runServer } from "../io/server-runtime.ts";
+import { describeRedisUrl } from "../store/redis-store.ts";
 import { notices } from "../text/notices.ts";
 import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { createCommands, type Mode } from "./commands.ts";
@@ -46,10 +47,13 @@ export async function runCli(
       return 0;
     }
     if (route.kind === "release-name") {
-      const { name, dataDir } = parseReleaseArgs(route.args);
-      const outcome = releaseName(dataDir, name);
+      const { name, dataDir, redis } = parseReleaseArgs(route.args, process.env);
+      const outcome = redis ? await releaseNameInRedis(redis, name) : releaseName(dataDir, name);
       if (outcome.released === undefined) {
-        deps.writeErr(`chatapp: ${notices.releaseUnknown(name, dataDir)}`);
+        const where = redis
+          ? `Redis at ${describeRedisUrl(redis)}`
+          : `the data directory ${dataDir}`;
+        deps.writeErr(`chatapp: ${notices.releaseUnknown(name, where)}`);
         return 1;
       }
       deps.writeOut(notices.released(outcome.released, outcome.droppedMessages));

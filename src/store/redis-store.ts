@@ -28,9 +28,8 @@ export interface ChangeEntry {
   readonly id: string;
   readonly node: string;
   readonly changes?: StoreChange[];
-  /** Notes to other nodes that travelled with the changes (cluster); malformed ones are left out. */
+  /** Notes to other nodes that travelled with the changes; malformed ones are left out. */
   readonly notes?: NodeNote[];
-  readonly note?: unknown;
 }
 
 /** Said when Redis cannot be reached now; the store reconnects on its own. */
@@ -192,21 +191,6 @@ export class RedisStore implements AsyncOfflineStore {
       }
     }
     await this.#send("EVAL", args);
-  }
-
-  /** Appends a note between nodes to the stream; no data changes. */
-  async publishNote(note: unknown): Promise<void> {
-    await this.#send("XADD", [
-      CHANGES_STREAM,
-      "MAXLEN",
-      "~",
-      STREAM_MAXLEN,
-      "*",
-      "node",
-      this.node,
-      "note",
-      JSON.stringify(note) ?? "null",
-    ]);
   }
 
   /** The stream's last entry id, "0-0" when it has none. */
@@ -505,28 +489,16 @@ function parseChangeEntry(entry: unknown): ChangeEntry | undefined {
   const node = fields.get("node");
   if (node === undefined || node === "") return undefined;
   const changesJson = fields.get("changes");
-  const noteJson = fields.get("note");
-  if (changesJson !== undefined && noteJson === undefined) {
-    const changes = parseJson(changesJson);
-    if (!Array.isArray(changes)) return undefined;
-    try {
-      checkStoreChanges(changes as StoreChange[]);
-    } catch {
-      return undefined;
-    }
-    const notes = parseNotes(fields.get("notes"));
-    return { id, node, changes: changes as StoreChange[], ...(notes.length > 0 ? { notes } : {}) };
+  if (changesJson === undefined) return undefined;
+  const changes = parseJson(changesJson);
+  if (!Array.isArray(changes)) return undefined;
+  try {
+    checkStoreChanges(changes as StoreChange[]);
+  } catch {
+    return undefined;
   }
-  if (noteJson !== undefined && changesJson === undefined) {
-    let note: unknown;
-    try {
-      note = JSON.parse(noteJson);
-    } catch {
-      return undefined;
-    }
-    return { id, node, note };
-  }
-  return undefined;
+  const notes = parseNotes(fields.get("notes"));
+  return { id, node, changes: changes as StoreChange[], ...(notes.length > 0 ? { notes } : {}) };
 }
 
 /** Notes between nodes, as the core's types say; anything else is left out. */

@@ -60,8 +60,8 @@ export const notices = {
     "[The server no longer knows this session. Restart the client to register again.]",
   released: (name: string, dropped: number) =>
     `Released the name ${name}: its next registration binds the key it shows.${dropped > 0 ? ` ${dropped} stored message(s) for the old key were deleted.` : ""}`,
-  releaseUnknown: (name: string, dataDir: string) =>
-    `no name ${name} is bound in the data directory ${dataDir}`,
+  /** `where`: "the data directory DIR" or "Redis at URL". */
+  releaseUnknown: (name: string, where: string) => `no name ${name} is bound in ${where}`,
   wrongKey: (name: string) =>
     `[The server refused the name ${name}: it belongs to another key. Use the identity file you registered it with (--identity FILE), or ask the server's operator to release the name.]`,
   serverKeyChanged: (address: string, pinned: string, offered: string) =>

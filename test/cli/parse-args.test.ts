@@ -5,11 +5,12 @@ import {
   parseBindAddress,
   parseClientArgs,
   parsePort,
+  parseReleaseArgs,
   parseServerArgs,
   parseServerIp,
 } from "../../src/cli/parse-args.ts";
 import { routeArgv } from "../../src/cli/route-argv.ts";
-import { USAGE_ANY, USAGE_CLIENT, USAGE_SERVER } from "../../src/cli/usage.ts";
+import { USAGE_ANY, USAGE_CLIENT, USAGE_RELEASE, USAGE_SERVER } from "../../src/cli/usage.ts";
 import { UsageError } from "../../src/cli/usage-error.ts";
 import { NAME_RULE } from "../../src/protocol/names.ts";
 
@@ -284,6 +285,42 @@ describe("--redis", () => {
     expect(() => parseServerArgs(["5000"], { CHATAPP_REDIS_URL: "http://x" })).toThrow(
       'CHATAPP_REDIS_URL must start with redis:// or rediss://, as in redis://127.0.0.1:6379/0; got "http://x"',
     );
+  });
+});
+
+describe("parseReleaseArgs", () => {
+  test("a name and where it is bound: a data directory, or Redis from --redis or CHATAPP_REDIS_URL", () => {
+    const url = "redis://127.0.0.1:6379/0";
+    expect(parseReleaseArgs(["alice"])).toEqual({ name: "alice", dataDir: "./chatapp-data" });
+    expect(parseReleaseArgs(["alice", "--data-dir", "d"])).toEqual({ name: "alice", dataDir: "d" });
+    expect(parseReleaseArgs(["alice", "--redis", url])).toEqual({
+      name: "alice",
+      dataDir: "./chatapp-data",
+      redis: url,
+    });
+    expect(parseReleaseArgs(["alice"], { CHATAPP_REDIS_URL: url }).redis).toBe(url);
+    // A data directory named on the command line wins over the environment.
+    expect(
+      parseReleaseArgs(["alice", "--data-dir", "d"], { CHATAPP_REDIS_URL: url }).redis,
+    ).toBeUndefined();
+  });
+
+  test("refusals", () => {
+    const cases: [string[], string][] = [
+      [["alice", "--redis"], "--redis needs a URL"],
+      [
+        ["alice", "--redis", "http://x"],
+        '--redis must start with redis:// or rediss://, as in redis://127.0.0.1:6379/0; got "http://x"',
+      ],
+      [
+        ["alice", "--redis", "redis://a:1", "--data-dir", "d"],
+        "--data-dir and --redis cannot be used together: the name is in one or the other",
+      ],
+      [["alice", "--redis", "redis://a:1", "--redis", "redis://a:1"], "--redis is given twice"],
+    ];
+    for (const [args, message] of cases) {
+      expectRefused(() => parseReleaseArgs(args), message, USAGE_RELEASE);
+    }
   });
 });
 

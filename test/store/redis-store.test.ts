@@ -69,16 +69,18 @@ describeWithRedis("RedisStore", () => {
     expect(await a.readChanges(entries[0]?.id ?? "", 100)).toEqual(entries.slice(1));
   });
 
-  test("a note goes to the same stream with no data change", async () => {
+  test("notes to other nodes travel in the entry of their batch; notes alone change no data", async () => {
     const a = await connect("node-a");
-    await a.publishNote({ probe: "bob", from: "node-a" });
-    const [entry] = await a.readChanges("0-0", 100);
-    expect(entry).toEqual({
-      id: expect.any(String),
-      node: "node-a",
-      note: { probe: "bob", from: "node-a" },
-    });
-    expect(await a.loadSummary()).toEqual({ clients: [], messages: [] });
+    const probe = { kind: "probe", to: "node-b", name: "bob", probeId: 7 } as const;
+    const answer = { kind: "probe-result", to: "node-b", probeId: 8, alive: false } as const;
+    await a.apply([], [probe]);
+    await a.apply([putClient(client("alice", false))], [answer]);
+    const entries = await a.readChanges("0-0", 100);
+    expect(entries.map(({ changes, notes }) => ({ changes, notes }))).toEqual([
+      { changes: [], notes: [probe] },
+      { changes: [putClient(client("alice", false))], notes: [answer] },
+    ]);
+    expect((await a.loadSummary()).clients.map((c) => c.name)).toEqual(["alice"]);
   });
 
   test("a blocking read does not stall commits, and wakes for the next entry", async () => {
@@ -99,14 +101,16 @@ describeWithRedis("RedisStore", () => {
     await add("node", "x", "changes", "{not json");
     await add("node", "x", "changes", JSON.stringify({ kind: "put-client" }));
     await add("node", "x", "changes", JSON.stringify([{ kind: "drop-everything" }]));
-    await add("node", "x", "note", "{broken");
     await add("changes", "[]");
-    await add("node", "x", "changes", "[]", "note", "1");
     await add("node", "x", "something", "else");
-    await a.publishNote("fine");
+    // Notes that are not notes are left out; the batch they came with still counts.
+    const bad = [{ kind: "probe", to: "a" }, { kind: "wipe", to: "a", probeId: 1 }, 3];
+    await add("node", "x", "changes", "[]", "notes", JSON.stringify(bad));
+    await add("node", "y", "changes", "[]", "notes", "{broken");
     const entries = await a.readChanges("0-0", 100);
-    expect(entries.map(({ node, note }) => ({ node, note }))).toEqual([
-      { node: "node-a", note: "fine" },
+    expect(entries.map(({ node, changes, notes }) => ({ node, changes, notes }))).toEqual([
+      { node: "x", changes: [], notes: undefined },
+      { node: "y", changes: [], notes: undefined },
     ]);
   });
 
