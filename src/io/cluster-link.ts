@@ -32,7 +32,8 @@ export class ClusterLink {
   #running = true;
   #lastId: string;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
-  #readFailing = false;
+  /** Reads that failed in a row; a failure that lasts while Redis answers commands is logged once. */
+  #readFailures = 0;
   /**
    * Since when this node's own beats have got through without a break. After an outage
    * of Redis every heartbeat has lapsed; a node judges others only once they have had a
@@ -85,18 +86,17 @@ export class ClusterLink {
         entries = await this.options.store.readChanges(this.#lastId, READ_BLOCK_MS);
       } catch (error) {
         if (!this.#running) return;
-        if (!this.#readFailing) {
+        // A lost Redis is reported once by the store (whose connection may notice a moment
+        // after the reader's); a failure that outlasts that is the reader's own.
+        this.#readFailures++;
+        if (this.#readFailures === 3 && this.options.store.unreachable === undefined) {
           this.options.log.warn(`cannot read the cluster's log: ${reasonOf(error)}; retrying`);
-          this.#readFailing = true;
         }
         await sleep(retryMs);
         retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
         continue;
       }
-      if (this.#readFailing) {
-        this.options.log.info("reading the cluster's log again");
-        this.#readFailing = false;
-      }
+      this.#readFailures = 0;
       retryMs = RETRY_FIRST_MS;
       for (const entry of entries) {
         if (!this.#running) return;
