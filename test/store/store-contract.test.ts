@@ -224,6 +224,32 @@ describe.each(Object.keys(fixtures))("%s store contract", (kind) => {
     expect(store.readMessages([])).toEqual([]);
   });
 
+  test("a sealed direct message keeps its nonce, box and sender's key, and its size counts them", () => {
+    const sealed = { n: "N".repeat(16), box: "B".repeat(120), ak: "K".repeat(43) };
+    const stored = message(4, { text: "", sealed });
+    store.apply([putMessage(stored), putMessage(message(5, { kind: "channel", text: "plain" }))]);
+    expect(store.load().messages).toEqual([stored, message(5, { kind: "channel", text: "plain" })]);
+    expect(store.readMessages([4])).toEqual([stored]);
+    const summary = store.loadSummary().messages;
+    expect(summary.map((m) => [m.id, m.textBytes])).toEqual([
+      [4, 16 + 120 + 43],
+      [5, 5],
+    ]);
+    expect(summary.every((m) => !("sealed" in m))).toBe(true);
+  });
+
+  test("a sealed message with a text in clear as well, or sealed on the channel, is refused", () => {
+    const sealed = { n: "N".repeat(16), box: "B".repeat(120), ak: "K".repeat(43) };
+    for (const bad of [
+      message(6, { text: "leaked", sealed }),
+      message(7, { kind: "channel", text: "", sealed }),
+      message(8, { text: "", sealed: { ...sealed, box: "" } }),
+    ]) {
+      expect(() => store.apply([putMessage(bad)])).toThrow(InvalidStoreChangeError);
+    }
+    expect(store.load().messages).toEqual([]);
+  });
+
   test("text with any Unicode round-trips exactly", () => {
     const long = "Ωמ😀\u0000".repeat(1000);
     const texts = [
