@@ -697,11 +697,18 @@ function onTablePart(step: Step, message: TableMessage): void {
   state.tableUpdated = true;
 }
 
+/** The codec lets no snapshot through without every key. */
 function snapshotTable(changes: readonly TableChange[]): TableEntry[] {
-  return changes.filter((change): change is TableEntry => !isTombstone(change));
+  return changes.flatMap((change) =>
+    isTombstone(change) || change.ak === undefined ? [] : [{ ...change, ak: change.ak }],
+  );
 }
 
-/** Entries keep their place; new names go to the end; forgotten ones leave. */
+/**
+ * Entries keep their place; new names go to the end; forgotten ones leave. An entry
+ * without `ak` keeps the key held for it; a new name without one (which a server never
+ * sends) gets none, and nothing is sent to it.
+ */
 function applyDelta(table: readonly TableEntry[], changes: readonly TableChange[]): TableEntry[] {
   const updated = new Map<string, TableChange>();
   for (const change of changes) updated.set(nameKey(change.name), change);
@@ -714,9 +721,11 @@ function applyDelta(table: readonly TableEntry[], changes: readonly TableChange[
       continue;
     }
     updated.delete(key);
-    if (!isTombstone(change)) result.push(change);
+    if (!isTombstone(change)) result.push({ ...change, ak: change.ak ?? entry.ak });
   }
-  for (const change of updated.values()) if (!isTombstone(change)) result.push(change);
+  for (const change of updated.values()) {
+    if (!isTombstone(change)) result.push({ ...change, ak: change.ak ?? "" });
+  }
   return result;
 }
 

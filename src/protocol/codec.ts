@@ -21,7 +21,7 @@ import {
   type Sealed,
   SIGNATURE_TEXT_LENGTH,
   type TableChange,
-  type TableEntry,
+  type TableEntryChange,
   type TableMessage,
   TOKEN_LENGTH,
 } from "./messages.ts";
@@ -155,12 +155,12 @@ function isIp(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= 64;
 }
 
-function decodeTableEntry(value: unknown): TableEntry | undefined {
+function decodeTableEntry(value: unknown): TableEntryChange | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const { name, ip, port, online, ak } = value as Fields;
   if (!isName(name) || !isIp(ip) || !isPort(port) || typeof online !== "boolean") return undefined;
-  if (!isKey(ak)) return undefined;
-  return { name, ip, port, online, ak };
+  if (ak === undefined) return { name, ip, port, online };
+  return isKey(ak) ? { name, ip, port, online, ak } : undefined;
 }
 
 function decodeTableChange(value: unknown): TableChange | undefined {
@@ -274,7 +274,10 @@ function decodeFields(f: Fields): Message | undefined {
       if (!clients || !isId(version) || !isId(part) || !isId(parts) || !mac.ok) return undefined;
       if (parts < 1 || parts > MAX_TABLE_PARTS || part >= parts) return undefined;
       if (base === undefined) {
-        if (clients.some((change) => "gone" in change)) return undefined;
+        // A snapshot names no forgotten client and leaves out no key.
+        if (clients.some((change) => "gone" in change || change.ak === undefined)) {
+          return undefined;
+        }
         return withMac({ type: "table", id, version, part, parts, clients }, mac);
       }
       if (!isId(base) || base > version) return undefined;

@@ -42,13 +42,20 @@ export interface TableEntry {
   readonly ak: string;
 }
 
+/**
+ * An entry as a push carries it. A delta leaves `ak` out of an entry whose key has not
+ * changed since the delta's base: the client already holds it, and the key is nearly
+ * half of an entry. A snapshot carries every key.
+ */
+export type TableEntryChange = Omit<TableEntry, "ak"> & { readonly ak?: string };
+
 /** In a delta: the name was forgotten since the delta's base. */
 export interface TableTombstone {
   readonly name: string;
   readonly gone: true;
 }
 
-export type TableChange = TableEntry | TableTombstone;
+export type TableChange = TableEntryChange | TableTombstone;
 
 export function isTombstone(change: TableChange): change is TableTombstone {
   return "gone" in change;

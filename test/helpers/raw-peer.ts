@@ -425,8 +425,10 @@ export class RawPeer {
             : (this.tables.at(-1) ?? []).map((entry) => [entry.name.toLowerCase(), entry]),
         );
         for (const change of changes) {
-          if ("gone" in change) table.delete(change.name.toLowerCase());
-          else table.set(change.name.toLowerCase(), change);
+          const key = change.name.toLowerCase();
+          if ("gone" in change) table.delete(key);
+          // A delta leaves out a key that has not changed: the one held stays.
+          else table.set(key, { ...change, ak: change.ak ?? table.get(key)?.ak ?? "" });
         }
         this.tables.push([...table.values()]);
         return;
