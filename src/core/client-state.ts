@@ -3,6 +3,7 @@ import type { ParsedLine } from "./client-commands.ts";
 import type { CryptoPort } from "./crypto-port.ts";
 import { DedupWindow } from "./dedup-window.ts";
 import { PeerKeys } from "./peer-keys.ts";
+import { PairKeys } from "./sealed-messages.ts";
 import { type KeyPairs, publicKeyText } from "./session-crypto.ts";
 import { ShownMessages } from "./shown-messages.ts";
 import { CLIENT_REQUEST_BURST, CLIENT_REQUESTS_PER_SECOND, timing } from "./timing.ts";
@@ -40,7 +41,8 @@ export type ClientPurpose =
   | { readonly kind: "deregister" }
   | { readonly kind: "save"; readonly to: string; readonly text: string }
   | { readonly kind: "channel" }
-  | { readonly kind: "chat"; readonly to: string; readonly text: string };
+  /** `ak`: the key the chat was sealed to, which its ack's MAC must prove. */
+  | { readonly kind: "chat"; readonly to: string; readonly text: string; readonly ak: string };
 
 export interface PendingRequest {
   readonly id: number;
@@ -128,6 +130,10 @@ export interface ClientState {
   /** The user typed quit while something was outstanding; a second quit leaves at once. */
   quitting: boolean;
   droppedDatagrams: number;
+  /** Keys shared with peers, by their agreement key: direct messages are sealed under them. */
+  readonly pairKeys: PairKeys;
+  /** Direct messages that did not open (forged, altered, or from someone without the key): never shown. */
+  unopenedMessages: number;
 }
 
 export interface ClientDeps {
@@ -180,5 +186,7 @@ export function createClientState(deps: ClientDeps): ClientState {
     leaving: false,
     quitting: false,
     droppedDatagrams: 0,
+    pairKeys: new PairKeys(),
+    unopenedMessages: 0,
   };
 }

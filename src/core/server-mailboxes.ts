@@ -1,7 +1,11 @@
-import { textLength } from "../protocol/codec.ts";
-import { type DeliveredMessage, MAX_TEXT_LENGTH, type SaveMessage } from "../protocol/messages.ts";
+import {
+  type DeliveredMessage,
+  MAX_BOX_TEXT_LENGTH,
+  type SaveMessage,
+} from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import {
+  contentBytes,
   type StoredMessage,
   type StoredSummary,
   summaryOf,
@@ -37,16 +41,18 @@ export function onSave(
     replyError(step, requester, "unknown-recipient");
     return;
   }
-  if (textLength(request.text) > MAX_TEXT_LENGTH) {
+  // Sealed: the server bounds the box, the sender checked the text before sealing it.
+  if (request.box.length > MAX_BOX_TEXT_LENGTH) {
     replyError(step, requester, "too-long");
     return;
   }
   const save: Omit<StoredMessage, "id" | "recipient"> = {
     sender: sender.name,
     kind: "direct",
-    text: request.text,
+    text: "",
     receivedAt: step.now,
     ref: request.ref ?? request.id,
+    sealed: { n: request.n, box: request.box, ak: sender.ak },
   };
   if (recipient.online) {
     probe(step, recipient, { kind: "save", requester, save });
@@ -87,7 +93,7 @@ export function storeMessage(
   const { storeUse, storeQuota } = state;
   if (
     storeUse.messages >= storeQuota.messages ||
-    storeUse.textBytes + utf8Length(message.text) > storeQuota.textBytes
+    storeUse.textBytes + contentBytes(message) > storeQuota.textBytes
   ) {
     return "store-full";
   }
@@ -117,7 +123,7 @@ export function unstoreMessage(state: ServerState, message: StoredSummary | Stor
   else state.mailboxes.delete(key);
   if (state.delivering.delete(message.id)) return;
   state.storeUse.messages--;
-  state.storeUse.textBytes -= "textBytes" in message ? message.textBytes : utf8Length(message.text);
+  state.storeUse.textBytes -= "textBytes" in message ? message.textBytes : contentBytes(message);
 }
 
 /** Stored messages that count against the limits: not the copies being delivered live. */
@@ -218,13 +224,7 @@ export function storedMessagesRead(
   const messageIds: number[] = [];
   let bytes = 0;
   for (const stored of found) {
-    const delivered: DeliveredMessage = {
-      sender: stored.sender,
-      kind: stored.kind,
-      text: stored.text,
-      at: stored.receivedAt,
-      ref: stored.ref,
-    };
+    const delivered = deliveredOf(stored);
     const size = utf8Length(JSON.stringify(delivered));
     if (batch.length > 0 && bytes + size > STORED_BATCH_BYTES) break;
     batch.push(delivered);
@@ -242,6 +242,13 @@ export function storedMessagesRead(
     step.now,
     step.datagrams,
   );
+}
+
+/** A stored message as its recipient gets it: a sealed one with its sender's key, to open it. */
+function deliveredOf(stored: StoredMessage): DeliveredMessage {
+  const { sender, kind, text, receivedAt: at, ref, sealed } = stored;
+  if (sealed === undefined || kind !== "direct") return { sender, kind, text, at, ref };
+  return { sender, kind, n: sealed.n, box: sealed.box, ak: sealed.ak, at, ref };
 }
 
 export function storedBatchDelivered(

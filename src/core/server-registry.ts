@@ -205,6 +205,8 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
   };
   state.clients.set(key, client);
   state.clientsByToken.set(client.token, key);
+  // Back with another agreement key: no push may leave the new one out.
+  if (previous && previous.ak !== client.ak) state.table.forgetKey(key);
   persistClient(step, client);
   state.activity.registrations++;
   const pending = state.mailboxes.get(key)?.length ?? 0;

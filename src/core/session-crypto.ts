@@ -185,11 +185,6 @@ export function hasValidMac(port: CryptoPort, key: Uint8Array, message: Message)
   return macMatches(port, key, macInput(port, message), (message as { mac?: string }).mac);
 }
 
-/** A chat's ack proves the recipient holds the pairwise key: `mac` over "ack\n" + id. */
-export function chatAckInput(id: number): Uint8Array {
-  return encoder.encode(`ack\n${id}`);
-}
-
 export function publicKeyText(pair: { readonly publicKey: Uint8Array }): string {
   return encodeBase64url(pair.publicKey);
 }

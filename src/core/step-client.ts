@@ -3,7 +3,9 @@ import { decodeMessage, encodeMessage, padRegistration, textLength } from "../pr
 import {
   type Address,
   type ChatMessage,
+  type DeliveredMessage,
   type ErrorCode,
+  isSealedDelivery,
   isTombstone,
   MAX_TEXT_LENGTH,
   type Message,
@@ -33,6 +35,7 @@ import type {
   PendingRequest,
   ServerChallenge,
 } from "./client-state.ts";
+import { chatAckMac, isChatAckMac, openText, sealText } from "./sealed-messages.ts";
 import {
   hasValidMac,
   registerTranscript,
@@ -260,7 +263,7 @@ function requestUnanswered(step: Step, request: PendingRequest): void {
       return;
     case "chat":
       show(step, notices.noAckSentToServer(purpose.to));
-      saveAtServer(step, purpose.to, purpose.text, request.id);
+      saveAtServer(step, purpose.to, purpose.ak, purpose.text, request.id);
       return;
     default:
       purpose satisfies never;
@@ -400,8 +403,14 @@ function send(step: Step, to: string, text: string): void {
     return;
   }
   if (refusesToSend(state, step.effects, recipient)) return;
+  // Sealed, or not sent at all: never in clear.
+  const key = pairKeyWith(state, recipient.ak);
+  if (key === undefined) {
+    show(step, notices.unusableKey(recipient.name));
+    return;
+  }
   if (!recipient.online) {
-    saveAtServer(step, recipient.name, text);
+    saveAtServer(step, recipient.name, recipient.ak, text);
     return;
   }
   if (!canReachDirectly(state, recipient)) {
@@ -414,9 +423,25 @@ function send(step: Step, to: string, text: string): void {
   startRequest(
     step,
     { ip: recipient.ip, port: recipient.port },
-    { kind: "chat", to: recipient.name, text },
-    (id) => ({ type: "chat", id, from: state.name, to: recipient.name, text }),
+    { kind: "chat", to: recipient.name, text, ak: recipient.ak },
+    (id) => ({
+      type: "chat",
+      id,
+      from: state.name,
+      to: recipient.name,
+      ...sealText(
+        state.crypto,
+        key,
+        { sender: state.name, recipient: recipient.name, ref: id },
+        text,
+      ),
+    }),
   );
+}
+
+/** The key shared with the holder of `ak`; undefined when that key is unusable (malformed, low order). */
+function pairKeyWith(state: ClientState, ak: string): Uint8Array | undefined {
+  return state.pairKeys.get(state.crypto, state.identity.agreement, ak);
 }
 
 function ownIp(state: ClientState): string {
@@ -434,15 +459,23 @@ function canReachDirectly(state: ClientState, recipient: Address): boolean {
   return ipFamily(own) === ipFamily(recipient.ip);
 }
 
-/** `ref` is the id of the direct try that came first, if one did: the message keeps one name. */
-function saveAtServer(step: Step, to: string, text: string, ref?: number): void {
+/**
+ * `ref` is the id of the direct try that came first, if one did: the message keeps one
+ * name. Sealed for the recipient's key `ak`: the server keeps what it cannot read.
+ */
+function saveAtServer(step: Step, to: string, ak: string, text: string, ref?: number): void {
   const { state } = step;
+  const key = pairKeyWith(state, ak);
+  if (key === undefined) {
+    show(step, notices.unusableKey(to));
+    return;
+  }
   startRequest(step, state.server, { kind: "save", to, text }, (id) => ({
     type: "save",
     id,
     sid: state.token ?? "",
     to,
-    text,
+    ...sealText(state.crypto, key, { sender: state.name, recipient: to, ref: ref ?? id }, text),
     ref: ref ?? id,
   }));
 }
@@ -615,10 +648,12 @@ function onServerRequest(
     case "stored":
       receivedStored(step, message.messages.length);
       for (const stored of message.messages) {
+        const opened = storedText(step.state, stored);
+        if (opened === undefined) continue;
         if (!isFirstCopy(step, stored.sender, stored.ref)) continue;
         announceStored(step);
         const timestamp = formatTimestamp(stored.at);
-        const text = sanitiseForTerminal(stored.text);
+        const text = sanitiseForTerminal(opened);
         show(
           step,
           stored.kind === "channel"
@@ -634,6 +669,20 @@ function onServerRequest(
     default:
       message satisfies never;
   }
+}
+
+/**
+ * A stored message's text: a sealed one opened with the key of its sender as the server
+ * had it bound. One that does not open is counted and left unshown; its batch is still
+ * acknowledged, or the server would bring it again and again.
+ */
+function storedText(state: ClientState, stored: DeliveredMessage): string | undefined {
+  if (!isSealedDelivery(stored)) return stored.text;
+  const key = pairKeyWith(state, stored.ak);
+  const label = { sender: stored.sender, recipient: state.name, ref: stored.ref };
+  const text = key === undefined ? undefined : openText(state.crypto, key, label, stored);
+  if (text === undefined) state.unopenedMessages++;
+  return text;
 }
 
 /**
@@ -660,17 +709,28 @@ function onTablePart(step: Step, message: TableMessage): void {
   if (current.parts.some((received) => received === undefined)) return;
   const changes = current.parts.flatMap((received) => received ?? []);
   state.table = base === undefined ? snapshotTable(changes) : applyDelta(state.table, changes);
-  state.entriesToCheck = changes.filter((change): change is TableEntry => !isTombstone(change));
+  // A delta leaves out keys that did not change: the entries are read back from the table, keys filled in.
+  const changed = new Set(
+    changes.filter((change) => !isTombstone(change)).map((change) => nameKey(change.name)),
+  );
+  state.entriesToCheck = state.table.filter((entry) => changed.has(nameKey(entry.name)));
   state.tableVersion = version;
   state.assembly = undefined;
   state.tableUpdated = true;
 }
 
+/** The codec lets no snapshot through without every key. */
 function snapshotTable(changes: readonly TableChange[]): TableEntry[] {
-  return changes.filter((change): change is TableEntry => !isTombstone(change));
+  return changes.flatMap((change) =>
+    isTombstone(change) || change.ak === undefined ? [] : [{ ...change, ak: change.ak }],
+  );
 }
 
-/** Entries keep their place; new names go to the end; forgotten ones leave. */
+/**
+ * Entries keep their place; new names go to the end; forgotten ones leave. An entry
+ * without `ak` keeps the key held for it; a new name without one (which a server never
+ * sends) gets none, and nothing is sent to it.
+ */
 function applyDelta(table: readonly TableEntry[], changes: readonly TableChange[]): TableEntry[] {
   const updated = new Map<string, TableChange>();
   for (const change of changes) updated.set(nameKey(change.name), change);
@@ -683,9 +743,11 @@ function applyDelta(table: readonly TableEntry[], changes: readonly TableChange[
       continue;
     }
     updated.delete(key);
-    if (!isTombstone(change)) result.push(change);
+    if (!isTombstone(change)) result.push({ ...change, ak: change.ak ?? entry.ak });
   }
-  for (const change of updated.values()) if (!isTombstone(change)) result.push(change);
+  for (const change of updated.values()) {
+    if (!isTombstone(change)) result.push({ ...change, ak: change.ak ?? "" });
+  }
   return result;
 }
 
@@ -728,17 +790,30 @@ function registerAgainIfDropped(step: Step): void {
   register(step, false);
 }
 
-/** Direct messages count only from the address the table holds for the name they claim. */
+/**
+ * Direct messages count only from the address the table holds for the name they claim,
+ * and only if they open under the key shared with that name's key. The ack's MAC proves
+ * to the sender that we opened it.
+ */
 function onChat(step: Step, from: Address, chat: ChatMessage, size: number): void {
   const { state } = step;
-  const { id, from: sender, text } = chat;
+  const { id, from: sender } = chat;
   const known = findInTable(state, sender);
   const forMe = nameKey(chat.to) === nameKey(state.name);
   if (state.phase !== "online" || !forMe || !known || !samePeer(known, from)) {
     state.droppedDatagrams++;
     return;
   }
-  acknowledge(step, from, id, size);
+  const key = pairKeyWith(state, known.ak);
+  const label = { sender: known.name, recipient: state.name, ref: id };
+  const text = key === undefined ? undefined : openText(state.crypto, key, label, chat);
+  if (key === undefined || text === undefined) {
+    state.droppedDatagrams++;
+    state.unopenedMessages++;
+    return;
+  }
+  const ack: Message = { type: "ack", id, mac: chatAckMac(state.crypto, key, label) };
+  if (encodeMessage(ack).byteLength <= size) sendDatagram(step, from, ack);
   if (!isFirstCopy(step, sender, id)) return;
   show(step, notices.directMessage(known.name, sanitiseForTerminal(text)));
 }
@@ -821,7 +896,18 @@ function isAuthenticAnswer(
   request: PendingRequest,
   answer: Extract<Message, { type: "ack" | "registered" | "error" }>,
 ): boolean {
-  const kind = request.purpose.kind;
+  const { purpose } = request;
+  if (purpose.kind === "chat") {
+    // Only the recipient holds the key: no one else can say it got the message.
+    const key = pairKeyWith(state, purpose.ak);
+    const label = { sender: state.name, recipient: purpose.to, ref: request.id };
+    return (
+      answer.type === "ack" &&
+      key !== undefined &&
+      isChatAckMac(state.crypto, key, label, answer.mac)
+    );
+  }
+  const kind = purpose.kind;
   if (kind !== "deregister" && kind !== "save" && kind !== "channel") return true;
   if (answer.type === "error" && answer.code === "unknown-session") {
     // Not while a registration is outstanding: its new session takes the request over

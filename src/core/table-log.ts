@@ -1,4 +1,4 @@
-import type { TableChange, TableEntry } from "../protocol/messages.ts";
+import type { TableChange, TableEntry, TableEntryChange } from "../protocol/messages.ts";
 import { TABLE_LOG_LIMIT, TABLE_PART_BYTES } from "./timing.ts";
 
 /** What the log needs of a client: its name and how it looks in the table. */
@@ -43,17 +43,36 @@ export class TableLog {
    * rather than a snapshot built and serialised for it alone.
    */
   private snapshot: TablePushContent | undefined;
+  /**
+   * Each entry's agreement key and the version it entered the table with: a client at
+   * that version or later holds it, and a delta to it leaves the key out.
+   */
+  private readonly keysSince = new Map<string, { readonly ak: string; readonly since: number }>();
 
   constructor(readonly epoch: string) {}
 
   /** A client's entry changed (registered, went offline, moved): returns its new version. */
   recordChange(client: LoggedClient): number {
-    return this.append(client.key, client.name);
+    const version = this.append(client.key, client.name);
+    if (this.keysSince.get(client.key)?.ak !== client.ak) {
+      this.keysSince.set(client.key, { ak: client.ak, since: version });
+    }
+    return version;
   }
 
   /** A client was forgotten: deltas say so until the change leaves the log. */
   recordForgotten(key: string, name: string): number {
+    this.keysSince.delete(key);
     return this.append(key, name);
+  }
+
+  /**
+   * The entry's key changed before its change is recorded (a name back with stored
+   * messages, announced once they are delivered): until then every push carries it.
+   */
+  forgetKey(key: string): void {
+    this.keysSince.delete(key);
+    this.cache.clear();
   }
 
   /**
@@ -138,9 +157,19 @@ export class TableLog {
       if (seen.has(entry.key)) continue;
       seen.add(entry.key);
       const client = clients.get(entry.key);
-      changed.push(client ? tableEntry(client) : { name: entry.name, gone: true });
+      changed.push(client ? this.deltaEntry(client, base) : { name: entry.name, gone: true });
     }
     return changed.reverse();
+  }
+
+  /** The entry, without the key a client holding `base` already has. */
+  private deltaEntry(client: LoggedClient, base: number): TableEntryChange {
+    const known = this.keysSince.get(client.key);
+    if (known === undefined || known.ak !== client.ak || known.since > base) {
+      return tableEntry(client);
+    }
+    const { name, ip, port, online } = client;
+    return { name, ip, port, online };
   }
 }
 

@@ -12,13 +12,16 @@ import {
   MAX_TABLE_PARTS,
   MAX_TEXT_LENGTH,
   type Message,
+  MIN_BOX_TEXT_LENGTH,
   NONCE_TEXT_LENGTH,
   PROTOCOL_VERSION,
   REGISTER_MIN_BYTES,
   type RegisterMessage,
+  SEALED_NONCE_TEXT_LENGTH,
+  type Sealed,
   SIGNATURE_TEXT_LENGTH,
   type TableChange,
-  type TableEntry,
+  type TableEntryChange,
   type TableMessage,
   TOKEN_LENGTH,
 } from "./messages.ts";
@@ -110,6 +113,19 @@ function isKey(value: unknown): value is string {
   return isBase64url(value, KEY_TEXT_LENGTH);
 }
 
+/**
+ * A sealed text's nonce and box. The codec bounds the box only by the datagram: the
+ * server answers an oversized `save` with `too-long`, and a receiver finds the text's
+ * length once it has opened it.
+ */
+function sealedFields(n: unknown, box: unknown): Sealed | undefined {
+  if (!isBase64url(n, SEALED_NONCE_TEXT_LENGTH)) return undefined;
+  if (typeof box !== "string" || box.length < MIN_BOX_TEXT_LENGTH || !BASE64URL.test(box)) {
+    return undefined;
+  }
+  return { n, box };
+}
+
 /** A MAC is optional to the codec; the cores decide where one is required. */
 function macField(value: unknown): { ok: boolean; mac?: string } {
   if (value === undefined) return { ok: true };
@@ -126,7 +142,7 @@ export function textLength(text: string): number {
   return length;
 }
 
-function isText(value: unknown): value is string {
+export function isMessageText(value: unknown): value is string {
   return (
     typeof value === "string" &&
     value.length > 0 &&
@@ -139,12 +155,12 @@ function isIp(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= 64;
 }
 
-function decodeTableEntry(value: unknown): TableEntry | undefined {
+function decodeTableEntry(value: unknown): TableEntryChange | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const { name, ip, port, online, ak } = value as Fields;
   if (!isName(name) || !isIp(ip) || !isPort(port) || typeof online !== "boolean") return undefined;
-  if (!isKey(ak)) return undefined;
-  return { name, ip, port, online, ak };
+  if (ak === undefined) return { name, ip, port, online };
+  return isKey(ak) ? { name, ip, port, online, ak } : undefined;
 }
 
 function decodeTableChange(value: unknown): TableChange | undefined {
@@ -156,10 +172,15 @@ function decodeTableChange(value: unknown): TableChange | undefined {
 
 function decodeDelivered(value: unknown): DeliveredMessage | undefined {
   if (typeof value !== "object" || value === null) return undefined;
-  const { sender, kind, text, at, ref } = value as Fields;
-  if (!isName(sender) || !isText(text) || !isTimestamp(at) || !isId(ref)) return undefined;
+  const { sender, kind, text, n, box, ak, at, ref } = value as Fields;
+  if (!isName(sender) || !isTimestamp(at) || !isId(ref)) return undefined;
   if (kind !== "direct" && kind !== "channel") return undefined;
-  return { sender, kind, text, at, ref };
+  if (text === undefined && kind === "direct") {
+    const sealed = sealedFields(n, box);
+    return sealed && isKey(ak) ? { sender, kind, ...sealed, ak, at, ref } : undefined;
+  }
+  if (n !== undefined || box !== undefined || ak !== undefined) return undefined;
+  return isMessageText(text) ? { sender, kind, text, at, ref } : undefined;
 }
 
 function decodeList<T>(
@@ -218,14 +239,15 @@ function decodeFields(f: Fields): Message | undefined {
         ? withMac({ type: "deregister", id, sid: f.sid }, mac)
         : undefined;
     case "save": {
-      const { sid, to, text, ref } = f;
-      if (!isToken(sid) || !isName(to) || !isText(text) || !mac.ok) return undefined;
-      if (ref === undefined) return withMac({ type: "save", id, sid, to, text }, mac);
-      return isId(ref) ? withMac({ type: "save", id, sid, to, text, ref }, mac) : undefined;
+      const { sid, to, ref } = f;
+      const sealed = sealedFields(f.n, f.box);
+      if (!isToken(sid) || !isName(to) || !sealed || !mac.ok) return undefined;
+      if (ref === undefined) return withMac({ type: "save", id, sid, to, ...sealed }, mac);
+      return isId(ref) ? withMac({ type: "save", id, sid, to, ...sealed, ref }, mac) : undefined;
     }
     case "channel": {
       const { sid, text, ref } = f;
-      if (!isToken(sid) || !isText(text) || !mac.ok) return undefined;
+      if (!isToken(sid) || !isMessageText(text) || !mac.ok) return undefined;
       if (ref === undefined) return withMac({ type: "channel", id, sid, text }, mac);
       return isId(ref) ? withMac({ type: "channel", id, sid, text, ref }, mac) : undefined;
     }
@@ -252,7 +274,10 @@ function decodeFields(f: Fields): Message | undefined {
       if (!clients || !isId(version) || !isId(part) || !isId(parts) || !mac.ok) return undefined;
       if (parts < 1 || parts > MAX_TABLE_PARTS || part >= parts) return undefined;
       if (base === undefined) {
-        if (clients.some((change) => "gone" in change)) return undefined;
+        // A snapshot names no forgotten client and leaves out no key.
+        if (clients.some((change) => "gone" in change || change.ak === undefined)) {
+          return undefined;
+        }
         return withMac({ type: "table", id, version, part, parts, clients }, mac);
       }
       if (!isId(base) || base > version) return undefined;
@@ -265,13 +290,15 @@ function decodeFields(f: Fields): Message | undefined {
         : undefined;
     }
     case "channel-message":
-      return isName(f.from) && isText(f.text) && isId(f.ref) && mac.ok
+      return isName(f.from) && isMessageText(f.text) && isId(f.ref) && mac.ok
         ? withMac({ type: "channel-message", id, from: f.from, text: f.text, ref: f.ref }, mac)
         : undefined;
-    case "chat":
-      return isName(f.from) && isName(f.to) && isText(f.text)
-        ? { type: "chat", id, from: f.from, to: f.to, text: f.text }
+    case "chat": {
+      const sealed = sealedFields(f.n, f.box);
+      return isName(f.from) && isName(f.to) && sealed
+        ? { type: "chat", id, from: f.from, to: f.to, ...sealed }
         : undefined;
+    }
     case "ack": {
       const { have, unstored } = f;
       if ((have !== undefined && !isId(have)) || (unstored !== undefined && !isId(unstored))) {

@@ -21,6 +21,15 @@ export const SIGNATURE_TEXT_LENGTH = 86;
 export const MAC_TEXT_LENGTH = 22;
 export const NONCE_TEXT_LENGTH = 22;
 export const MAX_PAD_LENGTH = 1024;
+/** A sealed message's nonce: 12 bytes in base64url. */
+export const SEALED_NONCE_TEXT_LENGTH = 16;
+/**
+ * The longest box a message of MAX_TEXT_LENGTH characters seals to: at most 4 UTF-8
+ * bytes a character and the 16-byte tag, in base64url. The server's bound on `save`.
+ */
+export const MAX_BOX_TEXT_LENGTH = Math.ceil(((MAX_TEXT_LENGTH * 4 + 16) * 4) / 3);
+/** The shortest: one byte of text and the tag. */
+export const MIN_BOX_TEXT_LENGTH = Math.ceil(((1 + 16) * 4) / 3);
 /** A table push is cut into at most this many parts (about 180 clients each). */
 export const MAX_TABLE_PARTS = 4096;
 
@@ -33,26 +42,59 @@ export interface TableEntry {
   readonly ak: string;
 }
 
+/**
+ * An entry as a push carries it. A delta leaves `ak` out of an entry whose key has not
+ * changed since the delta's base: the client already holds it, and the key is nearly
+ * half of an entry. A snapshot carries every key.
+ */
+export type TableEntryChange = Omit<TableEntry, "ak"> & { readonly ak?: string };
+
 /** In a delta: the name was forgotten since the delta's base. */
 export interface TableTombstone {
   readonly name: string;
   readonly gone: true;
 }
 
-export type TableChange = TableEntry | TableTombstone;
+export type TableChange = TableEntryChange | TableTombstone;
 
 export function isTombstone(change: TableChange): change is TableTombstone {
   return "gone" in change;
 }
 
-export interface DeliveredMessage {
+/**
+ * A direct message sealed by its sender for its recipient (AES-256-GCM under their
+ * pairwise key, PROTOCOL.md "Sealed direct messages"): `n` the nonce, `box` the
+ * ciphertext and tag, both base64url.
+ */
+export interface Sealed {
+  readonly n: string;
+  readonly box: string;
+}
+
+interface DeliveredFields {
   readonly sender: string;
-  readonly kind: "direct" | "channel";
-  readonly text: string;
   /** The server's time of receipt, epoch milliseconds UTC. */
   readonly at: number;
   /** The sender's id for the message (see `ref` below). */
   readonly ref: number;
+}
+
+/** A channel message, which the server relays and can read (or a direct one stored before sealing). */
+export interface DeliveredText extends DeliveredFields {
+  readonly kind: "direct" | "channel";
+  readonly text: string;
+}
+
+/** A direct message as its sender sealed it; `ak` is the sender's key as the server had it bound. */
+export interface DeliveredSealed extends DeliveredFields, Sealed {
+  readonly kind: "direct";
+  readonly ak: string;
+}
+
+export type DeliveredMessage = DeliveredText | DeliveredSealed;
+
+export function isSealedDelivery(message: DeliveredMessage): message is DeliveredSealed {
+  return "box" in message;
 }
 
 export const ERROR_CODES = [
@@ -98,7 +140,9 @@ export type SaveMessage = {
   id: number;
   sid: string;
   to: string;
-  text: string;
+  /** Sealed for the recipient, with `ref` (or `id` when it is absent) in its associated data. */
+  n: string;
+  box: string;
   ref?: number;
   mac?: string;
 };
@@ -171,8 +215,18 @@ export type ChannelDelivery = {
 };
 
 /** Client to client. */
-/** `to` lets a receiver refuse a chat meant for whoever held its address before it. */
-export type ChatMessage = { type: "chat"; id: number; from: string; to: string; text: string };
+/**
+ * `to` lets a receiver refuse a chat meant for whoever held its address before it. The
+ * text is sealed for `to` with `id` as its ref; the ack carries a MAC under the same key.
+ */
+export type ChatMessage = {
+  type: "chat";
+  id: number;
+  from: string;
+  to: string;
+  n: string;
+  box: string;
+};
 
 /**
  * Anyone: acknowledges the request with the same id. `have`: the table version a client

@@ -29,23 +29,45 @@ export interface StoredMessage {
   readonly recipient: string;
   readonly sender: string;
   readonly kind: StoredMessageKind;
+  /** A channel message's text; empty for a sealed one, whose text the server never sees. */
   readonly text: string;
   readonly receivedAt: number;
   readonly ref: number;
+  /** A direct message as its sender sealed it for the recipient. */
+  readonly sealed?: SealedContent;
 }
 
 /**
- * What the server keeps in memory of a stored message: all but its text, which is read
- * from the store when the message is delivered, so memory does not grow with it.
+ * A sealed direct message as the server keeps it: the nonce and box it cannot open, and
+ * the sender's agreement key as bound when it was saved, which the recipient opens it
+ * with (the sender's name may be forgotten and bound anew before it is delivered).
  */
-export type StoredSummary = Omit<StoredMessage, "text"> & {
-  /** The text's size in UTF-8, as it is on disk: what the store quota counts. */
+export interface SealedContent {
+  readonly n: string;
+  readonly box: string;
+  readonly ak: string;
+}
+
+/**
+ * What the server keeps in memory of a stored message: all but its content (text or
+ * sealed box), which is read from the store when the message is delivered, so memory
+ * does not grow with it.
+ */
+export type StoredSummary = Omit<StoredMessage, "text" | "sealed"> & {
+  /** The content's size as it is on disk (contentBytes): what the store quota counts. */
   readonly textBytes: number;
 };
 
 export function summaryOf(message: StoredMessage): StoredSummary {
-  const { text, ...rest } = message;
-  return { ...rest, textBytes: utf8Length(text) };
+  const { text: _text, sealed: _sealed, ...rest } = message;
+  return { ...rest, textBytes: contentBytes(message) };
+}
+
+/** The bytes a stored message's content takes: its text in UTF-8, and a sealed one's fields (ASCII). */
+export function contentBytes(message: Pick<StoredMessage, "text" | "sealed">): number {
+  const { sealed } = message;
+  const sealedBytes = sealed ? sealed.n.length + sealed.box.length + sealed.ak.length : 0;
+  return utf8Length(message.text) + sealedBytes;
 }
 
 /** Bytes of a text in UTF-8; a lone surrogate counts as the U+FFFD that replaces it on disk. */

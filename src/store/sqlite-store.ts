@@ -21,7 +21,7 @@ import {
 } from "./store-records.ts";
 
 export const DATABASE_FILE_NAME = "chatapp.sqlite";
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 const BUSY_TIMEOUT_MS = 5_000;
 export const LOCK_FILE_NAME = "chatapp.lock";
 
@@ -46,7 +46,10 @@ const CURRENT_SCHEMA = `
     kind TEXT NOT NULL CHECK (kind IN ('direct', 'channel')),
     text TEXT NOT NULL,
     received_at INTEGER NOT NULL,
-    ref INTEGER NOT NULL
+    ref INTEGER NOT NULL,
+    sealed_n TEXT NOT NULL DEFAULT '',
+    sealed_box TEXT NOT NULL DEFAULT '',
+    sender_ak TEXT NOT NULL DEFAULT ''
   ) STRICT;
 `;
 
@@ -65,6 +68,20 @@ const MIGRATE_V2_TO_V3 = `
   ALTER TABLE clients ADD COLUMN ak TEXT NOT NULL DEFAULT '';
   ALTER TABLE clients ADD COLUMN session_key TEXT NOT NULL DEFAULT '';
 `;
+
+/**
+ * Version 4 keeps direct messages sealed: the nonce and box the server cannot open, and
+ * the sender's key to open them with ('' for a channel message, whose text is in clear).
+ * Messages stored before are kept as they were and delivered in clear.
+ */
+const MIGRATE_V3_TO_V4 = `
+  ALTER TABLE messages ADD COLUMN sealed_n TEXT NOT NULL DEFAULT '';
+  ALTER TABLE messages ADD COLUMN sealed_box TEXT NOT NULL DEFAULT '';
+  ALTER TABLE messages ADD COLUMN sender_ak TEXT NOT NULL DEFAULT '';
+`;
+
+const MESSAGE_COLUMNS =
+  "id, recipient, sender, kind, text, received_at, ref, sealed_n, sealed_box, sender_ak";
 
 type Row = Record<string, unknown>;
 type ClientParams = [
@@ -90,6 +107,9 @@ type MessageParams = [
     text: string;
     receivedAt: number;
     ref: number;
+    sealedN: string;
+    sealedBox: string;
+    senderAk: string;
   },
 ];
 
@@ -134,8 +154,8 @@ export class SqliteStore implements OfflineStore {
            sk = excluded.sk, ak = excluded.ak, session_key = excluded.session_key`,
       );
       this.#putMessage = prepare<MessageParams>(
-        `INSERT INTO messages (id, recipient, sender, kind, text, received_at, ref)
-         VALUES ($id, $recipient, $sender, $kind, $text, $receivedAt, $ref)`,
+        `INSERT INTO messages (id, recipient, sender, kind, text, received_at, ref, sealed_n, sealed_box, sender_ak)
+         VALUES ($id, $recipient, $sender, $kind, $text, $receivedAt, $ref, $sealedN, $sealedBox, $senderAk)`,
       );
       // One id per execution: any number of ids, no limit on bound variables.
       this.#removeMessage = prepare<[{ id: number }]>("DELETE FROM messages WHERE id = $id");
@@ -145,15 +165,15 @@ export class SqliteStore implements OfflineStore {
       this.#selectClients = prepare<[]>(
         "SELECT name_key, name, ip, port, online, token, last_seen, sk, ak, session_key FROM clients ORDER BY rowid",
       );
-      this.#selectMessages = prepare<[]>(
-        "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages ORDER BY id",
-      );
-      // The size in UTF-8 as stored: length() of a BLOB counts bytes.
+      this.#selectMessages = prepare<[]>(`SELECT ${MESSAGE_COLUMNS} FROM messages ORDER BY id`);
+      // The size in UTF-8 as stored: length() of a BLOB counts bytes. Sealed fields are ASCII.
       this.#selectSummaries = prepare<[]>(
-        "SELECT id, recipient, sender, kind, length(CAST(text AS BLOB)) AS text_bytes, received_at, ref FROM messages ORDER BY id",
+        `SELECT id, recipient, sender, kind, received_at, ref, sealed_box,
+           length(CAST(text AS BLOB)) + length(sealed_n) + length(sealed_box) + length(sender_ak) AS text_bytes
+         FROM messages ORDER BY id`,
       );
       this.#selectMessage = prepare<[{ id: number }]>(
-        "SELECT id, recipient, sender, kind, text, received_at, ref FROM messages WHERE id = $id",
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = $id`,
       );
     } catch (error) {
       this.#finalizeAll();
@@ -249,9 +269,16 @@ export class SqliteStore implements OfflineStore {
       case "remove-client":
         this.#removeClient.run({ nameKey: nameKey(change.name) });
         return;
-      case "put-message":
-        this.#putMessage.run(copyMessage(change.message));
+      case "put-message": {
+        const { sealed, ...message } = copyMessage(change.message);
+        this.#putMessage.run({
+          ...message,
+          sealedN: sealed?.n ?? "",
+          sealedBox: sealed?.box ?? "",
+          senderAk: sealed?.ak ?? "",
+        });
         return;
+      }
       case "remove-messages":
         for (const id of change.ids) this.#removeMessage.run({ id });
         return;
@@ -342,8 +369,10 @@ function prepareDatabase(db: Database): void {
   try {
     const version = pragmaValue(db, "user_version");
     if (version === 0) db.run(CURRENT_SCHEMA);
-    else if (version === 1) db.run(MIGRATE_V1_TO_V2(Date.now()) + MIGRATE_V2_TO_V3);
-    else if (version === 2) db.run(MIGRATE_V2_TO_V3);
+    else if (version === 1) {
+      db.run(MIGRATE_V1_TO_V2(Date.now()) + MIGRATE_V2_TO_V3 + MIGRATE_V3_TO_V4);
+    } else if (version === 2) db.run(MIGRATE_V2_TO_V3 + MIGRATE_V3_TO_V4);
+    else if (version === 3) db.run(MIGRATE_V3_TO_V4);
     else if (version !== SCHEMA_VERSION) {
       throw new StoreOpenError(
         db.filename,
@@ -471,17 +500,22 @@ function clientFromRow(row: Row): ClientRecord | undefined {
   return client;
 }
 
-/** A summary is loaded only for a row that would load as a whole message. */
+/** A summary is loaded only for a row that would load as a whole message (its content aside). */
 function summaryFromRow(row: Row): StoredSummary | undefined {
-  const { text_bytes, ...rest } = row;
-  const checked = messageFromRow({ ...rest, text: "x" });
+  const { text_bytes, sealed_box, ...rest } = row;
+  const content =
+    sealed_box === ""
+      ? { text: "x", sealed_n: "", sealed_box: "", sender_ak: "" }
+      : { text: "", sealed_n: "x", sealed_box: "x", sender_ak: "x" };
+  const checked = messageFromRow({ ...rest, ...content });
   if (checked === undefined || typeof text_bytes !== "number") return undefined;
-  const { text: _, ...summary } = checked;
+  const { text: _text, sealed: _sealed, ...summary } = checked;
   return { ...summary, textBytes: text_bytes };
 }
 
 function messageFromRow(row: Row): StoredMessage | undefined {
-  const { id, recipient, sender, kind, text, received_at, ref } = row;
+  const { id, recipient, sender, kind, text, received_at, ref, sealed_n, sealed_box, sender_ak } =
+    row;
   const message = {
     id,
     recipient,
@@ -490,6 +524,7 @@ function messageFromRow(row: Row): StoredMessage | undefined {
     text,
     receivedAt: received_at,
     ref,
+    ...(sealed_box === "" ? {} : { sealed: { n: sealed_n, box: sealed_box, ak: sender_ak } }),
   } as StoredMessage;
   return messageProblem(message) === undefined ? message : undefined;
 }

@@ -55,6 +55,15 @@ export function messageProblem(message: StoredMessage): string | undefined {
     return `${at} has kind ${String(message.kind)}, expected "direct" or "channel"`;
   }
   if (typeof message.text !== "string") return `${at} has a text that is not a string`;
+  if (message.sealed !== undefined) {
+    const { sealed } = message;
+    if (message.kind !== "direct") return `${at} is sealed but not a direct message`;
+    if (message.text !== "") return `${at} is sealed and has a text in clear as well`;
+    if (typeof sealed !== "object" || sealed === null) return `${at} has a malformed seal`;
+    for (const field of ["n", "box", "ak"] as const) {
+      if (!isNonEmptyString(sealed[field])) return `${at} has a sealed ${field} that is empty`;
+    }
+  }
   if (!Number.isSafeInteger(message.receivedAt)) {
     return `${at} has receivedAt ${String(message.receivedAt)}, expected epoch milliseconds`;
   }
@@ -119,5 +128,8 @@ export function copyMessage(message: StoredMessage): StoredMessage {
     text: message.text.toWellFormed(),
     receivedAt: message.receivedAt,
     ref: message.ref,
+    ...(message.sealed === undefined
+      ? {}
+      : { sealed: { n: message.sealed.n, box: message.sealed.box, ak: message.sealed.ak } }),
   };
 }

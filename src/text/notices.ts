@@ -55,6 +55,8 @@ export const notices = {
   usage: (line: string) => `[Usage: ${line}]`,
   otherAddressFamily: (name: string, theirs: string, ours: string) =>
     `[Cannot reach ${name} directly: ${name} registered over ${theirs}, you over ${ours}. Start both clients with the same kind of server address.]`,
+  unusableKey: (name: string) =>
+    `[Cannot seal a message for ${name}: the key the table holds for ${name} is unusable. Nothing was sent.]`,
   registeringAgain: "[The server lost track of you; registering again.]",
   sessionExpired:
     "[The server no longer knows this session. Restart the client to register again.]",

@@ -12,8 +12,9 @@ import {
   withMac,
 } from "../../src/core/session-crypto.ts";
 import { nodeCryptoPort } from "../../src/crypto/node-crypto-port.ts";
-import type { Message } from "../../src/protocol/messages.ts";
+import type { Message, Sealed } from "../../src/protocol/messages.ts";
 import { derivedKeyPairs } from "../helpers/identities.ts";
+import { sealedBy } from "../helpers/sealed.ts";
 
 type Fields = Record<string, unknown>;
 
@@ -46,6 +47,11 @@ export class BenchIdentity {
     this.#keys = derivedKeyPairs(`bench ${name}`);
     this.sk = publicKeyText(this.#keys.signing);
     this.ak = publicKeyText(this.#keys.agreement);
+  }
+
+  /** `text` sealed for `recipient` (whose agreement key is `recipientKey`) as the message `ref`: `n` and `box`. */
+  seal(recipient: string, recipientKey: string, ref: number, text: string): Sealed {
+    return sealedBy(this.name, recipient, ref, text, { keys: this.#keys, recipientKey });
   }
 
   /** A `register` answered with its challenge's cookie and our signature; undefined if the challenge is malformed. */

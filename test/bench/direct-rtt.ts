@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { encodeMessage } from "../../src/protocol/codec.ts";
+import { sealedChat } from "../helpers/sealed.ts";
 import {
   type Child,
   LINE_TIMEOUT_MS,
@@ -142,13 +143,9 @@ export async function benchDirect(
   program: Program,
   options: DirectOptions,
 ): Promise<void> {
-  const bytes = encodeMessage({
-    type: "chat",
-    id: 4_000_000_000_000,
-    from: "a",
-    to: "b",
-    text: messageText(0),
-  }).byteLength;
+  const bytes = encodeMessage(
+    sealedChat({ id: 4_000_000_000_000, from: "a", to: "b", text: messageText(0) }),
+  ).byteLength;
 
   const chatapp = await chatappRounds(group, program, options);
 

@@ -227,11 +227,15 @@ async function durableSaves(
       while (next < perSender) {
         const index = next++;
         const text = `save ${index} from ${sender.name}`.padEnd(SAVE_TEXT_LENGTH, ".");
+        // Sealed as a client seals it, with the id the request is about to take as its ref.
+        const ref = sender.nextId;
+        const sealed = sender.identity.seal(recipient.name, recipient.identity.ak, ref, text);
         const answer = await swarm.request(sender, {
           type: "save",
           sid: sender.token,
           to: recipient.name,
-          text,
+          ...sealed,
+          ref,
         });
         if (answer?.type === "ack") {
           acked++;

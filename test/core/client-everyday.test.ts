@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { timing } from "../../src/core/timing.ts";
 import { notices } from "../../src/text/notices.ts";
 import { formatTimestamp } from "../../src/text/timestamp.ts";
+import { readByRecipient } from "../helpers/sealed.ts";
 import { registeredNetwork } from "../helpers/simulated-network.ts";
 
 const WELCOME = "[Welcome, You are registered.]";
@@ -108,7 +109,7 @@ describe("quit and exit with work outstanding", () => {
       ]);
       expect(x.exitCode).toBe(0);
       expect(network.server.mailboxes.get("y")).toHaveLength(1);
-      expect(network.store.load().messages.map((m) => m.text)).toEqual(["last words"]);
+      expect(network.store.load().messages.map(readByRecipient)).toEqual(["last words"]);
     });
   }
 

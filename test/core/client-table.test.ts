@@ -10,6 +10,7 @@ import { encodeMessage } from "../../src/protocol/codec.ts";
 import type { Address, TableEntry } from "../../src/protocol/messages.ts";
 import { notices } from "../../src/text/notices.ts";
 import { agreementKeyOf, identityFor, testCrypto } from "../helpers/identities.ts";
+import { sealedChat } from "../helpers/sealed.ts";
 
 const NOW = Date.UTC(2025, 2, 14, 9, 26, 53);
 
@@ -55,10 +56,14 @@ describe("direct messages between address families", () => {
       { name: "y", ip: "127.0.0.1", port: 6002, online: true, ak: agreementKeyOf("y") },
     ]);
     const from = { ip: "::ffff:127.0.0.1", port: 6001 };
-    const bytes = encodeMessage({ type: "chat", id: 7, from: "x", to: "y", text: "over v4" });
+    const bytes = encodeMessage(sealedChat({ id: 7, from: "x", to: "y", text: "over v4" }));
     const effects = stepClient(y, { kind: "datagram", from, bytes }, NOW);
     expect(shownBy(effects)).toEqual(["x: over v4"]);
-    expect(effects).toContainEqual({ kind: "send", to: from, message: { type: "ack", id: 7 } });
+    expect(effects).toContainEqual({
+      kind: "send",
+      to: from,
+      message: { type: "ack", id: 7, mac: expect.any(String) },
+    });
   });
 
   test("a message from the right port of another host is still dropped", () => {
@@ -66,7 +71,7 @@ describe("direct messages between address families", () => {
       { name: "x", ip: "::1", port: 6001, online: true, ak: agreementKeyOf("x") },
       { name: "y", ip: "127.0.0.1", port: 6002, online: true, ak: agreementKeyOf("y") },
     ]);
-    const bytes = encodeMessage({ type: "chat", id: 7, from: "x", to: "y", text: "forged" });
+    const bytes = encodeMessage(sealedChat({ id: 7, from: "x", to: "y", text: "forged" }));
     const from = { ip: "10.1.2.3", port: 6001 };
     expect(stepClient(y, { kind: "datagram", from, bytes }, NOW)).toEqual([]);
   });

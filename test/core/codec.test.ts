@@ -3,10 +3,12 @@ import { seededRandom } from "../../src/io/seeded-random.ts";
 import { decodeMessage, encodeMessage, textLength } from "../../src/protocol/codec.ts";
 import {
   type ErrorCode,
+  MAX_BOX_TEXT_LENGTH,
   MAX_DATAGRAM_BYTES,
   MAX_TEXT_LENGTH,
   type Message,
   type MessageType,
+  MIN_BOX_TEXT_LENGTH,
 } from "../../src/protocol/messages.ts";
 import { isValidName } from "../../src/protocol/names.ts";
 
@@ -17,6 +19,10 @@ const ak = `${"B".repeat(42)}A`;
 const sig = "C".repeat(86);
 const mac = "D".repeat(22);
 const nonce = "E".repeat(22);
+const n = "F".repeat(16);
+/** A box of one byte of text and its tag; the codec cannot tell a real one from this. */
+const box = "G".repeat(MIN_BOX_TEXT_LENGTH);
+const longestBox = "H".repeat(MAX_BOX_TEXT_LENGTH);
 const errorCodes = {
   "name-taken": true,
   "wrong-key": true,
@@ -37,7 +43,8 @@ const valid: Message[] = [
   { type: "register", id: 2, name: "c", sk, ak, cookie, sig },
   { type: "register", id: 3, name: "d".repeat(32), sk, ak, cookie },
   { type: "deregister", id: 4, sid: token, mac },
-  { type: "save", id: 5, sid: token, to: "bob", text: "see you at 5", mac },
+  { type: "save", id: 5, sid: token, to: "bob", n, box, mac },
+  { type: "save", id: 5, sid: token, to: "bob", n, box: longestBox, ref: 4, mac },
   { type: "channel", id: 6, sid: token, text: "  spaces  inside and around  " },
   { type: "registered", id: 7, sid: token, pending: 0, epoch: "0123456789abcdef", sig },
   { type: "registered", id: 8, sid: token, pending: 1000, epoch: "0123456789abcdef", sig },
@@ -62,26 +69,15 @@ const valid: Message[] = [
     type: "stored",
     id: 23,
     messages: [
-      { sender: "alice", kind: "direct", text: "hi", at: 1_741_944_413_000, ref: 7 },
+      { sender: "alice", kind: "direct", n, box, ak, at: 1_741_944_413_000, ref: 7 },
       { sender: "carol", kind: "channel", text: "all: 🎉", at: 0, ref: 0 },
+      // Stored in clear before direct messages were sealed.
+      { sender: "dave", kind: "direct", text: "hi", at: 0, ref: 1 },
     ],
   },
   { type: "channel-message", id: 24, from: "alice", text: "Grüße, 世界 👋🏽", ref: 3 },
-  {
-    type: "chat",
-    id: Number.MAX_SAFE_INTEGER,
-    from: "alice",
-    to: "bob",
-    text: "x".repeat(MAX_TEXT_LENGTH),
-  },
-  { type: "chat", id: 25, from: "a", to: "bob", text: "😀".repeat(MAX_TEXT_LENGTH) },
-  {
-    type: "chat",
-    id: 26,
-    from: "a",
-    to: "bob",
-    text: '\u0000\u001b[2J\u202e\ud800 \\ " control and lone surrogate',
-  },
+  { type: "chat", id: Number.MAX_SAFE_INTEGER, from: "alice", to: "bob", n, box: longestBox },
+  { type: "chat", id: 25, from: "a", to: "bob", n, box },
   { type: "ack", id: 27 },
 ];
 
@@ -128,10 +124,9 @@ describe("round trip", () => {
     // JSON escapes a control character or lone surrogate as six bytes: the worst case.
     for (const unit of ["\u0001", "\ud800", "😀", '"']) {
       const message: Message = {
-        type: "save",
+        type: "channel",
         id: Number.MAX_SAFE_INTEGER,
         sid: token,
-        to: "x".repeat(32),
         mac,
         text: unit.repeat(MAX_TEXT_LENGTH),
       };
@@ -139,6 +134,32 @@ describe("round trip", () => {
       expect(encoded.byteLength).toBeLessThanOrEqual(MAX_DATAGRAM_BYTES);
       expect(decodeMessage(encoded)).toEqual(message);
     }
+  });
+
+  test("the largest sealed text fits one datagram, as a save and as a chat", () => {
+    const save: Message = {
+      type: "save",
+      id: Number.MAX_SAFE_INTEGER,
+      sid: token,
+      to: "x".repeat(32),
+      n,
+      box: longestBox,
+      ref: Number.MAX_SAFE_INTEGER,
+      mac,
+    };
+    const chat: Message = {
+      type: "chat",
+      id: Number.MAX_SAFE_INTEGER,
+      from: "y".repeat(32),
+      to: "x".repeat(32),
+      n,
+      box: longestBox,
+    };
+    for (const message of [save, chat]) {
+      expect(encodeMessage(message).byteLength).toBeLessThanOrEqual(MAX_DATAGRAM_BYTES);
+    }
+    // 4,000 characters of 4 UTF-8 bytes and the 16-byte tag, in base64url.
+    expect(MAX_BOX_TEXT_LENGTH).toBe(21_355);
   });
 
   test("fields the receiver does not know are dropped, not passed on", () => {
@@ -326,6 +347,54 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     ["stored with no messages", json({ v: 2, type: "stored", id: 1, messages: [] })],
     [
+      "chat in clear, as before sealing",
+      json({ v: 2, type: "chat", id: 1, from: "a", to: "b", text: "hi" }),
+    ],
+    [
+      "chat with a box one character short of a tag and a byte",
+      json({ v: 2, type: "chat", id: 1, from: "a", to: "b", n, box: box.slice(1) }),
+    ],
+    [
+      "chat with a nonce of 15 characters",
+      json({ v: 2, type: "chat", id: 1, from: "a", to: "b", n: n.slice(1), box }),
+    ],
+    [
+      "chat with a box outside base64url",
+      json({ v: 2, type: "chat", id: 1, from: "a", to: "b", n, box: `${box}+/` }),
+    ],
+    ["chat without its nonce", json({ v: 2, type: "chat", id: 1, from: "a", to: "b", box })],
+    [
+      "save in clear, as before sealing",
+      json({ v: 2, type: "save", id: 1, sid: token, to: "b", text: "hi" }),
+    ],
+    [
+      "stored sealed message without the sender's key",
+      json({
+        v: 2,
+        type: "stored",
+        id: 1,
+        messages: [{ sender: "a", kind: "direct", n, box, at: 0, ref: 1 }],
+      }),
+    ],
+    [
+      "stored channel message sealed",
+      json({
+        v: 2,
+        type: "stored",
+        id: 1,
+        messages: [{ sender: "a", kind: "channel", n, box, ak, at: 0, ref: 1 }],
+      }),
+    ],
+    [
+      "stored message with a text and a box",
+      json({
+        v: 2,
+        type: "stored",
+        id: 1,
+        messages: [{ sender: "a", kind: "direct", text: "hi", n, box, ak, at: 0, ref: 1 }],
+      }),
+    ],
+    [
       "stored with an unknown kind",
       json({
         v: 1,
@@ -398,12 +467,15 @@ function expectWellFormed(message: Message): void {
       break;
     case "save":
       names.push(message.to);
-      texts.push(message.text);
+      expect(message.n).toHaveLength(16);
       break;
     case "channel":
       texts.push(message.text);
       break;
     case "chat":
+      names.push(message.from, message.to);
+      expect(message.box.length).toBeGreaterThanOrEqual(MIN_BOX_TEXT_LENGTH);
+      break;
     case "channel-message":
       names.push(message.from);
       texts.push(message.text);
@@ -414,7 +486,7 @@ function expectWellFormed(message: Message): void {
       break;
     case "stored":
       names.push(...message.messages.map((m) => m.sender));
-      texts.push(...message.messages.map((m) => m.text));
+      texts.push(...message.messages.flatMap((m) => ("text" in m ? [m.text] : [])));
       break;
     default:
       break;
@@ -548,6 +620,7 @@ describe("fuzzing with a seeded generator", () => {
         const decoded = decodeMessage(json(without));
         const optional =
           key === "mac" ||
+          (message.type === "save" && key === "ref") ||
           (message.type === "register" &&
             (key === "sig" || (key === "cookie" && fields.sig === undefined)));
         if (optional) expect(decoded).toBeDefined();

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { formatTimestamp } from "../../src/text/timestamp.ts";
+import { agreementKeyOf } from "../helpers/identities.ts";
+import { openedBy } from "../helpers/sealed.ts";
 import { registeredNetwork } from "../helpers/simulated-network.ts";
 
 const TABLE_UPDATED = "[Client table updated.]";
@@ -73,7 +75,13 @@ describe("direct chat", () => {
     expect(x.shownSince(mark)).toEqual(["[No ACK from y, message sent to server.]"]);
     const save = network.sentBy("x", "save");
     expect(save.map((d) => d.at - start)).toEqual([500]);
-    expect(save[0]?.message).toMatchObject({ to: "y", text: "are you there?" });
+    // Sealed for y with the chat's id as its ref: the same message, which only y can read.
+    const chat = network.sentBy("x", "chat")[0]?.message;
+    const saved = save[0]?.message;
+    if (saved?.type !== "save" || chat === undefined) throw new Error("no save after the chat");
+    expect(saved).toMatchObject({ to: "y", ref: chat.id });
+    expect(openedBy("y", "x", chat.id, saved)).toBe("are you there?");
+    expect(JSON.stringify(saved)).not.toContain("there?");
 
     // The server checks y's status: probes every 100 ms from 500, verdict at 1000.
     network.advance(499);
@@ -95,17 +103,20 @@ describe("direct chat", () => {
     ]);
     expect(z.shown().at(-1)).toBe(TABLE_UPDATED);
     expect(x.state.table.find((e) => e.name === "y")?.online).toBe(false);
+    // The server keeps what x sealed, and x's key to open it with: no text it could read.
     expect(network.store.load().messages).toEqual([
       {
         id: 1,
         recipient: "y",
         sender: "x",
         kind: "direct",
-        text: "are you there?",
+        text: "",
         receivedAt: start + 500,
-        ref: expect.any(Number),
+        ref: chat.id,
+        sealed: { n: saved.n, box: saved.box, ak: agreementKeyOf("x") },
       },
     ]);
+    expect(JSON.stringify(network.store.load())).not.toContain("there?");
     network.settle();
 
     // y comes back and gets it, stamped with the server's time of receipt.

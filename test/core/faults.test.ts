@@ -58,10 +58,10 @@ interface Sent {
 const TAG = /msg-\d+/;
 
 function tagOf(request: PendingRequest): string | undefined {
-  const message = request.message;
-  const carriesText =
-    message.type === "chat" || message.type === "save" || message.type === "channel";
-  return carriesText ? TAG.exec(message.text)?.[0] : undefined;
+  const { message, purpose } = request;
+  // Chats and saves travel sealed: their text is what the sender meant to seal.
+  if (purpose.kind === "chat" || purpose.kind === "save") return TAG.exec(purpose.text)?.[0];
+  return message.type === "channel" ? TAG.exec(message.text)?.[0] : undefined;
 }
 
 /** Which request a confirmation or failure shown in this step was about. */

@@ -3,7 +3,8 @@ import { publicKeyText, withMac } from "../../src/core/session-crypto.ts";
 import { SOURCE_BURST } from "../../src/core/timing.ts";
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import { type Message, REGISTER_MIN_BYTES } from "../../src/protocol/messages.ts";
-import { newKeyPairs, testCrypto } from "../helpers/identities.ts";
+import { agreementKeyOf, newKeyPairs, testCrypto } from "../helpers/identities.ts";
+import { openedBy, sealedBy, sealedChat } from "../helpers/sealed.ts";
 import {
   LOOPBACK,
   registeredNetwork,
@@ -25,28 +26,22 @@ describe("sessions and addresses", () => {
     const y = network.client("y");
     const mark = y.shown().length;
     const sentMark = network.sent.length;
-    network.inject({ ip: LOOPBACK, port: 7777 }, y.address, {
-      type: "chat",
-      id: 1,
-      from: "x",
-      to: "y",
-      text: "I am x",
-    });
-    network.inject({ ip: "10.0.0.1", port: network.client("x").address.port }, y.address, {
-      type: "chat",
-      id: 2,
-      from: "x",
-      to: "y",
-      text: "me too",
-    });
+    network.inject(
+      { ip: LOOPBACK, port: 7777 },
+      y.address,
+      sealedChat({ id: 1, from: "x", to: "y", text: "I am x" }),
+    );
+    network.inject(
+      { ip: "10.0.0.1", port: network.client("x").address.port },
+      y.address,
+      sealedChat({ id: 2, from: "x", to: "y", text: "me too" }),
+    );
     // The server's address is not x's either.
-    network.inject(SERVER_ADDRESS, y.address, {
-      type: "chat",
-      id: 3,
-      from: "x",
-      to: "y",
-      text: "and me",
-    });
+    network.inject(
+      SERVER_ADDRESS,
+      y.address,
+      sealedChat({ id: 3, from: "x", to: "y", text: "and me" }),
+    );
     network.settle();
     expect(y.shownSince(mark)).toEqual([]);
     expect(network.sent.slice(sentMark)).toEqual([]);
@@ -57,13 +52,11 @@ describe("sessions and addresses", () => {
     const network = registeredNetwork(["x", "y"]);
     const y = network.client("y");
     const mark = y.shown().length;
-    network.inject(network.client("x").address, y.address, {
-      type: "chat",
-      id: 1,
-      from: "mallory",
-      to: "y",
-      text: "hi",
-    });
+    network.inject(
+      network.client("x").address,
+      y.address,
+      sealedChat({ id: 1, from: "mallory", to: "y", text: "hi" }),
+    );
     network.settle();
     expect(y.shownSince(mark)).toEqual([]);
   });
@@ -79,7 +72,16 @@ describe("sessions and addresses", () => {
       {
         type: "stored",
         id: 2,
-        messages: [{ sender: "x", kind: "direct", text: "fake", at: 0, ref: 2 }],
+        messages: [
+          {
+            sender: "x",
+            kind: "direct",
+            ...sealedBy("x", "y", 2, "fake"),
+            ak: agreementKeyOf("x"),
+            at: 0,
+            ref: 2,
+          },
+        ],
       },
       { type: "table", id: 3, version: 99, part: 0, parts: 1, clients: [] },
       { type: "probe", id: 4 },
@@ -116,11 +118,17 @@ describe("sessions and addresses", () => {
     const otherKey = testCrypto.randomBytes(32);
     const forged: Message[] = [
       { type: "deregister", id: 1, sid: forgedToken },
-      { type: "save", id: 2, sid: forgedToken, to: "y", text: "forged" },
+      { type: "save", id: 2, sid: forgedToken, to: "y", ...sealedBy("x", "y", 2, "forged") },
       { type: "channel", id: 3, sid: forgedToken, text: "forged" },
       // x's session id is no secret: without x's session key it proves nothing.
       { type: "deregister", id: 4, sid },
-      withMac(testCrypto, otherKey, { type: "save", id: 5, sid, to: "y", text: "forged" }),
+      withMac(testCrypto, otherKey, {
+        type: "save",
+        id: 5,
+        sid,
+        to: "y",
+        ...sealedBy("x", "y", 5, "forged"),
+      }),
       withMac(testCrypto, otherKey, { type: "channel", id: 6, sid, text: "forged" }),
     ];
     for (const message of forged) network.inject(x.address, SERVER_ADDRESS, message);
@@ -149,14 +157,15 @@ describe("sessions and addresses", () => {
       id: 77,
       sid: x.state.token ?? "",
       to: "y",
-      text: "once",
+      ...sealedBy("x", "y", 77, "once"),
     });
     const sentMark = network.sent.length;
     for (let copy = 0; copy < 3; copy++) network.inject(x.address, SERVER_ADDRESS, save);
     network.settle();
-    expect(network.store.load().messages).toMatchObject([
-      { recipient: "y", sender: "x", text: "once" },
-    ]);
+    const stored = network.store.load().messages;
+    expect(stored).toMatchObject([{ recipient: "y", sender: "x", text: "" }]);
+    const sealed = stored[0]?.sealed;
+    expect(sealed && openedBy("y", "x", 77, sealed)).toBe("once");
     const ack = inSessionOf(x, { type: "ack", id: 77 });
     expect(network.sent.slice(sentMark).map((d) => d.message)).toEqual([ack, ack, ack]);
   });
@@ -188,7 +197,7 @@ describe("sessions and addresses", () => {
       id: 79,
       sid: x.state.token ?? "",
       to: "y",
-      text: "once",
+      ...sealedBy("x", "y", 79, "once"),
     });
     const sentMark = network.sent.length;
     network.inject(x.address, SERVER_ADDRESS, save);

@@ -3,6 +3,7 @@ import { publicKeyText } from "../../src/core/session-crypto.ts";
 import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { notices } from "../../src/text/notices.ts";
 import { agreementKeyOf } from "../helpers/identities.ts";
+import { sealedChat } from "../helpers/sealed.ts";
 import {
   FIRST_CLIENT_PORT,
   LOOPBACK,
@@ -285,13 +286,7 @@ describe("a new client on a dead client's address", () => {
 
     // A peer whose table is stale still sends "to x" at that address: y refuses it.
     const mark = y.shown().length;
-    network.inject(w.address, y.address, {
-      type: "chat",
-      id: 9,
-      from: "w",
-      to: "x",
-      text: "for x",
-    });
+    network.inject(w.address, y.address, sealedChat({ id: 9, from: "w", to: "x", text: "for x" }));
     network.settle();
     expect(y.shownSince(mark)).toEqual([]);
 

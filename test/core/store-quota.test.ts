@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { readByRecipient } from "../helpers/sealed.ts";
 import { registeredNetwork } from "../helpers/simulated-network.ts";
 
 test("saves beyond the store quota are refused store-full; a channel post says how many it could not keep", () => {
@@ -29,5 +30,5 @@ test("saves beyond the store quota are refused store-full; a channel post says h
     "[The server could not keep the message for 3 offline members (mailbox or store full).]",
   ]);
   expect(network.server.storeUse.messages).toBe(2);
-  expect(network.store.load().messages.map((m) => m.text)).toEqual(["one", "two"]);
+  expect(network.store.load().messages.map(readByRecipient)).toEqual(["one", "two"]);
 });

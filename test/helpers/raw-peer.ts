@@ -16,20 +16,23 @@ import {
 } from "../../src/core/session-crypto.ts";
 import { sameAddress } from "../../src/protocol/address.ts";
 import { decodeMessage, encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
-import type {
-  Address,
-  ChannelDelivery,
-  ChannelMessage,
-  DeliveredMessage,
-  DeregisterMessage,
-  Message,
-  RegisterMessage,
-  SaveMessage,
-  TableChange,
-  TableEntry,
+import {
+  type Address,
+  type ChannelDelivery,
+  type ChannelMessage,
+  type ChatMessage,
+  type DeliveredMessage,
+  type DeregisterMessage,
+  isSealedDelivery,
+  type Message,
+  type RegisterMessage,
+  type SaveMessage,
+  type TableChange,
+  type TableEntry,
 } from "../../src/protocol/messages.ts";
 import { nameKey } from "../../src/protocol/names.ts";
 import { identityFor, testCrypto } from "./identities.ts";
+import { openedBy, sealedBy } from "./sealed.ts";
 
 export const RAW_LOOPBACK = "127.0.0.1";
 const RETRY_EVERY_MS = 500;
@@ -47,12 +50,17 @@ export function describeAnswer(answer: Answer): string {
 }
 
 type ClientRequest = SaveMessage | DeregisterMessage | ChannelMessage;
-/** A request without its id; without a session id the peer's own is sent, with its MAC. */
-export type RequestBody = {
-  [K in ClientRequest["type"]]: Omit<Extract<ClientRequest, { type: K }>, "id" | "sid" | "mac"> & {
-    readonly sid?: string;
-  };
-}[ClientRequest["type"]];
+/**
+ * A request without its id; without a session id the peer's own is sent, with its MAC.
+ * A save names its text in clear: the peer seals it for the recipient, as a client does.
+ */
+export type RequestBody =
+  | (Omit<DeregisterMessage, "id" | "sid" | "mac"> & { readonly sid?: string })
+  | (Omit<ChannelMessage, "id" | "sid" | "mac"> & { readonly sid?: string })
+  | (Omit<SaveMessage, "id" | "sid" | "mac" | "n" | "box"> & {
+      readonly sid?: string;
+      readonly text: string;
+    });
 
 export interface ReceivedDatagram {
   readonly from: Address;
@@ -61,8 +69,15 @@ export interface ReceivedDatagram {
   readonly message: Message | undefined;
 }
 
-/** A stored message with the id of the `stored` request that carried it. */
-export interface ReceivedStored extends DeliveredMessage {
+/** A stored message (a sealed one opened) with the id of the `stored` request that carried it. */
+export interface ReceivedStored {
+  readonly sender: string;
+  readonly kind: DeliveredMessage["kind"];
+  readonly text: string;
+  readonly at: number;
+  readonly ref: number;
+  /** It came sealed, not in clear. */
+  readonly sealed: boolean;
   readonly requestId: number;
 }
 
@@ -85,12 +100,16 @@ export class RawPeer {
   readonly stored: ReceivedStored[] = [];
   readonly channel: ChannelDelivery[] = [];
   repeats = 0;
+  /** Sealed stored messages that did not open. */
+  unopened = 0;
   /** Complete tables, in order of arrival. */
   readonly tables: TableEntry[][] = [];
   probes = 0;
   /** False: server requests are recorded but not acknowledged, as a client that hung. */
   answering = true;
   token: string | undefined;
+  /** The name it last registered. */
+  name: string | undefined;
   /** The session key of the last registration. */
   sessionKey: Uint8Array | undefined;
   /**
@@ -160,6 +179,7 @@ export class RawPeer {
     const challenge = this.#challenge;
     if (answer !== "no answer" && answer.type === "registered" && challenge) {
       this.token = answer.sid;
+      this.name = name;
       this.sessionKey = sessionKey(
         testCrypto,
         keys.agreement,
@@ -184,7 +204,39 @@ export class RawPeer {
   request(body: RequestBody): Promise<Answer> {
     const sid = body.sid ?? this.token;
     if (sid === undefined) throw new Error("request() needs a session: register first");
-    return this.#start(this.inSession({ ...body, id: this.#takeId(), sid } as ClientRequest));
+    const id = this.#takeId();
+    if (body.type !== "save") {
+      return this.#start(this.inSession({ ...body, id, sid } as ClientRequest));
+    }
+    const { text, ...save } = body;
+    const sealed = sealedBy(
+      this.#ownName(),
+      save.to,
+      save.ref ?? id,
+      text,
+      this.#sealOptions(save.to),
+    );
+    return this.#start(this.inSession({ ...save, ...sealed, id, sid }));
+  }
+
+  #ownName(): string {
+    if (this.name === undefined) throw new Error("register first: no name to seal as");
+    return this.name;
+  }
+
+  /** The recipient's key as the last table shows it (else its usual one), and our own keys. */
+  #sealOptions(recipient: string): { keys?: KeyPairs; recipientKey?: string } {
+    const entry = this.tables.at(-1)?.find((e) => nameKey(e.name) === nameKey(recipient));
+    return {
+      ...(this.keys ? { keys: this.keys } : {}),
+      ...(entry ? { recipientKey: entry.ak } : {}),
+    };
+  }
+
+  /** A chat from the name it registered, sealed for `to` as the last table shows it. */
+  chat(id: number, to: string, text: string): ChatMessage {
+    const from = this.#ownName();
+    return { type: "chat", id, from, to, ...sealedBy(from, to, id, text, this.#sealOptions(to)) };
   }
 
   /** One datagram, no retries: for forgeries. */
@@ -330,6 +382,14 @@ export class RawPeer {
     return key ? withMac(testCrypto, key, ack) : ack;
   }
 
+  #textOf(stored: DeliveredMessage): string | undefined {
+    if (!isSealedDelivery(stored)) return stored.text;
+    return openedBy(this.#ownName(), stored.sender, stored.ref, stored, {
+      senderKey: stored.ak,
+      ...(this.keys ? { keys: this.keys } : {}),
+    });
+  }
+
   #isFirstCopy(sender: string, ref: number): boolean {
     const key = `${nameKey(sender)}#${ref}`;
     if (!this.#received.has(key)) {
@@ -365,16 +425,25 @@ export class RawPeer {
             : (this.tables.at(-1) ?? []).map((entry) => [entry.name.toLowerCase(), entry]),
         );
         for (const change of changes) {
-          if ("gone" in change) table.delete(change.name.toLowerCase());
-          else table.set(change.name.toLowerCase(), change);
+          const key = change.name.toLowerCase();
+          if ("gone" in change) table.delete(key);
+          // A delta leaves out a key that has not changed: the one held stays.
+          else table.set(key, { ...change, ak: change.ak ?? table.get(key)?.ak ?? "" });
         }
         this.tables.push([...table.values()]);
         return;
       }
       case "stored":
         for (const stored of message.messages) {
+          const text = this.#textOf(stored);
+          if (text === undefined) {
+            this.unopened++;
+            continue;
+          }
           if (this.#isFirstCopy(stored.sender, stored.ref)) {
-            this.stored.push({ ...stored, requestId: message.id });
+            const { sender, kind, at, ref } = stored;
+            const sealed = isSealedDelivery(stored);
+            this.stored.push({ sender, kind, text, at, ref, sealed, requestId: message.id });
           }
         }
         return;

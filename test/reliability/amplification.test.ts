@@ -38,6 +38,7 @@ import {
   waitForTable,
 } from "../helpers/process-driver.ts";
 import { describeAnswer, RawPeer } from "../helpers/raw-peer.ts";
+import { readByRecipient, sealedBy, sealedChat } from "../helpers/sealed.ts";
 
 afterAll(killAll);
 
@@ -212,7 +213,8 @@ class SpoofedWorld {
       this.legitSends(client, { type: "deregister", id, sid });
     } else if (draw < 0.65) {
       const to = this.pick(this.legit).name;
-      this.legitSends(client, { type: "save", id, sid, to, text: `hello ${to}` });
+      const sealed = sealedBy(client.name, to, id, `hello ${to}`);
+      this.legitSends(client, { type: "save", id, sid, to, ...sealed });
     } else {
       this.legitSends(client, { type: "channel", id, sid, text: "hello all" });
     }
@@ -442,7 +444,7 @@ const ATTACKS: readonly (readonly [string, AttackBuilder])[] = (() => {
               id: id(world),
               sid: sid(world, real),
               to: world.pick(world.legit).name,
-              text: "forged save",
+              ...sealedBy("mallory", "x", 1, "forged save"),
               mac: forgedMac(world),
             }),
         ],
@@ -540,7 +542,10 @@ describe("core: spoofed sources", () => {
       expect(client.sk).toBe(publicKeyText(identityFor(client.name).signing));
     }
     const messages = world.store.load().messages;
-    expect(messages.filter((message) => message.text.startsWith("forged"))).toEqual([]);
+    // Every stored message opens for its recipient (as a real one's sealer made it), and none is forged.
+    expect(
+      messages.filter((message) => readByRecipient(message)?.startsWith("forged") !== false),
+    ).toEqual([]);
   });
 });
 
@@ -638,6 +643,8 @@ describe("a real server", () => {
         // It makes up a session and a key for it: the server knows no such session.
         mallory.token = FORGED_SID;
         mallory.sessionKey = new Uint8Array(32).fill(7);
+        // And claims x's name for what it seals.
+        mallory.name = "x";
         expect(describeAnswer(await mallory.request({ type: "deregister" }))).toBe(
           "error unknown-session",
         );
@@ -686,9 +693,9 @@ describe("a real server", () => {
       const mallory = await RawPeer.open({ ip: LOOPBACK, port: server.port });
       try {
         const yAddress = { ip: LOOPBACK, port: y.port };
-        mallory.send({ type: "chat", id: 77, from: "x", to: "y", text: "forged chat" }, yAddress);
+        mallory.send(sealedChat({ id: 77, from: "x", to: "y", text: "forged chat" }), yAddress);
         mallory.send(
-          { type: "chat", id: 78, from: "X", to: "y", text: "forged chat, other case" },
+          sealedChat({ id: 78, from: "X", to: "y", text: "forged chat, other case" }),
           yAddress,
         );
         // x's genuine message reaches y's socket after the forged ones.

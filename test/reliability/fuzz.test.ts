@@ -41,6 +41,7 @@ import {
   type ClientState,
   createClientState,
 } from "../../src/core/client-state.ts";
+import { openText } from "../../src/core/sealed-messages.ts";
 import { nonceFor } from "../../src/core/server-admission.ts";
 import type { ServerEffect, ServerInput } from "../../src/core/server-effects.ts";
 import { createServerState, type ServerState } from "../../src/core/server-state.ts";
@@ -78,6 +79,7 @@ import {
   sourceProgram,
   waitForTable,
 } from "../helpers/process-driver.ts";
+import { readByRecipient } from "../helpers/sealed.ts";
 
 afterAll(killAll);
 
@@ -289,6 +291,8 @@ function buildWorld(): World {
 /** A deep copy that keeps prototypes (the cores hold class instances) and shared references. */
 function deepCopy<T>(value: T, memo = new Map<unknown, unknown>()): T {
   if (typeof value !== "object" || value === null) return value;
+  // Frozen objects cannot change, and a private key handle (frozen) is known by identity.
+  if (Object.isFrozen(value)) return value;
   const known = memo.get(value);
   if (known !== undefined) return known as T;
   if (value instanceof Map) {
@@ -332,7 +336,13 @@ const SERVER_BOOKKEEPING: ReadonlySet<string> = new Set([
   "usedRegistrations",
 ]);
 /** Bookkeeping a datagram may change: the de-duplication window and the drop counter. */
-const CLIENT_BOOKKEEPING: ReadonlySet<string> = new Set(["seen", "droppedDatagrams"]);
+const CLIENT_BOOKKEEPING: ReadonlySet<string> = new Set([
+  "seen",
+  "droppedDatagrams",
+  "unopenedMessages",
+  // A cache of keys derived from the table's keys: filling it changes no behaviour.
+  "pairKeys",
+]);
 
 function without(state: object, keys: ReadonlySet<string>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(state).filter(([key]) => !keys.has(key)));
@@ -1226,7 +1236,13 @@ function isAuthenticAtClient(state: ClientState, from: Address, bytes: Uint8Arra
       );
     case "chat": {
       const entry = state.table.find((e) => nameKey(e.name) === nameKey(message.from));
-      return state.phase === "online" && entry !== undefined && sameAddress(entry, from);
+      if (state.phase !== "online" || entry === undefined || !sameAddress(entry, from)) {
+        return false;
+      }
+      // And sealed by the holder of the entry's key: an altered box opens to nothing.
+      const key = state.pairKeys.get(state.crypto, state.identity.agreement, entry.ak);
+      const label = { sender: entry.name, recipient: state.name, ref: message.id };
+      return key !== undefined && openText(state.crypto, key, label, message) !== undefined;
     }
     case "ack":
     case "registered":
@@ -1351,7 +1367,7 @@ describe("the cores under 110,000 hostile datagrams", () => {
         ["a", "direct"],
         ["b", "channel"],
       ]);
-      expect(built.store.load().messages.map((m) => m.text)).toEqual([
+      expect(built.store.load().messages.map(readByRecipient)).toEqual([
         "one more, stored",
         "and one for the channel",
       ]);

@@ -42,6 +42,7 @@ import {
   WELCOME,
   waitForTable,
 } from "../helpers/process-driver.ts";
+import { readWithIdentityFiles } from "../helpers/sealed.ts";
 
 afterAll(killAll);
 
@@ -308,9 +309,10 @@ test(
     server.process.kill("SIGTERM");
     expect(await server.process.waitForExit()).toBe(0);
     const store = openSqliteStore(server.dataDir);
+    // Direct messages are sealed: read them as their recipients would.
     const storedAtEnd = (() => {
       try {
-        return store.load().messages;
+        return readWithIdentityFiles(store.load().messages, chat.configHome);
       } finally {
         store.close();
       }

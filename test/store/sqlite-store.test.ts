@@ -97,7 +97,7 @@ describe("sqlite store on disk", () => {
     expect(statSync(join(nested, DATABASE_FILE_NAME)).isFile()).toBe(true);
   });
 
-  test("uses WAL, schema version 3, and leaves no -wal/-shm files after close", () => {
+  test("uses WAL, schema version 4, and leaves no -wal/-shm files after close", () => {
     const store = openSqliteStore(dir);
     store.apply([{ kind: "put-client", client: alice }]);
     expect(existsSync(`${dbPath}-wal`)).toBe(true);
@@ -107,7 +107,7 @@ describe("sqlite store on disk", () => {
     const db = new Database(dbPath, { readonly: true });
     try {
       expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 3 });
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 4 });
     } finally {
       db.close(true);
     }
@@ -221,7 +221,51 @@ describe("sqlite store on disk", () => {
     }
     const check = new Database(dbPath, { readonly: true });
     try {
-      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 3 });
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 4 });
+    } finally {
+      check.close(true);
+    }
+  });
+
+  test("a version 3 database (before sealing) is migrated: its messages stay as they were, in clear", () => {
+    const v3 = openSqliteStore(dir);
+    v3.close();
+    const db = new Database(dbPath);
+    try {
+      // Back to version 3's messages table, holding a message saved in clear.
+      db.run(`
+        DROP TABLE messages;
+        CREATE TABLE messages (
+          id INTEGER PRIMARY KEY, recipient TEXT NOT NULL, sender TEXT NOT NULL,
+          kind TEXT NOT NULL CHECK (kind IN ('direct', 'channel')), text TEXT NOT NULL,
+          received_at INTEGER NOT NULL, ref INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO messages VALUES (1, 'bob', 'alice', 'direct', 'hi', 10, 1);
+        PRAGMA user_version = 3;
+      `);
+    } finally {
+      db.close(true);
+    }
+    const store = openSqliteStore(dir);
+    const before = { id: 1, recipient: "bob", sender: "alice", kind: "direct" as const };
+    const sealed = { n: "N".repeat(16), box: "B".repeat(40), ak: "K".repeat(43) };
+    try {
+      expect(store.load().messages).toEqual([{ ...before, text: "hi", receivedAt: 10, ref: 1 }]);
+      store.apply([
+        {
+          kind: "put-message",
+          message: { ...before, id: 2, text: "", receivedAt: 11, ref: 2, sealed },
+        },
+      ]);
+      expect(store.readMessages([2])).toEqual([
+        { ...before, id: 2, text: "", receivedAt: 11, ref: 2, sealed },
+      ]);
+    } finally {
+      store.close();
+    }
+    const check = new Database(dbPath, { readonly: true });
+    try {
+      expect(check.prepare("PRAGMA user_version").get()).toEqual({ user_version: 4 });
     } finally {
       check.close(true);
     }

@@ -263,6 +263,38 @@ function storeContract(makeFixture: () => StoreFixture | Promise<StoreFixture>):
     expect(await store.readMessages([])).toEqual([]);
   });
 
+  test("a sealed direct message keeps its nonce, box and sender's key, and its size counts them", async () => {
+    const sealed = { n: "N".repeat(16), box: "B".repeat(120), ak: "K".repeat(43) };
+    const stored = message(4, { text: "", sealed });
+    await store.apply([
+      putMessage(stored),
+      putMessage(message(5, { kind: "channel", text: "plain" })),
+    ]);
+    expect((await store.load()).messages).toEqual([
+      stored,
+      message(5, { kind: "channel", text: "plain" }),
+    ]);
+    expect(await store.readMessages([4])).toEqual([stored]);
+    const summary = (await store.loadSummary()).messages;
+    expect(summary.map((m) => [m.id, m.textBytes])).toEqual([
+      [4, 16 + 120 + 43],
+      [5, 5],
+    ]);
+    expect(summary.every((m) => !("sealed" in m))).toBe(true);
+  });
+
+  test("a sealed message with a text in clear as well, or sealed on the channel, is refused", async () => {
+    const sealed = { n: "N".repeat(16), box: "B".repeat(120), ak: "K".repeat(43) };
+    for (const bad of [
+      message(6, { text: "leaked", sealed }),
+      message(7, { kind: "channel", text: "", sealed }),
+      message(8, { text: "", sealed: { ...sealed, box: "" } }),
+    ]) {
+      await expect(store.apply([putMessage(bad)])).rejects.toThrow(InvalidStoreChangeError);
+    }
+    expect((await store.load()).messages).toEqual([]);
+  });
+
   test("text with any Unicode round-trips exactly", async () => {
     const long = "Ωמ😀\u0000".repeat(1000);
     const texts = [
