@@ -80,13 +80,23 @@ const SETUPS: readonly Setup[] = [
   { label: "3 nodes, Redis", nodes: 3, redis: true },
 ];
 
+/** How far from converged the swarm was at the bound, and when it got there after all. */
+interface Unconverged {
+  readonly behind: number;
+  readonly short: number;
+  readonly lateMs: number | undefined;
+}
+
 /** What one setup measured; undefined where the phase did not finish. */
 interface Figures {
+  /** The setup keeps its store in Redis (so Redis's figures apply). */
+  readonly redis: boolean;
   readonly registerMs: number;
   readonly slowestRegistrationMs: number;
   readonly medianRegistrationMs: number;
   readonly p99RegistrationMs: number;
   readonly convergeMs: number | undefined;
+  readonly unconverged: Unconverged | undefined;
   readonly kernelDrops: number | undefined;
   readonly fanOutMs: number | undefined;
   /** The slowest member at the sender's node, and at the other nodes. */
@@ -120,10 +130,26 @@ function overNodes(
   return total;
 }
 
-/** `INFO <section>` of a Redis, as field → number (text fields are left out). */
-async function redisInfo(redis: RedisServer, section: string): Promise<Map<string, number>> {
+/**
+ * `INFO <section>` of a Redis, as field → number (text fields are left out); empty, with
+ * the reason in `notes`, when Redis does not answer (a figure is then n/a, not the run).
+ */
+async function redisInfo(
+  redis: RedisServer,
+  section: string,
+  notes: string[],
+): Promise<Map<string, number>> {
   const fields = new Map<string, number>();
-  for (const line of String(await redis.command("INFO", [section])).split("\n")) {
+  let text: string;
+  try {
+    text = String(await redis.command("INFO", [section]));
+  } catch (error) {
+    notes.push(
+      `Redis did not answer INFO ${section}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    return fields;
+  }
+  for (const line of text.split("\n")) {
     const [key, value] = line.trim().split(":");
     const number = Number(value);
     if (key && value !== undefined && value !== "" && Number.isFinite(number))
@@ -132,13 +158,19 @@ async function redisInfo(redis: RedisServer, section: string): Promise<Map<strin
   return fields;
 }
 
-async function redisRss(redis: RedisServer | undefined): Promise<number | undefined> {
-  return redis ? (await redisInfo(redis, "memory")).get("used_memory_rss") : undefined;
+async function redisRss(
+  redis: RedisServer | undefined,
+  notes: string[],
+): Promise<number | undefined> {
+  return redis ? (await redisInfo(redis, "memory", notes)).get("used_memory_rss") : undefined;
 }
 
-async function redisCpu(redis: RedisServer | undefined): Promise<number | undefined> {
+async function redisCpu(
+  redis: RedisServer | undefined,
+  notes: string[],
+): Promise<number | undefined> {
   if (!redis) return undefined;
-  const cpu = await redisInfo(redis, "cpu");
+  const cpu = await redisInfo(redis, "cpu", notes);
   const user = cpu.get("used_cpu_user");
   const system = cpu.get("used_cpu_sys");
   return user === undefined || system === undefined ? undefined : user + system;
@@ -162,6 +194,7 @@ async function runSetup(
   setup: Setup,
   options: ClusterOptions,
   problems: Problems,
+  /** Lines for the notes under the table. */
   warnings: string[],
 ): Promise<Figures> {
   const size = options.clients;
@@ -183,7 +216,7 @@ async function runSetup(
     const pids = nodes.map((node) => node.server.process.pid);
     const usageNow = () => pids.map((pid) => processUsage(pid));
     const atStart = usageNow();
-    const redisCpuAtStart = await redisCpu(redis);
+    const redisCpuAtStart = await redisCpu(redis, warnings);
 
     const dropsBefore = udpReceiveBufferErrors();
     const registerStarted = performance.now();
@@ -200,16 +233,27 @@ async function runSetup(
       `${setup.label}: registration`,
       problems,
     );
-    if (convergedAt === undefined && swarm.witnessesShort() > 0) {
-      problems.add(
-        `${setup.label}: ${swarm.witnessesShort()} node(s) whose table lacks online clients`,
-      );
-    }
     const convergeMs =
       convergedAt === undefined ? undefined : Math.max(0, convergedAt - registration.lastAt);
+    // The later phases measure a settled table: wait once more rather than mix them in,
+    // and say how far from converged it was at the bound.
+    let unconverged: Unconverged | undefined;
+    if (convergedAt === undefined) {
+      const behind = swarm.behind();
+      const short = swarm.witnessesShort();
+      if (short > 0) {
+        problems.add(`${setup.label}: ${short} node(s) whose table lacks online clients`);
+      }
+      const lateAt = await swarm.converged(convergeBoundMs(size));
+      unconverged = {
+        behind,
+        short,
+        lateMs: lateAt === undefined ? undefined : lateAt - registration.lastAt,
+      };
+    }
     const dropsAfter = udpReceiveBufferErrors();
     const registered = usageNow();
-    const redisRssRegistered = await redisRss(redis);
+    const redisRssRegistered = await redisRss(redis, warnings);
 
     // One post at the first node, timed until every member at every node has it.
     const sender = swarm.clients[0] as SimClient;
@@ -244,8 +288,8 @@ async function runSetup(
       problems.add(`${setup.label}: ${saves.failed} save(s) were not acknowledged`);
     }
     const atEnd = usageNow();
-    const redisRssEnd = await redisRss(redis);
-    const redisCpuAtEnd = await redisCpu(redis);
+    const redisRssEnd = await redisRss(redis, warnings);
+    const redisCpuAtEnd = await redisCpu(redis, warnings);
     for (const node of nodes) {
       warnings.push(
         ...serverWarnings(node.server.stdout.lines, node.server.stderr.lines).map(
@@ -256,11 +300,13 @@ async function runSetup(
     const serverCpuStart = overNodes(atStart, (usage) => usage.cpuSeconds);
     const serverCpuEnd = overNodes(atEnd, (usage) => usage.cpuSeconds);
     return {
+      redis: redis !== undefined,
       registerMs,
       slowestRegistrationMs: registration.slowestMs,
       medianRegistrationMs: median(registration.answersMs),
       p99RegistrationMs: percentile(registration.answersMs, 0.99),
       convergeMs,
+      unconverged,
       kernelDrops:
         dropsBefore === undefined || dropsAfter === undefined
           ? undefined
@@ -323,7 +369,7 @@ function printFigures(
         .join(" / "),
     ),
     row("convergence after the last registration (every table full)", (f) =>
-      f.convergeMs === undefined ? "did not converge" : seconds(f.convergeMs / 1000),
+      convergenceCell(f, convergeBoundMs(size)),
     ),
     row("kernel UDP receive-buffer drops, registration + convergence", (f) =>
       optional(f.kernelDrops, count),
@@ -348,14 +394,10 @@ function printFigures(
         : `${formatMb(f.serverRssEnd)} / ${formatMb(f.serverPeakRss)}`,
     ),
     row("Redis RSS after registration / at the end", (f) =>
-      f.redisRssRegistered === undefined || f.redisRssEnd === undefined
-        ? NONE
-        : `${formatMb(f.redisRssRegistered)} / ${formatMb(f.redisRssEnd)}`,
+      f.redis ? `${optionalMb(f.redisRssRegistered)} / ${optionalMb(f.redisRssEnd)}` : NONE,
     ),
     row("server CPU, whole run (sum over nodes)", (f) => optional(f.serverCpuSeconds, seconds)),
-    row("Redis CPU, whole run", (f) =>
-      f.redisCpuSeconds === undefined ? NONE : seconds(f.redisCpuSeconds),
-    ),
+    row("Redis CPU, whole run", (f) => (f.redis ? optional(f.redisCpuSeconds, seconds) : NONE)),
   ];
   printColumns(
     `6. One node against three nodes on one Redis: ${size} clients`,
@@ -365,8 +407,23 @@ function printFigures(
   );
 }
 
+function convergenceCell(figures: Figures, boundMs: number): Cell {
+  const { convergeMs, unconverged } = figures;
+  if (convergeMs !== undefined) return seconds(convergeMs / 1000);
+  if (!unconverged) return "n/a";
+  const late =
+    unconverged.lateMs === undefined
+      ? "never"
+      : `${formatCell(seconds(unconverged.lateMs / 1000))}`;
+  return `${unconverged.behind} behind at ${boundMs / 1000} s; full at ${late}`;
+}
+
 function formatMb(value: number): string {
   return `${(value / 1_048_576).toFixed(1)} MB`;
+}
+
+function optionalMb(value: number | undefined): string {
+  return value === undefined ? "n/a" : formatMb(value);
 }
 
 /** Runs the three setups one after another; throws (after printing the table) if any broke. */
