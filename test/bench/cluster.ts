@@ -202,9 +202,11 @@ async function runSetup(
   // redis-server is no child of the group: an interrupted run must not leave it behind.
   const killRedis = () => void redis?.kill();
   process.on("exit", killRedis);
-  const swarm = await Swarm.open(size, "s", setup.nodes);
+  let opened: Swarm | undefined;
   const dataDirs: string[] = [];
   try {
+    const swarm = await Swarm.open(size, "s", setup.nodes);
+    opened = swarm;
     const nodes = [];
     for (let index = 0; index < setup.nodes; index++) {
       const dataDir = await group.makeDataDir();
@@ -333,7 +335,7 @@ async function runSetup(
           : redisCpuAtEnd - redisCpuAtStart,
     };
   } finally {
-    swarm.close();
+    opened?.close();
     await group.killAll();
     await redis?.remove();
     process.off("exit", killRedis);
