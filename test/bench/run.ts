@@ -3,6 +3,7 @@
  * the same run. Loopback only. Never fails on a time: exits 1 only if a benchmark broke.
  */
 import { cpus, platform, release } from "node:os";
+import { benchCluster, clusterOptions } from "./cluster.ts";
 import { benchDirect } from "./direct-rtt.ts";
 import { benchFanOut } from "./fan-out.ts";
 import {
@@ -140,6 +141,7 @@ async function runAll(group: ProcessGroup, { quick, program }: Settings): Promis
     ["start-up", () => benchStartup(group, program, { runs: quick ? 5 : 20 })],
     ["scale", () => benchScale(group, program, scaleOptions(quick))],
     ["stored memory", () => benchStoredMemory(group, program, storedMemoryOptions(quick))],
+    ["cluster", () => benchCluster(group, program, clusterOptions(quick))],
   ];
 
   const broken: string[] = [];

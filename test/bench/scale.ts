@@ -69,16 +69,16 @@ export function scaleOptions(
 }
 
 /** Sockets this process needs besides the swarm's (stdio, pipes, the baseline database). */
-const SPARE_FILES = 256;
+export const SPARE_FILES = 256;
 const SAVE_TEXT_LENGTH = 32;
 const FAN_OUT_TEXT = "scale fan-out: one post to every member";
 /** Generous bounds: past them a phase counts as broken, not slow. */
-function convergeBoundMs(size: number): number {
+export function convergeBoundMs(size: number): number {
   return Math.max(30_000, size * 10);
 }
 const CHANGE_BOUND_MS = 30_000;
 
-class Problems {
+export class Problems {
   readonly list: string[] = [];
   add(text: string): void {
     this.list.push(text);
@@ -86,7 +86,7 @@ class Problems {
   }
 }
 
-async function settle(
+export async function settle(
   swarm: Swarm,
   boundMs: number,
   what: string,
@@ -101,7 +101,7 @@ async function settle(
   return at;
 }
 
-function failedAnswers(answers: readonly (Answer | undefined)[], expected: string): number {
+export function failedAnswers(answers: readonly (Answer | undefined)[], expected: string): number {
   return answers.filter((answer) => answer?.type !== expected).length;
 }
 
@@ -147,7 +147,10 @@ async function singleChanges(
   };
 }
 
-interface FanOut {
+export interface FanOut {
+  readonly ref: number;
+  /** performance.now() when the post was sent. */
+  readonly startedAt: number;
   readonly reachMs: number | undefined;
   readonly ackMs: number | undefined;
   readonly reached: number;
@@ -159,7 +162,7 @@ interface FanOut {
  * One post from `sender`, timed until every one of `members` (all other online
  * clients unless told) has it.
  */
-async function fanOut(
+export async function fanOut(
   swarm: Swarm,
   sender: SimClient,
   problems: Problems,
@@ -193,6 +196,8 @@ async function fanOut(
   swarm.watchOffline = false;
   const wrongly = new Set([...swarm.shownOffline, ...swarm.heldOffline()]);
   return {
+    ref,
+    startedAt: started,
     reachMs,
     ackMs: acked?.type === "ack" ? acked.ms : undefined,
     reached: members.filter((member) => member.posts.has(ref)).length,
@@ -201,7 +206,7 @@ async function fanOut(
   };
 }
 
-interface Saves {
+export interface Saves {
   readonly perSecond: number;
   readonly acked: number;
   readonly failed: number;
@@ -209,7 +214,7 @@ interface Saves {
 }
 
 /** Each sender saves `count` messages to its own offline recipient, `window` outstanding. */
-async function durableSaves(
+export async function durableSaves(
   swarm: Swarm,
   senders: readonly SimClient[],
   recipients: readonly SimClient[],
@@ -299,7 +304,7 @@ async function benchSize(
   const dataDir = await group.makeDataDir();
   try {
     const { server, port } = await startServer(group, program, dataDir);
-    swarm.serverPort = port;
+    swarm.useServers([port]);
     const pid = server.process.pid;
     const atStart = processUsage(pid);
 
@@ -576,7 +581,7 @@ function formatMb(usage: ProcessUsage | undefined): string {
   return usage ? `${(usage.rssBytes / 1_048_576).toFixed(1)} MB` : "n/a";
 }
 
-function serverWarnings(
+export function serverWarnings(
   stdout: readonly { text: string }[],
   stderr: readonly { text: string }[],
 ): string[] {

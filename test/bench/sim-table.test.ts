@@ -85,4 +85,34 @@ describe("the scale benchmark's table bookkeeping (PROTOCOL.md v2)", () => {
     expect(table.receive({ version: 2, part: 0, parts: 1, entries: [] })).toBe(true);
     expect(table.have).toBe(2);
   });
+
+  test("a witness keeps every name: snapshot, deltas that add, take offline and remove", () => {
+    const witness = new SimTable({ keepNames: true });
+    witness.setEpoch("aaaaaaaaaaaaaaaa");
+    witness.receive({ version: 3, part: 0, parts: 2, entries: [on("a"), off("b")] });
+    expect(witness.onlineCount).toBe(0);
+    witness.receive({ version: 3, part: 1, parts: 2, entries: [on("c")] });
+    expect([...(witness.names ?? [])].sort()).toEqual(["a", "b", "c"]);
+    expect(witness.onlineCount).toBe(2);
+    witness.receive({ version: 4, base: 3, part: 0, parts: 1, entries: [on("d"), on("b")] });
+    expect(witness.onlineCount).toBe(4);
+    witness.receive({
+      version: 5,
+      base: 4,
+      part: 0,
+      parts: 1,
+      entries: [off("a"), { name: "c", gone: true }],
+    });
+    expect([...(witness.names ?? [])].sort()).toEqual(["a", "b", "d"]);
+    expect(witness.onlineCount).toBe(2);
+    witness.setEpoch("bbbbbbbbbbbbbbbb");
+    expect(witness.onlineCount).toBe(0);
+  });
+
+  test("a table that is no witness keeps no names", () => {
+    const table = new SimTable();
+    table.receive({ version: 1, part: 0, parts: 1, entries: [on("a")] });
+    expect(table.names).toBeUndefined();
+    expect(table.onlineCount).toBeUndefined();
+  });
 });

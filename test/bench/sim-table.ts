@@ -3,7 +3,8 @@
  * client table: a versioned change log") says, but without the entries themselves: the
  * version it holds (the `have` of its acks), and the names it holds as offline, which is
  * all the benchmark asks of a table. 10,000 clients holding 10,000 entries each would
- * cost the swarm more than the server.
+ * cost the swarm more than the server, so only a few witnesses keep every name
+ * (`keepNames`): the cluster benchmark asks one client per node whether its table is full.
  */
 
 /** One entry of a `table` push, as far as the bookkeeping needs it. */
@@ -42,7 +43,19 @@ export class SimTable {
   applied = 0;
   /** Names this client's table shows offline. */
   readonly offline = new Set<string>();
+  /** Every name the table holds, online or not; kept only by a witness. */
+  readonly names: Set<string> | undefined;
   private assembly: Assembly | undefined;
+
+  /** `keepNames`: fed every entry of a snapshot, it keeps every name the table holds. */
+  constructor({ keepNames = false }: { keepNames?: boolean } = {}) {
+    this.names = keepNames ? new Set() : undefined;
+  }
+
+  /** Names held online; undefined unless the table keeps names. */
+  get onlineCount(): number | undefined {
+    return this.names === undefined ? undefined : this.names.size - this.offline.size;
+  }
 
   /** `registered` names the epoch; a table of another epoch is worth nothing. */
   setEpoch(epoch: string | undefined): void {
@@ -51,6 +64,7 @@ export class SimTable {
       this.holds = false;
       this.version = 0;
       this.offline.clear();
+      this.names?.clear();
       this.assembly = undefined;
     }
     this.epoch = epoch;
@@ -100,13 +114,23 @@ export class SimTable {
 
   private replace(entries: readonly EntryChange[]): void {
     this.offline.clear();
-    for (const entry of entries) if (entry.online === false) this.offline.add(entry.name);
+    this.names?.clear();
+    for (const entry of entries) {
+      if (entry.online === false) this.offline.add(entry.name);
+      this.names?.add(entry.name);
+    }
   }
 
   private upsert(entries: readonly EntryChange[]): void {
     for (const entry of entries) {
-      if (entry.gone === true || entry.online === true) this.offline.delete(entry.name);
+      if (entry.gone === true) {
+        this.offline.delete(entry.name);
+        this.names?.delete(entry.name);
+        continue;
+      }
+      if (entry.online === true) this.offline.delete(entry.name);
       else if (entry.online === false) this.offline.add(entry.name);
+      this.names?.add(entry.name);
     }
   }
 }

@@ -109,3 +109,39 @@ export function printTable(
   for (const line of lines) console.log(render(line));
   for (const note of notes) console.log(`  ${note}`);
 }
+
+/** A row of a side-by-side table: one cell per column. */
+export interface ColumnsRow {
+  readonly what: string;
+  readonly cells: readonly Cell[];
+}
+
+/** Prints figures side by side (one column per setup measured), with notes below. */
+export function printColumns(
+  title: string,
+  columns: readonly string[],
+  rows: readonly ColumnsRow[],
+  notes: readonly string[] = [],
+): void {
+  const header = ["what", ...columns];
+  const lines = rows.map((row) => [
+    row.what,
+    ...columns.map((_, column) => formatCell(row.cells[column] ?? NONE)),
+  ]);
+  const widths = header.map((name, column) =>
+    Math.max(name.length, ...lines.map((line) => (line[column] ?? "").length)),
+  );
+  const render = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) => {
+        const width = widths[column] ?? 0;
+        return column === 0 ? cell.padEnd(width) : cell.padStart(width);
+      })
+      .join("  ")
+      .trimEnd();
+  console.log(`\n${title}`);
+  console.log(render(header));
+  console.log(widths.map((width) => "-".repeat(width)).join("  "));
+  for (const line of lines) console.log(render(line));
+  for (const note of notes) console.log(`  ${note}`);
+}

@@ -4,7 +4,9 @@
  * arithmetic, which bench-identity.ts borrows from src/core/session-crypto.ts): the registration
  * handshake with its padding and cookie, requests retried every 500 ms with the same
  * id, every server request acknowledged, `table` pushes applied as a change log and
- * acknowledged with the version held (`have`).
+ * acknowledged with the version held (`have`). Each client talks to one server (a node
+ * of a cluster or the only server); table versions are counted per server, since each
+ * node numbers its own.
  */
 import { BenchIdentity } from "./bench-identity.ts";
 import { LOOPBACK } from "./processes.ts";
@@ -78,7 +80,9 @@ export function difference(after: SwarmCounters, before: SwarmCounters): SwarmCo
 }
 
 export class SimClient {
-  readonly table = new SimTable();
+  readonly table: SimTable;
+  /** The UDP port of the server (the node) it registers with. */
+  serverPort = 0;
   /** Its keys, and the session key once registered (PROTOCOL.md, "Identity layer"). */
   readonly identity: BenchIdentity;
   /** The session id of its current session. */
@@ -87,8 +91,8 @@ export class SimClient {
   online = false;
   /** performance.now() when the table version held last changed. */
   versionAt = 0;
-  /** `ref`s of the channel posts this client received. */
-  readonly posts = new Set<number>();
+  /** The channel posts this client received: `ref` → performance.now() on arrival. */
+  readonly posts = new Map<number, number>();
   /**
    * Its own request ids, in order from a random start, as a chatapp client's are: the
    * server's replay window is per session, so ids shared by all clients would leave a
@@ -96,11 +100,14 @@ export class SimClient {
    */
   nextId = Math.floor(Math.random() * 2 ** 40);
 
+  /** A witness keeps every name of its table, to tell whether the table is full. */
   constructor(
     readonly name: string,
     readonly socket: Socket,
+    readonly witness = false,
   ) {
     this.identity = new BenchIdentity(name);
+    this.table = new SimTable({ keepNames: witness });
   }
 }
 
@@ -176,8 +183,8 @@ export class Swarm {
   readonly clients: SimClient[] = [];
   readonly byName = new Map<string, SimClient>();
   counters: SwarmCounters = zeroCounters();
-  /** The highest table version any client was sent. */
-  maxVersion = 0;
+  /** The highest table version any client of each server was sent, by server port. */
+  readonly maxVersions = new Map<number, number>();
   /** performance.now() of the last `table` datagram. */
   lastTableAt = 0;
   /** While true, alive clients shown offline in any push are collected in `shownOffline`. */
@@ -186,12 +193,11 @@ export class Swarm {
   /** Clients that have each channel post, by `ref`. */
   readonly postReach = new Map<number, number>();
   readonly errors = new Map<string, number>();
-  serverPort = 0;
   // PROTOCOL.md: message ids start at a random point in each client process.
   private readonly pending = new Map<string, (type: string, fields: Fields) => void>();
 
-  /** Opens `size` sockets; names are `<prefix><index>`. */
-  static async open(size: number, prefix = "s"): Promise<Swarm> {
+  /** Opens `size` sockets; names are `<prefix><index>`; the first `witnesses` are witnesses. */
+  static async open(size: number, prefix = "s", witnesses = 0): Promise<Swarm> {
     const swarm = new Swarm();
     const width = String(size).length;
     for (let index = 1; index <= size; index++) {
@@ -211,11 +217,23 @@ export class Swarm {
           error() {},
         },
       });
-      client = new SimClient(name, socket);
+      client = new SimClient(name, socket, index <= witnesses);
       swarm.clients.push(client);
       swarm.byName.set(name, client);
     }
     return swarm;
+  }
+
+  /** Client i talks to `ports[i % ports.length]`: a swarm split evenly across the nodes. */
+  useServers(ports: readonly number[]): void {
+    this.clients.forEach((client, index) => {
+      client.serverPort = ports[index % ports.length] ?? 0;
+    });
+  }
+
+  /** The highest version sent to any client, of any server (for messages). */
+  get maxVersion(): number {
+    return Math.max(0, ...this.maxVersions.values());
   }
 
   close(): void {
@@ -233,11 +251,11 @@ export class Swarm {
   private send(client: SimClient, text: string): void {
     this.counters.bytesToServer += text.length;
     try {
-      client.socket.send(text, this.serverPort, LOOPBACK);
+      client.socket.send(text, client.serverPort, LOOPBACK);
     } catch {
       // BUN-NOTES: a stale ICMP error poisons the next send; one more try goes through.
       try {
-        client.socket.send(text, this.serverPort, LOOPBACK);
+        client.socket.send(text, client.serverPort, LOOPBACK);
       } catch {
         this.counters.sendFailures++;
       }
@@ -251,7 +269,7 @@ export class Swarm {
   }
 
   private receive(client: SimClient, data: Buffer, port: number, address: string): void {
-    if (port !== this.serverPort || (address !== LOOPBACK && address !== `::ffff:${LOOPBACK}`)) {
+    if (port !== client.serverPort || (address !== LOOPBACK && address !== `::ffff:${LOOPBACK}`)) {
       this.counters.strays++;
       return;
     }
@@ -280,7 +298,7 @@ export class Swarm {
         this.ack(client, id);
         const { ref } = fields;
         if (typeof ref !== "number" || client.posts.has(ref)) return;
-        client.posts.add(ref);
+        client.posts.set(ref, performance.now());
         this.postReach.set(ref, (this.postReach.get(ref) ?? 0) + 1);
         return;
       }
@@ -302,13 +320,18 @@ export class Swarm {
     const part = integerField(text, '"part":', head) ?? 0;
     const parts = integerField(text, '"parts":', head) ?? 1;
     this.lastTableAt = performance.now();
-    if (version > this.maxVersion) this.maxVersion = version;
+    if (version > (this.maxVersions.get(client.serverPort) ?? 0)) {
+      this.maxVersions.set(client.serverPort, version);
+    }
     let entries: EntryChange[] = [];
     if (base === undefined) {
       this.counters.snapshotParts++;
       this.counters.snapshotBytes += bytes;
-      // A snapshot's online entries change nothing the bookkeeping keeps: read only offline ones.
-      if (text.includes('"online":false')) entries = entryChanges(parseObject(text)?.clients, true);
+      // A snapshot's online entries change nothing the bookkeeping keeps (a witness's
+      // names aside): read only offline ones.
+      if (client.witness) entries = entryChanges(parseObject(text)?.clients, false);
+      else if (text.includes('"online":false'))
+        entries = entryChanges(parseObject(text)?.clients, true);
     } else {
       this.counters.deltaParts++;
       this.counters.deltaBytes += bytes;
@@ -430,8 +453,9 @@ export class Swarm {
     clients: readonly SimClient[],
     window: number,
     perSecond?: number,
-  ): Promise<{ failed: string[]; lastAt: number; slowestMs: number }> {
+  ): Promise<{ failed: string[]; lastAt: number; slowestMs: number; answersMs: number[] }> {
     const failed: string[] = [];
+    const answersMs: number[] = [];
     let next = 0;
     const started = performance.now();
     let lastAt = started;
@@ -449,30 +473,33 @@ export class Swarm {
         if (answer?.type === "registered") {
           lastAt = performance.now();
           slowestMs = Math.max(slowestMs, answer.ms);
+          answersMs.push(answer.ms);
         } else {
           failed.push(`${client.name}: ${answer ? JSON.stringify(answer.fields) : "no answer"}`);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(window, clients.length) }, worker));
-    return { failed, lastAt, slowestMs };
+    return { failed, lastAt, slowestMs, answersMs };
   }
 
   /**
-   * Waits until every online client holds the highest version sent, and no `table`
-   * datagram came for `quietMs`. Resolves to the moment the last client got there, or
-   * undefined at the deadline.
+   * Waits until every online client holds the highest version its server sent, every
+   * online witness's table shows exactly the online clients online (so, each client
+   * holding its server's version, every table is full), and no `table` datagram came for
+   * `quietMs`. Resolves to the moment the last client got there, or undefined at the
+   * deadline.
    */
   async converged(timeoutMs: number, quietMs = 300): Promise<number | undefined> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       const now = performance.now();
-      if (now - this.lastTableAt >= quietMs) {
+      if (now - this.lastTableAt >= quietMs && this.witnessesFull()) {
         let last = 0;
         let all = true;
         for (const client of this.clients) {
           if (!client.online) continue;
-          if (!client.table.holds || client.table.version !== this.maxVersion) {
+          if (this.isBehind(client)) {
             all = false;
             break;
           }
@@ -485,11 +512,30 @@ export class Swarm {
     return undefined;
   }
 
-  /** Online clients that do not hold the highest version sent. */
+  private isBehind(client: SimClient): boolean {
+    return !client.table.holds || client.table.version !== this.maxVersions.get(client.serverPort);
+  }
+
+  private witnessesFull(): boolean {
+    let online: number | undefined;
+    for (const client of this.clients) {
+      if (!client.witness || !client.online) continue;
+      online ??= this.online.length;
+      if (client.table.onlineCount !== online) return false;
+    }
+    return true;
+  }
+
+  /** Online clients that do not hold the highest version their server sent. */
   behind(): number {
+    return this.clients.filter((client) => client.online && this.isBehind(client)).length;
+  }
+
+  /** Online witnesses whose table does not show every online client online. */
+  witnessesShort(): number {
+    const online = this.online.length;
     return this.clients.filter(
-      (client) =>
-        client.online && (!client.table.holds || client.table.version !== this.maxVersion),
+      (client) => client.witness && client.online && client.table.onlineCount !== online,
     ).length;
   }
 
