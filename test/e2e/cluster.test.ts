@@ -1,11 +1,11 @@
 import { afterAll, expect, test } from "bun:test";
+import { clusterNodes } from "../helpers/deployments.ts";
 import {
   binaryProgram,
   ChatSession,
   E2E_TEST_TIMEOUT_MS,
   freePort,
   killAll,
-  type ServerHandle,
   storedLine,
   WELCOME,
   waitForTable,
@@ -29,16 +29,12 @@ async function redisForTest(): Promise<RedisServer & AsyncDisposable> {
   return Object.assign(redis, { [Symbol.asyncDispose]: () => redis.remove() });
 }
 
-async function startNodes(
-  chat: ChatSession,
-  redis: RedisServer,
-  names: readonly string[],
-): Promise<ServerHandle[]> {
-  const nodes: ServerHandle[] = [];
-  for (const name of names) {
-    nodes.push(await chat.startServer({ args: ["--redis", redis.url, "--node-name", name] }));
-  }
-  return nodes;
+/** Nodes a, b and c on one Redis, with x at a, y at b and z at c, all online in every table. */
+async function xyzAtThreeNodes(chat: ChatSession, redis: RedisServer) {
+  const deployment = await clusterNodes(chat, redis.url, ["a", "b", "c"]);
+  const [x, y, z] = await deployment.startClients(["x", "y", "z"]);
+  if (!x || !y || !z) throw new Error("three clients");
+  return { x, y, z, b: deployment.serverOf("y"), c: deployment.serverOf("z") };
 }
 
 describeWithRedis("a cluster of three nodes on one Redis", () => {
@@ -47,13 +43,8 @@ describeWithRedis("a cluster of three nodes on one Redis", () => {
     async () => {
       await using redis = await redisForTest();
       await using chat = await ChatSession.open(binaryProgram);
-      const [a, b, c] = await startNodes(chat, redis, ["a", "b", "c"]);
-      if (!a || !b || !c) throw new Error("three nodes");
-      const x = await chat.startClient("x", a);
-      const y = await chat.startClient("y", b);
-      const z = await chat.startClient("z", c);
+      const { x, y, z, b, c } = await xyzAtThreeNodes(chat, redis);
       const everyone = { x: "online", y: "online", z: "online" } as const;
-      await Promise.all([x, y, z].map((client) => waitForTable(client, everyone)));
 
       // Direct chat between clients of different nodes.
       x.type("send y hello across nodes");
@@ -110,13 +101,8 @@ describeWithRedis("a cluster of three nodes on one Redis", () => {
     async () => {
       await using redis = await redisForTest();
       await using chat = await ChatSession.open(binaryProgram);
-      const [a, b, c] = await startNodes(chat, redis, ["a", "b", "c"]);
-      if (!a || !b || !c) throw new Error("three nodes");
-      const x = await chat.startClient("x", a);
-      const y = await chat.startClient("y", b);
-      const z = await chat.startClient("z", c);
+      const { x, y, z, b, c } = await xyzAtThreeNodes(chat, redis);
       const everyone = { x: "online", y: "online", z: "online" } as const;
-      await Promise.all([x, y, z].map((client) => waitForTable(client, everyone)));
 
       b.process.kill("SIGKILL");
       await y.stop();
