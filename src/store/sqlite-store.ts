@@ -1,5 +1,5 @@
 import { Database, SQLiteError, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { StoreOpenError } from "../io/errors.ts";
 import { nameKey } from "../protocol/names.ts";
@@ -299,7 +299,7 @@ export class SqliteStore implements OfflineStore {
 /** Opens (creating if needed) `<dataDir>/chatapp.sqlite`; throws StoreOpenError with a reason a user can act on. */
 export function openSqliteStore(dataDir: string): OfflineStore {
   try {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
   } catch (error) {
     throw new StoreOpenError(dataDir, directoryProblem(error));
   }
@@ -313,6 +313,7 @@ export function openSqliteStore(dataDir: string): OfflineStore {
     throw new StoreOpenError(path, databaseProblem(error));
   }
   try {
+    keepPrivate(path);
     prepareDatabase(db);
     return new SqliteStore(db, lock);
   } catch (error) {
@@ -324,6 +325,25 @@ export function openSqliteStore(dataDir: string): OfflineStore {
     }
     if (error instanceof StoreOpenError) throw error;
     throw new StoreOpenError(path, databaseProblem(error));
+  }
+}
+
+const PRIVATE_DIRECTORY_MODE = 0o700;
+const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * The database holds every client's session key: whoever reads it can make any client's
+ * MACs and the server's. So it is readable by the server's user only, whatever the umask;
+ * SQLite gives its WAL and shared-memory files the database's mode when it creates them,
+ * and those an older server left are narrowed here too.
+ */
+function keepPrivate(path: string): void {
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      chmodSync(file, PRIVATE_FILE_MODE);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
   }
 }
 

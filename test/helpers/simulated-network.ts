@@ -69,6 +69,8 @@ export interface SentDatagram {
   readonly to: string;
   readonly toAddress: Address;
   readonly message: Message;
+  /** The datagram as it went on the wire. */
+  readonly bytes: Uint8Array;
 }
 
 export interface ShownLine {
@@ -636,6 +638,7 @@ export class SimulatedNetwork {
       to: toLabel,
       toAddress: to,
       message: decoded,
+      bytes,
     };
     this.sent.push(record);
     for (const rule of this.dropRules) {
