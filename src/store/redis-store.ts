@@ -20,6 +20,16 @@ const STREAM_MAXLEN = "1000000";
 const CONNECT_TIMEOUT_MS = 2_000;
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 2_000;
+/**
+ * A command Redis has not answered in this long counts as lost: a Redis that is frozen
+ * (stopped, swapping, a disk that hangs) rather than gone would otherwise hold every
+ * commit, and every answer waiting for one, for ever. It is shorter than the 3 s a client
+ * retries a request, so the user hears `store-failed`, not `[Server not responding]`.
+ * The connection is dropped and made again; a batch sent but not answered may still be
+ * carried out once Redis wakes: a save retried after it is stored once more under a new
+ * id, and the recipient shows it once (its client knows the sender's ref).
+ */
+export const COMMAND_TIMEOUT_MS = 2_000;
 /** Entries one readChanges returns at most. */
 const READ_BATCH = 1_000;
 
@@ -217,21 +227,29 @@ export class RedisStore implements AsyncOfflineStore {
       if (!reader.connected) {
         await withTimeout(reader.connect(), CONNECT_TIMEOUT_MS + 500, "no answer");
       }
-      const reply: unknown = await reader.send("XREAD", [
+      const block = Math.max(0, Math.floor(blockMs));
+      const read = reader.send("XREAD", [
         "COUNT",
         String(READ_BATCH),
         "BLOCK",
-        String(Math.max(0, Math.floor(blockMs))),
+        String(block),
         "STREAMS",
         CHANGES_STREAM,
         afterId,
       ]);
+      const reply: unknown =
+        block === 0 ? await read : await withTimeout(read, block + COMMAND_TIMEOUT_MS, "no answer");
       return streamEntries(reply).flatMap((entry) => {
         const parsed = parseChangeEntry(entry);
         return parsed === undefined ? [] : [parsed];
       });
     } catch (error) {
       if (this.#closed) throw new Error("The message store is closed.");
+      if (isNoAnswer(error)) {
+        // A reader that waits for ever is made anew for the next read.
+        this.#reader = undefined;
+        reader.close();
+      }
       throw this.#explain(error);
     }
   }
@@ -344,8 +362,14 @@ export class RedisStore implements AsyncOfflineStore {
     this.#assertOpen();
     if (this.#unreachable !== undefined) throw new RedisUnavailableError(this.#unreachable);
     try {
-      return await this.#client.send(command, args);
+      return await withTimeout(this.#client.send(command, args), COMMAND_TIMEOUT_MS, "no answer");
     } catch (error) {
+      if (isNoAnswer(error) && !this.#closed) {
+        // Frozen rather than gone: the connection is dropped, which reports Redis lost
+        // and reconnects; commands fail at once meanwhile.
+        this.#lost(new Error(`no answer in ${COMMAND_TIMEOUT_MS / 1000} s`));
+        this.#client.close();
+      }
       throw this.#explain(error);
     }
   }
@@ -534,9 +558,16 @@ function configValue(reply: unknown, name: string): string | undefined {
 function withTimeout<T>(promise: Promise<T>, ms: number, reason: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(reason)), ms);
+    timer = setTimeout(() => reject(new NoAnswerError(reason)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Redis did not answer within the time given. */
+class NoAnswerError extends Error {}
+
+function isNoAnswer(error: unknown): boolean {
+  return error instanceof NoAnswerError;
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -163,4 +163,37 @@ describeWithRedis("chatapp -s --redis", () => {
     },
     E2E_TEST_TIMEOUT_MS,
   );
+
+  test(
+    "Redis frozen (SIGSTOP): a save is answered store-failed within the client's 3 s, not [Server not responding]; thawed, it is saved",
+    async () => {
+      await using redis = await redisForTest();
+      await using chat = await ChatSession.open(binaryProgram);
+      const server = await chat.startServer({ args: ["--redis", redis.url] });
+      const [x, y] = await chat.startClients(server, ["x", "y"]);
+      y.type("dereg y");
+      await y.waitForLine(OFFLINE_BYE);
+      await waitForTable(x, { x: "online", y: "offline" });
+
+      redis.freeze();
+      try {
+        const mark = x.mark();
+        x.type("send y while redis is frozen");
+        await x.waitForLine(STORE_FAILED, { timeoutMs: 4_000 });
+        expect(x.linesSince(mark)).toEqual([STORE_FAILED]);
+        expect(x.exitCode).toBeUndefined();
+      } finally {
+        redis.thaw();
+      }
+      await server.process.waitForLine(/is reachable again/, { timeoutMs: 8_000 });
+      x.type("send y while redis is frozen");
+      await x.waitForLine(SAVED);
+      y.type("reg y");
+      await y.waitForLine(storedLine("x: ", "while redis is frozen"));
+      await y.waitForLine(TABLE_UPDATED);
+      // Sent once more after the failure: shown once, whatever Redis did with the first.
+      expect(y.lines().filter((line) => line.includes("while redis is frozen"))).toHaveLength(1);
+    },
+    E2E_TEST_TIMEOUT_MS,
+  );
 });

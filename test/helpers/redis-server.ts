@@ -101,6 +101,16 @@ export class RedisServer {
     throw new Error("redis-server is still rewriting its append-only file after 10 s");
   }
 
+  /** Freezes it (SIGSTOP): connections stay open and nothing is answered, as with a hung disk. */
+  freeze(): void {
+    this.#process?.kill("SIGSTOP");
+  }
+
+  /** Lets a frozen one go on (SIGCONT). */
+  thaw(): void {
+    this.#process?.kill("SIGCONT");
+  }
+
   /** Stops it as an operator would (SIGTERM: it writes its append-only file and exits). */
   async stop(): Promise<void> {
     await this.#end("SIGTERM");
@@ -123,6 +133,7 @@ export class RedisServer {
     const child = this.#process;
     if (child === undefined) return;
     this.#process = undefined;
+    child.kill("SIGCONT");
     child.kill(signal);
     // SIGTERM is refused while Redis writes its first append-only file; it must not hang a test.
     const stopped = await Promise.race([

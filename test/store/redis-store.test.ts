@@ -1,7 +1,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
 import { StoreOpenError } from "../../src/io/errors.ts";
 import type { ClientRecord, StoreChange, StoredMessage } from "../../src/store/offline-store.ts";
-import { RedisStore, RedisUnavailableError } from "../../src/store/redis-store.ts";
+import {
+  COMMAND_TIMEOUT_MS,
+  RedisStore,
+  RedisUnavailableError,
+} from "../../src/store/redis-store.ts";
 import { describeWithRedis, freeTcpPort, RedisServer } from "../helpers/redis-server.ts";
 
 const client = (name: string, online: boolean, extra: object = {}): ClientRecord => ({
@@ -309,4 +313,43 @@ describeWithRedis("RedisStore", () => {
     expect(heard[1]).toBeUndefined();
     expect((await a.readChanges("0-0", 10)).length).toBe(2);
   });
+
+  test(
+    "Redis frozen (SIGSTOP): a write fails after the command timeout, Redis is reported lost; thawed: it reconnects and writes",
+    async () => {
+      const a = await connect("node-a");
+      const heard: (string | undefined)[] = [];
+      a.onReachability((problem) => heard.push(problem));
+      await a.apply([putClient(client("alice", true))]);
+      redis.freeze();
+      const startedAt = performance.now();
+      try {
+        await expect(a.apply([putClient(client("bob", true))])).rejects.toThrow(
+          RedisUnavailableError,
+        );
+        const waited = performance.now() - startedAt;
+        expect(waited).toBeGreaterThanOrEqual(COMMAND_TIMEOUT_MS - 50);
+        expect(waited).toBeLessThan(COMMAND_TIMEOUT_MS + 2_000);
+        expect(a.unreachable).toBe(
+          `Redis at ${redis.url} is unreachable (no answer in ${COMMAND_TIMEOUT_MS / 1000} s)`,
+        );
+        // Meanwhile commands fail at once rather than wait.
+        const quick = performance.now();
+        await expect(a.apply([putClient(client("carol", true))])).rejects.toThrow("unreachable");
+        expect(performance.now() - quick).toBeLessThan(100);
+      } finally {
+        redis.thaw();
+      }
+      const deadline = Date.now() + 8_000;
+      while (a.unreachable !== undefined && Date.now() < deadline) await Bun.sleep(20);
+      expect(a.unreachable).toBeUndefined();
+      await a.apply([putClient(client("dave", true))]);
+      const names = (await a.loadSummary()).clients.map((c) => c.name);
+      // bob's batch may still have landed once Redis woke: sent, not answered in time.
+      expect(names.filter((name) => name !== "bob")).toEqual(["alice", "dave"]);
+      expect(heard[0]).toContain("no answer");
+      expect(heard.at(-1)).toBeUndefined();
+    },
+    COMMAND_TIMEOUT_MS * 4,
+  );
 });
