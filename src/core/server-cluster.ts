@@ -20,7 +20,7 @@ import {
   type ServerState,
 } from "./server-state.ts";
 import type { Step } from "./server-step.ts";
-import { cancelTablePush, tableChanged } from "./server-table-sync.ts";
+import { cancelTablePush, requestTablePush, tableChanged } from "./server-table-sync.ts";
 import { ReplayWindow } from "./session-crypto.ts";
 import { timing } from "./timing.ts";
 
@@ -148,6 +148,7 @@ function applyRemoteClient(step: Step, record: ClientRecord): void {
   const { state } = step;
   const key = nameKey(record.name);
   const previous = state.clients.get(key);
+  const wasHere = previous?.online === true && !isRemote(state, previous);
   if (previous) {
     state.clientsByToken.delete(previous.token);
     if (state.clientsByAddress.get(addressKey(previous)) === key) {
@@ -182,6 +183,11 @@ function applyRemoteClient(step: Step, record: ClientRecord): void {
   state.clientsByAddress.set(addressKey(client), key);
   if (!client.online) noteOfflineSince(state, client.lastSeen);
   tableChanged(step, client);
+  if (wasHere && !client.online && isAtThisNode(state.deps, client)) {
+    // Another node found it gone (its probe through us timed out): if it is only slow,
+    // this table tells it that it is offline, and it registers again, as on one server.
+    requestTablePush(step, client);
+  }
 }
 
 /** Its session moved to another node, or another node found it gone: nothing more goes to it from here. */

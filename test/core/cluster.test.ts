@@ -259,4 +259,23 @@ describe("a cluster of three nodes", () => {
     expect(y.state.phase).toBe("online");
     expect(network.claims.get("y")).toBe("b");
   });
+
+  test("a node too slow to answer for its client: the asker counts it gone, and the client, told so by its own node, registers again and gets the message", () => {
+    // The log takes 2 s each way: longer than a node waits for another's verdict.
+    const network = new SimulatedNetwork({ nodes: NODES, logDelayMs: 2_000 });
+    const x = network.addClient("x", { node: "a" });
+    const y = network.addClient("y", { node: "b" });
+    network.settle();
+    expect(y.state.phase).toBe("online");
+    const dropChats = network.drop((d) => d.message.type === "chat" && d.to === "y");
+    x.type("send y through a slow cluster");
+    network.settle();
+    dropChats();
+    expect(x.shown()).toContain(SAVED);
+    // b learned that y was marked offline, told y, and y came back and got the message.
+    expect(y.state.phase).toBe("online");
+    expect(y.shown().filter((line) => line.endsWith("through a slow cluster"))).toHaveLength(1);
+    for (const node of NODES) expect(onlineIn(network, node, "y")).toBe(true);
+    expect(network.store.load().messages).toEqual([]);
+  });
 });
