@@ -68,6 +68,53 @@ export function refusesToSend(
   return true;
 }
 
+/**
+ * Whether a stored direct message from `sender`, sealed with `key`, may be opened: the
+ * key is the one trusted for the sender, or none is trusted yet. One with another key is
+ * counted and kept for `warnRefusedStored`: the server hands out the keys, and could
+ * otherwise have a message shown "from" anyone.
+ */
+export function acceptsStoredKey(state: ClientState, sender: string, key: string): boolean {
+  if (isOwn(state, sender) || state.peerKeys.isTrusted(sender, key)) return true;
+  state.unopenedMessages++;
+  const id = `${nameKey(sender)} ${key}`;
+  const refused = state.refusedStored.get(id);
+  if (refused !== undefined) {
+    refused.count++;
+    return false;
+  }
+  const trusted = state.peerKeys.trusted(sender) ?? "";
+  state.refusedStored.set(id, { sender, trusted, offered: key, count: 1 });
+  return false;
+}
+
+/** A stored message from a name not seen before opened with `key`: trusted on first use, as a table's. */
+export function learnStoredKey(
+  state: ClientState,
+  effects: ClientEffect[],
+  sender: string,
+  key: string,
+): void {
+  if (isOwn(state, sender) || !state.peerKeys.learn(sender, key)) return;
+  effects.push({ kind: "learn-peer-keys", keys: [{ name: nameKey(sender), key }] });
+}
+
+/** Once a delivery of stored messages ends: one warning per sender (and key) refused in it. */
+export function warnRefusedStored(state: ClientState, effects: ClientEffect[]): void {
+  for (const { sender, trusted, offered, count } of state.refusedStored.values()) {
+    show(
+      effects,
+      notices.storedKeyRefused(
+        sender,
+        count,
+        keyFingerprint(state.crypto, offered),
+        keyFingerprint(state.crypto, trusted),
+      ),
+    );
+  }
+  state.refusedStored.clear();
+}
+
 /** `whois <name>`: where the client is, whether it is online, and its key's fingerprint. */
 export function whois(state: ClientState, effects: ClientEffect[], name: string): void {
   const entry = entryFor(state, name);

@@ -134,6 +134,19 @@ export interface ClientState {
   readonly pairKeys: PairKeys;
   /** Direct messages that did not open (forged, altered, or from someone without the key): never shown. */
   unopenedMessages: number;
+  /**
+   * Stored direct messages not shown because they came with a key other than the one
+   * trusted for their sender, by sender and key: warned about once the delivery ends.
+   */
+  readonly refusedStored: Map<string, RefusedStored>;
+}
+
+/** Stored messages from one sender, all sealed with one key that is not the trusted one. */
+export interface RefusedStored {
+  readonly sender: string;
+  readonly trusted: string;
+  readonly offered: string;
+  count: number;
 }
 
 export interface ClientDeps {
@@ -188,5 +201,6 @@ export function createClientState(deps: ClientDeps): ClientState {
     droppedDatagrams: 0,
     pairKeys: new PairKeys(),
     unopenedMessages: 0,
+    refusedStored: new Map(),
   };
 }

@@ -60,6 +60,13 @@ export class PeerKeys {
     return { learned, changed };
   }
 
+  /** Trusts `key` for `name` if no key is trusted for it yet; says whether it did. */
+  learn(name: string, key: string): boolean {
+    if (this.trustedKeys.has(nameKey(name))) return false;
+    this.trustedKeys.set(nameKey(name), key);
+    return true;
+  }
+
   /** The user accepted `key` for `name`. */
   trust(name: string, key: string): void {
     this.trustedKeys.set(nameKey(name), key);

@@ -20,10 +20,13 @@ import { sanitiseForTerminal } from "../text/sanitise.ts";
 import { formatTimestamp } from "../text/timestamp.ts";
 import { type Command, helpLines, type ParsedLine, parseCommandLine } from "./client-commands.ts";
 import {
+  acceptsStoredKey,
   keyFingerprint,
+  learnStoredKey,
   noticeTableKeys,
   refusesToSend,
   trust,
+  warnRefusedStored,
   whois,
 } from "./client-known-keys.ts";
 import type {
@@ -71,7 +74,10 @@ export function stepClient(state: ClientState, input: ClientInput, now: number):
       launchPaced(step);
       advanceRequests(step);
       if (state.queuedUntil !== undefined && state.queuedUntil <= now) runQueued(step);
-      if (state.storedUntil !== undefined && state.storedUntil <= now) stopAwaitingStored(state);
+      if (state.storedUntil !== undefined && state.storedUntil <= now) {
+        stopAwaitingStored(state);
+        warnRefusedStored(state, step.effects);
+      }
       break;
     default:
       return input satisfies never;
@@ -648,7 +654,7 @@ function onServerRequest(
     case "stored":
       receivedStored(step, message.messages.length);
       for (const stored of message.messages) {
-        const opened = storedText(step.state, stored);
+        const opened = storedText(step, stored);
         if (opened === undefined) continue;
         if (!isFirstCopy(step, stored.sender, stored.ref)) continue;
         announceStored(step);
@@ -661,6 +667,7 @@ function onServerRequest(
             : notices.storedDirectMessage(stored.sender, timestamp, text),
         );
       }
+      if (step.state.storedUntil === undefined) warnRefusedStored(step.state, step.effects);
       return;
     case "channel-message":
       if (!isFirstCopy(step, message.from, message.ref)) return;
@@ -673,15 +680,19 @@ function onServerRequest(
 
 /**
  * A stored message's text: a sealed one opened with the key of its sender as the server
- * had it bound. One that does not open is counted and left unshown; its batch is still
- * acknowledged, or the server would bring it again and again.
+ * had it bound, if that is the key trusted for the sender. One with another key, or that
+ * does not open, is counted and left unshown; its batch is still acknowledged, or the
+ * server would bring it again and again.
  */
-function storedText(state: ClientState, stored: DeliveredMessage): string | undefined {
+function storedText(step: Step, stored: DeliveredMessage): string | undefined {
+  const { state } = step;
   if (!isSealedDelivery(stored)) return stored.text;
+  if (!acceptsStoredKey(state, stored.sender, stored.ak)) return undefined;
   const key = pairKeyWith(state, stored.ak);
   const label = { sender: stored.sender, recipient: state.name, ref: stored.ref };
   const text = key === undefined ? undefined : openText(state.crypto, key, label, stored);
   if (text === undefined) state.unopenedMessages++;
+  else learnStoredKey(state, step.effects, stored.sender, stored.ak);
   return text;
 }
 

@@ -82,6 +82,8 @@ export const notices = {
     `[${name}: ${where}, ${online ? "online" : "offline"}, key ${offered}, NOT the key ${trusted} first seen for ${name}. Type trust ${name} to accept it.]`,
   peerKeyChanged: (name: string, trusted: string, offered: string) =>
     `[WARNING: the key of ${name} changed from ${trusted} to ${offered}. Someone may be impersonating ${name}, or ${name} made a new identity: ask ${name}, by other means, for the key their whois ${name} shows. Not sending to ${name} until you type trust ${name}.]`,
+  storedKeyRefused: (name: string, count: number, offered: string, trusted: string) =>
+    `[WARNING: ${count} stored message${count === 1 ? "" : "s"} from ${name} ${count === 1 ? "was" : "were"} sealed with key ${offered}, not ${trusted}, the key you accepted for ${name}: not shown, and the server does not keep ${count === 1 ? "it" : "them"}. Someone may be impersonating ${name}, or ${name} made a new identity: ask ${name}, by other means, for the key their whois ${name} shows; if it is the new one, type trust ${name} and ask ${name} to send again.]`,
   notSendingChangedKey: (name: string) =>
     `[Not sending to ${name}: its key changed and you have not accepted the new one. See whois ${name}; type trust ${name} to accept it.]`,
   trustedNewKey: (name: string, fingerprint: string) =>

@@ -72,6 +72,52 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     expect(x.lines().filter((line) => KEY_CHANGED.test(line))).toHaveLength(1);
   });
 
+  it("stored messages from a name released and taken by a new identity: the old key's show, the new key's are refused with a warning", async () => {
+    await using chat = await ChatSession.open(program);
+    const server = await chat.startServer();
+    const [x, y] = await chat.startClients(server, ["x", "y"]);
+    x.type("whois y");
+    const before = FINGERPRINT.exec(await x.waitForLine(/^>>> \[y: /))?.[1];
+    x.type("dereg x");
+    await x.waitForLine(shown(notices.offlineBye));
+    await waitForTable(y, { x: "offline", y: "online" });
+    y.type("send x sealed with the first key");
+    await y.waitForLine(shown(notices.savedByServer));
+
+    y.kill("SIGINT");
+    await y.waitForExit();
+    server.process.kill("SIGTERM");
+    expect(await server.process.waitForExit()).toBe(0);
+    const release = chat.spawn(["--release-name", "y", "--data-dir", server.dataDir], "release", 0);
+    expect(await release.waitForExit()).toBe(0);
+    const restarted = await chat.startServer({ port: server.port, dataDir: server.dataDir });
+    const newFile = join(await chat.makeDataDir(), "y-again.identity");
+    const port = await freePort();
+    const newY = chat.spawn(
+      ["-c", "y", LOOPBACK, String(restarted.port), String(port), "--identity", newFile],
+      "client y, new identity",
+      port,
+    );
+    await newY.waitForLine(WELCOME);
+    newY.type("whois y");
+    const own = FINGERPRINT.exec(await newY.waitForLine(/^>>> \[y \(you\): /))?.[1];
+    newY.type("send x sealed with the new key");
+    await newY.waitForLine(shown(notices.savedByServer));
+
+    x.type("reg x");
+    await x.waitForLine(storedLine("y: ", "sealed with the first key"));
+    await x.waitForLine(shown(notices.storedKeyRefused("y", 1, own ?? "", before ?? "")), {
+      timeoutMs: 10_000,
+    });
+    await x.waitForLine(KEY_CHANGED);
+    expect(x.lines().some((line) => line.includes("sealed with the new key"))).toBe(false);
+    // Sent again once x accepts the new key, it shows.
+    x.type("trust y");
+    await x.waitForLine(shown(notices.trustedNewKey("y", own ?? "")));
+    newY.type("send x sealed with the new key, again");
+    await x.waitForLine(">>> y: sealed with the new key, again");
+  });
+
   it("a client started again does not show what its last process showed, even if the server still held it", async () => {
     await using chat = await ChatSession.open(program);
     const server = await chat.startServer();
