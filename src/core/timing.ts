@@ -35,11 +35,14 @@ export const timing = {
 /**
  * How many of its own requests of each kind the server has outstanding at once, so acks
  * never overflow its receive buffer; one window per kind, so none waits behind another.
+ * Channel deliveries have the widest: a post's copies queue in one lane, and a member
+ * whose copy waits behind hundreds of slow acks (a flood of registered names that
+ * answer late) would see the post late; 256 small acks still fit a default buffer.
  */
-export const SERVER_LANES = { probe: 64, channel: 64, table: 64, stored: 16 } as const;
+export const SERVER_LANES = { probe: 64, channel: 256, table: 64, stored: 16 } as const;
 export type ServerLane = keyof typeof SERVER_LANES;
 /** The largest of them: what one burst of acks can reach. */
-export const SERVER_SEND_WINDOW = SERVER_LANES.table;
+export const SERVER_SEND_WINDOW = Math.max(...Object.values(SERVER_LANES));
 /**
  * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 80
  * parts, more than a default receive buffer (212 KB) holds if they come back to back.

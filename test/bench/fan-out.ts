@@ -3,7 +3,7 @@
  * a raw UDP fan-out (one socket, same datagrams, same window, acks back) in a child.
  */
 import { join } from "node:path";
-import { SERVER_SEND_WINDOW } from "../../src/core/timing.ts";
+import { SERVER_LANES } from "../../src/core/timing.ts";
 import { difference, type Member, postText, Swarm, type SwarmCounters } from "./members.ts";
 import {
   type Child,
@@ -155,7 +155,7 @@ async function rawBaseline(
   try {
     const portLine = await child.stdout.next((line) => line.startsWith("port "), LINE_TIMEOUT_MS);
     const ports = swarm.members.map((member) => member.port);
-    child.write(`${JSON.stringify({ ports, window: SERVER_SEND_WINDOW })}\n`);
+    child.write(`${JSON.stringify({ ports, window: SERVER_LANES.channel })}\n`);
     await child.stdout.next((line) => line === "ready", LINE_TIMEOUT_MS);
     swarm.serverPort = Number(portLine.text.slice(5));
     const kernelBefore = udpReceiveBufferErrors();
@@ -330,7 +330,7 @@ async function benchSize(
       `chatapp: ${program.label} -s --verbose, ${size} members simulated in this process (one socket each),`,
       `${options.posts} channel posts of ${POST_LENGTH} chars from m0001, one at a time, ${PAUSE_BETWEEN_POSTS_MS} ms apart.`,
       `baseline: a child process with one socket sends the same ${size - 1} channel-message datagrams per post,`,
-      `at most ${SERVER_SEND_WINDOW} unacknowledged (chatapp's window), to the same member sockets, which ack.`,
+      `at most ${SERVER_LANES.channel} unacknowledged (chatapp's window), to the same member sockets, which ack.`,
       "datagrams/s = (datagrams members received + acks they sent) ÷ fan-out time, summed over posts.",
       "kernel drops are /proc/net/snmp RcvbufErrors: machine-wide, other processes' drops count too.",
       "Both columns share the member simulator (this process, one thread): on few cores it can bound both.",

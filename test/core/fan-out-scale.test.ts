@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { SERVER_SEND_WINDOW } from "../../src/core/timing.ts";
+import { SERVER_LANES } from "../../src/core/timing.ts";
 import { SimulatedNetwork } from "../helpers/simulated-network.ts";
 import { LONG_TEST_TIMEOUT_MS } from "../helpers/timeouts.ts";
 
@@ -47,7 +47,7 @@ describe(`fan-out to ${MEMBERS} members`, () => {
         expect(network.sentBy("server", "channel-message").length).toBeGreaterThanOrEqual(
           MEMBERS - 1,
         );
-        expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
+        expect(peak.windowed).toBe(SERVER_LANES.channel);
         expect(peak.probes).toBeLessThanOrEqual(MEMBERS * loss);
         expect([...network.server.clients.values()].filter((c) => !c.online)).toEqual([]);
         expect(network.store.load().messages).toEqual([]);
@@ -76,7 +76,7 @@ describe(`fan-out to ${MEMBERS} members`, () => {
       }
       const parts = network.sentBy("server", "table")[0]?.message;
       expect(parts?.type === "table" && parts.parts).toBeGreaterThan(1);
-      expect(peak.windowed).toBe(SERVER_SEND_WINDOW);
+      expect(peak.windowed).toBe(SERVER_LANES.table);
       expect(peak.probes).toBe(0);
     },
     LONG_TEST_TIMEOUT_MS,
