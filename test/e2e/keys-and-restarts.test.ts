@@ -3,12 +3,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { notices } from "../../src/text/notices.ts";
 import {
+  type ChatProcess,
   ChatSession,
   escapeRegExp,
   freePort,
   killAll,
   LOOPBACK,
   programs,
+  type ServerHandle,
   storedLine,
   TABLE_UPDATED,
   testsFor,
@@ -35,22 +37,7 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     expect(before).toBeDefined();
 
     // y lost its identity file; the operator releases the name on the stopped server.
-    y.kill("SIGINT");
-    await y.waitForExit();
-    server.process.kill("SIGTERM");
-    expect(await server.process.waitForExit()).toBe(0);
-    const release = chat.spawn(["--release-name", "y", "--data-dir", server.dataDir], "release", 0);
-    expect(await release.waitForExit()).toBe(0);
-    const restarted = await chat.startServer({ port: server.port, dataDir: server.dataDir });
-
-    const newFile = join(await chat.makeDataDir(), "y-again.identity");
-    const port = await freePort();
-    const newY = chat.spawn(
-      ["-c", "y", LOOPBACK, String(restarted.port), String(port), "--identity", newFile],
-      "client y, new identity",
-      port,
-    );
-    await newY.waitForLine(WELCOME);
+    const newY = await yTakenByNewIdentity(chat, server, y);
     const warning = KEY_CHANGED.exec(await x.waitForLine(KEY_CHANGED, { timeoutMs: 10_000 }));
     expect(warning?.[1]).toBe(before);
     newY.type("whois y");
@@ -84,21 +71,7 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     y.type("send x sealed with the first key");
     await y.waitForLine(shown(notices.savedByServer));
 
-    y.kill("SIGINT");
-    await y.waitForExit();
-    server.process.kill("SIGTERM");
-    expect(await server.process.waitForExit()).toBe(0);
-    const release = chat.spawn(["--release-name", "y", "--data-dir", server.dataDir], "release", 0);
-    expect(await release.waitForExit()).toBe(0);
-    const restarted = await chat.startServer({ port: server.port, dataDir: server.dataDir });
-    const newFile = join(await chat.makeDataDir(), "y-again.identity");
-    const port = await freePort();
-    const newY = chat.spawn(
-      ["-c", "y", LOOPBACK, String(restarted.port), String(port), "--identity", newFile],
-      "client y, new identity",
-      port,
-    );
-    await newY.waitForLine(WELCOME);
+    const newY = await yTakenByNewIdentity(chat, server, y);
     newY.type("whois y");
     const own = FINGERPRINT.exec(await newY.waitForLine(/^>>> \[y \(you\): /))?.[1];
     newY.type("send x sealed with the new key");
@@ -169,3 +142,30 @@ describe.concurrent.each(programs)("%s", (_title, program) => {
     }
   });
 });
+
+/**
+ * y lost its identity file: y stops, the operator releases the name on the stopped
+ * server, and y starts again under a new identity file; resolves once it is registered.
+ */
+async function yTakenByNewIdentity(
+  chat: ChatSession,
+  server: ServerHandle,
+  y: ChatProcess,
+): Promise<ChatProcess> {
+  y.kill("SIGINT");
+  await y.waitForExit();
+  server.process.kill("SIGTERM");
+  expect(await server.process.waitForExit()).toBe(0);
+  const release = chat.spawn(["--release-name", "y", "--data-dir", server.dataDir], "release", 0);
+  expect(await release.waitForExit()).toBe(0);
+  const restarted = await chat.startServer({ port: server.port, dataDir: server.dataDir });
+  const newFile = join(await chat.makeDataDir(), "y-again.identity");
+  const port = await freePort();
+  const newY = chat.spawn(
+    ["-c", "y", LOOPBACK, String(restarted.port), String(port), "--identity", newFile],
+    "client y, new identity",
+    port,
+  );
+  await newY.waitForLine(WELCOME);
+  return newY;
+}
