@@ -16,6 +16,7 @@ import { forgetClient, markOffline, noteOfflineSince } from "./server-registry.t
 import {
   isAtThisNode,
   type ProbeWaiter,
+  putClient,
   type ServerClient,
   type ServerState,
 } from "./server-state.ts";
@@ -178,7 +179,7 @@ function applyRemoteClient(step: Step, record: ClientRecord): void {
     stalledAt: previous?.stalledAt,
     node: record.node,
   };
-  state.clients.set(key, client);
+  putClient(state, client);
   state.clientsByToken.set(client.token, key);
   state.clientsByAddress.set(addressKey(client), key);
   if (!client.online) noteOfflineSince(state, client.lastSeen);

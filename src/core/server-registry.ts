@@ -8,6 +8,7 @@ import { restartStoredDelivery } from "./server-mailboxes.ts";
 import { probe } from "./server-probes.ts";
 import {
   isAtThisNode,
+  putClient,
   type Requester,
   type ServerClient,
   type ServerState,
@@ -203,7 +204,7 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     stalledAt: undefined,
     node: state.deps.cluster?.node,
   };
-  state.clients.set(key, client);
+  putClient(state, client);
   state.clientsByToken.set(client.token, key);
   // Back with another agreement key: no push may leave the new one out.
   if (previous && previous.ak !== client.ak) state.table.forgetKey(key);

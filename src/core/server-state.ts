@@ -247,10 +247,20 @@ export const FAN_OUT_TIMES_KEPT = 1024;
  */
 export interface TableSweep {
   due: boolean;
-  /** The keys of this pass, taken when it began; clients added since wait for the next. */
+  /**
+   * Every client's key in the order they joined, kept across passes: a pass walks it
+   * from `index`, and a new client is appended (`putClient`). A forgotten one stays
+   * until the list is compacted, and is skipped.
+   */
   keys: string[];
   index: number;
   sentInPass: number;
+}
+
+/** Adds or replaces a client; a new key joins the sweep's list. */
+export function putClient(state: ServerState, client: ServerClient): void {
+  if (!state.clients.has(client.key)) state.sweep.keys.push(client.key);
+  state.clients.set(client.key, client);
 }
 
 export interface NameGrant {
@@ -325,7 +335,7 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     table,
     syncRequests: new FifoSet(),
     // Online when the server stopped: the next change's sweep brings each of them a snapshot.
-    sweep: { due: false, keys: [], index: 0, sentInPass: 0 },
+    sweep: { due: false, keys: [...clients.keys()], index: 0, sentInPass: 0 },
     outbound: new OutboundRequests(SERVER_LANES),
     probes: new Map(),
     storedDeliveries: new Set(),

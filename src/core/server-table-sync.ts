@@ -61,22 +61,21 @@ export function pumpTablePushes(step: Step): void {
 
 /** The next client of the sweep; undefined when none is due or a pass found no one behind. */
 function nextInSweep(state: ServerState): ServerClient | undefined {
-  const { sweep } = state;
+  const { sweep, clients } = state;
   while (sweep.due) {
     if (sweep.index >= sweep.keys.length) {
-      if (sweep.keys.length > 0 && sweep.sentInPass === 0) {
+      const passEnded = sweep.index > 0;
+      sweep.index = 0;
+      if (sweep.keys.length > clients.size * 2) sweep.keys = [...clients.keys()];
+      if (clients.size === 0 || (passEnded && sweep.sentInPass === 0)) {
         sweep.due = false;
-        sweep.keys = [];
         return undefined;
       }
-      sweep.keys = [...state.clients.keys()];
-      sweep.index = 0;
       sweep.sentInPass = 0;
-      if (sweep.keys.length === 0) sweep.due = false;
       continue;
     }
     const key = sweep.keys[sweep.index++];
-    const client = key === undefined ? undefined : state.clients.get(key);
+    const client = key === undefined ? undefined : clients.get(key);
     if (client) return client;
   }
   return undefined;
