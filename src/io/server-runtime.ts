@@ -7,7 +7,7 @@ import { nextForgetAt, nextServerWakeAt, stepServer } from "../core/step-server.
 import { DEFAULT_STORE_QUOTA } from "../core/timing.ts";
 import { nodeCryptoPort } from "../crypto/node-crypto-port.ts";
 import { loadOrCreateIdentity } from "../identity/identity-file.ts";
-import { encodeMessage } from "../protocol/codec.ts";
+import { encodeForSending } from "../protocol/codec.ts";
 import { EPOCH_LENGTH, TOKEN_LENGTH } from "../protocol/messages.ts";
 import { type ServerStore, whenSettled } from "../store/async-store.ts";
 import { RedisStore } from "../store/redis-store.ts";
@@ -131,7 +131,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
           else setImmediate(() => feed({ kind: "claim-done", claim: effect.claim, granted: true }));
           break;
         case "send":
-          endpoint?.send(effect.to, encodeMessage(effect.message));
+          endpoint?.send(effect.to, encodeForSending(effect.message));
           break;
         case "log":
           if (effect.level === "warn") log.warn(effect.text);

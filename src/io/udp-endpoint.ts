@@ -7,6 +7,7 @@ export interface UdpEndpoint {
   readonly port: number;
   /** Datagrams through the socket since it opened, for the metrics. */
   readonly counts: Readonly<DatagramCounts>;
+  /** Sends `bytes` before it returns: they may be reused as soon as it has. */
   send(to: Address, bytes: Uint8Array): void;
   close(): void;
 }
@@ -138,7 +139,12 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
   return {
     port: socket.port,
     counts,
-    send: outgoing ? (to, bytes) => outgoing(() => sendHardened(to, bytes)) : sendHardened,
+    send: outgoing
+      ? (to, bytes) => {
+          const kept = bytes.slice();
+          outgoing(() => sendHardened(to, kept));
+        }
+      : sendHardened,
     close() {
       if (!socket.closed) socket.close();
     },

@@ -1,6 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { seededRandom } from "../../src/io/seeded-random.ts";
-import { decodeMessage, encodeMessage, textLength } from "../../src/protocol/codec.ts";
+import {
+  decodeMessage,
+  encodeForSending,
+  encodeMessage,
+  textLength,
+} from "../../src/protocol/codec.ts";
 import {
   type ErrorCode,
   MAX_BOX_TEXT_LENGTH,
@@ -160,6 +165,33 @@ describe("round trip", () => {
     }
     // 4,000 characters of 4 UTF-8 bytes and the 16-byte tag, in base64url.
     expect(MAX_BOX_TEXT_LENGTH).toBe(21_355);
+  });
+
+  test("a push's datagrams for sending are the encoded message, each valid until the next", () => {
+    const clients = [
+      { ak: "a".repeat(43), ip: "127.0.0.1", name: "x", online: true, port: 4001 },
+      { ip: "::1", name: "y", online: false, port: 4002 },
+      { gone: true as const, name: "z" },
+    ];
+    const pushes: Message[] = [
+      { type: "table", id: 7, version: 9, base: 3, part: 0, parts: 1, clients, mac },
+      {
+        type: "table",
+        id: Number.MAX_SAFE_INTEGER,
+        version: 9,
+        base: 0,
+        part: 1,
+        parts: 2,
+        clients,
+      },
+      { type: "table", id: 8, version: 10, base: 9, part: 0, parts: 1, clients, mac },
+    ];
+    for (const push of pushes) {
+      const sent = encodeForSending(push);
+      expect(sent).toEqual(encodeMessage(push));
+      expect(decodeMessage(sent)).toEqual(push);
+    }
+    expect(encodeForSending(valid[0] as Message)).toEqual(encodeMessage(valid[0] as Message));
   });
 
   test("fields the receiver does not know are dropped, not passed on", () => {
