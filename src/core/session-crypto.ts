@@ -2,6 +2,7 @@ import { decodeBase64urlOfLength, encodeBase64url } from "../crypto/base64url.ts
 import type { Message } from "../protocol/messages.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
+import { sharedJson } from "../protocol/shared-json.ts";
 import {
   type AgreementKeyPair,
   type CryptoPort,
@@ -109,18 +110,46 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) {
     const cached = canonicalArrays.get(value);
     if (cached !== undefined) return cached;
-    const text = `[${value.map((item) => canonicalJson(item)).join(",")}]`;
+    const text = value.every(isFlatAndSorted)
+      ? sharedJson(value)
+      : `[${value.map((item) => canonicalJson(item)).join(",")}]`;
     canonicalArrays.set(value, text);
     return text;
   }
   if (typeof value === "object" && value !== null) {
     const fields = value as Record<string, unknown>;
+    if (isFlatAndSorted(fields)) return JSON.stringify(fields);
     const keys = Object.keys(fields)
       .filter((key) => fields[key] !== undefined)
       .sort();
     return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(fields[key])}`).join(",")}}`;
   }
   return JSON.stringify(value);
+}
+
+/**
+ * A plain object whose keys are already in order and whose values are strings, numbers
+ * or booleans: its plain JSON is its canonical form (table entries are built so).
+ */
+function isFlatAndSorted(value: unknown): boolean {
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    Object.getPrototypeOf(value) !== Object.prototype
+  ) {
+    return false;
+  }
+  const fields = value as Record<string, unknown>;
+  let previous = "";
+  for (const key in fields) {
+    if (key <= previous && previous !== "") return false;
+    const item = fields[key];
+    if (typeof item !== "string" && typeof item !== "number" && typeof item !== "boolean") {
+      return false;
+    }
+    previous = key;
+  }
+  return true;
 }
 
 /** A table push's entries go to many clients: their canonical form is computed once. */

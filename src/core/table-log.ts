@@ -157,7 +157,7 @@ export class TableLog {
       if (seen.has(entry.key)) continue;
       seen.add(entry.key);
       const client = clients.get(entry.key);
-      changed.push(client ? this.deltaEntry(client, base) : { name: entry.name, gone: true });
+      changed.push(client ? this.deltaEntry(client, base) : { gone: true, name: entry.name });
     }
     return changed.reverse();
   }
@@ -169,12 +169,13 @@ export class TableLog {
       return tableEntry(client);
     }
     const { name, ip, port, online } = client;
-    return { name, ip, port, online };
+    return { ip, name, online, port };
   }
 }
 
+/** Keys in sorted order: an entry's canonical form (what a MAC covers) is its plain JSON. */
 export function tableEntry({ name, ip, port, online, ak }: LoggedClient): TableEntry {
-  return { name, ip, port, online, ak };
+  return { ak, ip, name, online, port };
 }
 
 function snapshotOf(clients: ReadonlyMap<string, LoggedClient>): TableEntry[] {

@@ -1,0 +1,61 @@
+import { describe, expect, test } from "bun:test";
+import { canonicalJson } from "../../src/core/session-crypto.ts";
+import { seededRandom } from "../../src/io/seeded-random.ts";
+
+/** The definition, with no shortcut: keys sorted at every level, undefined fields left out. */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(reference).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const fields = value as Record<string, unknown>;
+    const keys = Object.keys(fields)
+      .filter((key) => fields[key] !== undefined)
+      .sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${reference(fields[key])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+describe("canonical JSON", () => {
+  test("a table entry built in key order is its plain JSON, and so is a list of them", () => {
+    const entry = { ak: "k", ip: "::1", name: "x", online: true, port: 1 };
+    expect(canonicalJson(entry)).toBe(JSON.stringify(entry));
+    expect(canonicalJson([entry, { gone: true, name: "y" }])).toBe(
+      JSON.stringify([entry, { gone: true, name: "y" }]),
+    );
+  });
+
+  test("objects out of order, nested, with undefined fields or numeric keys are sorted as defined", () => {
+    const samples: unknown[] = [
+      { name: "x", ak: "k", port: 1, ip: "::1", online: false },
+      { b: 1, a: undefined },
+      { 10: "a", 9: "b" },
+      { a: 1, b: { d: 2, c: 3 } },
+      [{ b: 1, a: 2 }, { a: 1 }],
+      { "": 1, a: [1, "2", null] },
+      { a: null, b: Number.NaN, c: -0 },
+      {},
+      [],
+    ];
+    for (const sample of samples) expect(canonicalJson(sample)).toBe(reference(sample));
+  });
+
+  test("random flat and nested objects agree with the definition", () => {
+    const random = seededRandom(8);
+    const keys = ["ak", "ip", "name", "online", "port", "gone", "", "0", "12", "é", "Z"];
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const leaf = (): unknown =>
+      pick([1, -0, 2.5, "text", "", true, false, null, undefined, Number.POSITIVE_INFINITY]);
+    const object = (depth: number): Record<string, unknown> => {
+      const fields: Record<string, unknown> = {};
+      const count = Math.floor(random() * 6);
+      for (let i = 0; i < count; i++) {
+        fields[pick(keys)] = depth > 0 && random() < 0.2 ? object(depth - 1) : leaf();
+      }
+      return fields;
+    };
+    for (let i = 0; i < 2_000; i++) {
+      const value = random() < 0.5 ? object(2) : [object(1), object(0)];
+      expect(canonicalJson(value)).toBe(reference(value));
+    }
+  });
+});
