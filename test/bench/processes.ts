@@ -23,7 +23,11 @@ export interface Program {
 
 export const sourceProgram: Program = {
   label: "bun src/main.ts",
-  command: [process.execPath, join(ROOT, "src/main.ts")],
+  command: [
+    process.execPath,
+    ...(process.env.CHATAPP_BENCH_BUN_ARGS?.split(" ").filter(Boolean) ?? []),
+    join(ROOT, "src/main.ts"),
+  ],
 };
 
 export const binaryProgram: Program | undefined = existsSync(BINARY_PATH)

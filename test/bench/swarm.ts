@@ -139,12 +139,23 @@ function integerField(text: string, key: string, head: number): number | undefin
   return digits > 0 ? value : undefined;
 }
 
-/** Where the header fields of a `table` datagram end (see `integerField`). */
-function headLength(text: string): number {
-  const clients = text.indexOf('"clients":');
-  // The only array member of a `table` is `clients`: a text ending in "]}" ends with it.
-  return clients >= 0 && text.endsWith("]}") ? clients : text.length;
+/**
+ * The header of a `table` datagram as text: the bytes before `"clients":` when that
+ * array is the last member (the datagram ends in "]}"); undefined if it is not so.
+ * Only the head is decoded: turning every 24 KB part into a string would make the
+ * swarm, not the server, the bottleneck.
+ */
+function tableHead(data: Buffer): string | undefined {
+  const clients = data.indexOf(CLIENTS_MARK);
+  const length = data.byteLength;
+  if (clients < 0 || data[length - 2] !== 0x5d || data[length - 1] !== 0x7d) return undefined;
+  return data.toString("latin1", 0, clients);
 }
+
+const TABLE_MARK = Buffer.from('"type":"table"');
+const CLIENTS_MARK = Buffer.from('"clients":');
+const OFFLINE_MARK = Buffer.from('"online":false');
+const GONE_MARK = Buffer.from('"gone":true');
 
 function parseObject(text: string): Fields | undefined {
   try {
@@ -275,9 +286,9 @@ export class Swarm {
     }
     this.counters.fromServer++;
     this.counters.bytesFromServer += data.byteLength;
-    // Table parts are ASCII (names, addresses, ports): latin1 decodes them fastest.
-    const ascii = data.toString("latin1");
-    if (ascii.includes('"type":"table"') && this.onTable(client, ascii, data.byteLength)) return;
+    // The type comes first in the server's datagrams: look for it in the first bytes only.
+    const typeAt = data.indexOf(TABLE_MARK);
+    if (typeAt >= 0 && typeAt < 32 && this.onTable(client, data)) return;
     const fields = parseObject(data.toString("utf8"));
     const { id, type } = fields ?? {};
     if (!fields || typeof id !== "number" || typeof type !== "string") {
@@ -311,31 +322,44 @@ export class Swarm {
   }
 
   /** A `table` part; false if its header could not be read (then it is a stray). */
-  private onTable(client: SimClient, text: string, bytes: number): boolean {
-    const head = headLength(text);
-    const id = integerField(text, '"id":', head);
-    const version = integerField(text, '"version":', head);
+  private onTable(client: SimClient, data: Buffer): boolean {
+    const head = tableHead(data);
+    if (head === undefined) return false;
+    const bytes = data.byteLength;
+    const id = integerField(head, '"id":', head.length);
+    const version = integerField(head, '"version":', head.length);
     if (id === undefined || version === undefined) return false;
-    const base = integerField(text, '"base":', head);
-    const part = integerField(text, '"part":', head) ?? 0;
-    const parts = integerField(text, '"parts":', head) ?? 1;
+    const base = integerField(head, '"base":', head.length);
+    const part = integerField(head, '"part":', head.length) ?? 0;
+    const parts = integerField(head, '"parts":', head.length) ?? 1;
     this.lastTableAt = performance.now();
     if (version > (this.maxVersions.get(client.serverPort) ?? 0)) {
       this.maxVersions.set(client.serverPort, version);
     }
     let entries: EntryChange[] = [];
+    const entriesOf = (onlyOffline: boolean) =>
+      entryChanges(parseObject(data.toString("utf8"))?.clients, onlyOffline);
+    const saysOffline = data.includes(OFFLINE_MARK);
     if (base === undefined) {
       this.counters.snapshotParts++;
       this.counters.snapshotBytes += bytes;
       // A snapshot's online entries change nothing the bookkeeping keeps (a witness's
       // names aside): read only offline ones.
-      if (client.witness) entries = entryChanges(parseObject(text)?.clients, false);
-      else if (text.includes('"online":false'))
-        entries = entryChanges(parseObject(text)?.clients, true);
+      if (client.witness) entries = entriesOf(false);
+      else if (saysOffline) entries = entriesOf(true);
     } else {
       this.counters.deltaParts++;
       this.counters.deltaBytes += bytes;
-      entries = entryChanges(parseObject(text)?.clients, false);
+      // Only names shown offline (or gone) change what a non-witness keeps: a delta of
+      // names online to a table that shows none offline changes nothing but its version.
+      if (
+        client.witness ||
+        saysOffline ||
+        client.table.offline.size > 0 ||
+        data.includes(GONE_MARK)
+      ) {
+        entries = entriesOf(false);
+      }
     }
     if (this.watchOffline) {
       for (const entry of entries) {
