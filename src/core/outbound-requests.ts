@@ -101,6 +101,12 @@ export class OutboundRequests<Purpose> {
     return found === undefined || (found.hasRoom && found.waitingCount === 0);
   }
 
+  /** Requests of `lane` outstanding now, and those waiting for a place. */
+  load(lane: string): { readonly inFlight: number; readonly waiting: number } {
+    const found = this.lanes.get(lane);
+    return { inFlight: found?.inFlight ?? 0, waiting: found?.waitingCount ?? 0 };
+  }
+
   /** Forgets a request, outstanding or waiting: no resend, no verdict. */
   cancel(id: number, now: number, out: Datagram[]): void {
     const request = this.inFlight.get(id);

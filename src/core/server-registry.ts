@@ -266,6 +266,8 @@ export function markOffline(step: Step, client: ServerClient): void {
   client.lastSeen = step.now;
   noteOfflineSince(step.state, client.lastSeen);
   step.state.syncRequests.delete(client.key);
+  // It will not answer a push now: the push's place in the table lane goes to others.
+  cancelTablePush(step, client);
   persistClient(step, client);
   tableChanged(step, client);
 }

@@ -48,6 +48,11 @@ export const SERVER_SEND_WINDOW = Math.max(...Object.values(SERVER_LANES));
  * parts, more than a default receive buffer (212 KB) holds if they come back to back.
  */
 export const TABLE_PARTS_IN_FLIGHT = 4;
+/**
+ * Table parts the sweep keeps out while a channel post is being delivered: the table
+ * catches up a little later, and the post's copies do not queue behind its acks.
+ */
+export const TABLE_PARTS_BESIDE_CHANNEL = 8;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
 /** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 24 KB parts"). */

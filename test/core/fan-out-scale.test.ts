@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { SERVER_LANES } from "../../src/core/timing.ts";
+import {
+  SERVER_LANES,
+  TABLE_PARTS_BESIDE_CHANNEL,
+  TABLE_PARTS_IN_FLIGHT,
+} from "../../src/core/timing.ts";
 import { SimulatedNetwork } from "../helpers/simulated-network.ts";
 import { LONG_TEST_TIMEOUT_MS } from "../helpers/timeouts.ts";
 
@@ -78,6 +82,49 @@ describe(`fan-out to ${MEMBERS} members`, () => {
       expect(parts?.type === "table" && parts.parts).toBeGreaterThan(1);
       expect(peak.windowed).toBe(SERVER_LANES.table);
       expect(peak.probes).toBe(0);
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "while a post's copies are out, the sweep starts few table parts; every table catches up after",
+    () => {
+      const network = new SimulatedNetwork({ seed: 11 });
+      const members = network.addRegisteredClients(names);
+      network.setFaults({ delayMinMs: 1, delayMaxMs: 40 });
+      const [sender, ...others] = members;
+      if (!sender) throw new Error("no members");
+      const leavers = others.slice(0, 200);
+      const stayers = others.slice(200);
+      // A push started beside the post may send its first parts at once.
+      const bound = TABLE_PARTS_BESIDE_CHANNEL + TABLE_PARTS_IN_FLIGHT - 1;
+      const lanes = { drained: false, peakAfterDrain: 0, postSeen: false };
+      network.serverSteps.push(() => {
+        const outbound = network.server.outbound;
+        const channel = outbound.load("channel");
+        const table = outbound.load("table").inFlight;
+        if (channel.inFlight + channel.waiting === 0) return;
+        lanes.postSeen = true;
+        if (table <= TABLE_PARTS_BESIDE_CHANNEL) lanes.drained = true;
+        if (lanes.drained) lanes.peakAfterDrain = Math.max(lanes.peakAfterDrain, table);
+      });
+      for (const leaver of leavers) leaver.type(`dereg ${leaver.name}`);
+      network.advance(30);
+      expect(network.server.outbound.load("table").inFlight).toBe(SERVER_LANES.table);
+      sender.type("send_all while many leave");
+      network.settle();
+      expect(lanes).toEqual({
+        drained: true,
+        peakAfterDrain: lanes.peakAfterDrain,
+        postSeen: true,
+      });
+      expect(lanes.peakAfterDrain).toBeLessThanOrEqual(bound);
+      const gone = leavers.map((leaver) => leaver.name).sort();
+      for (const member of stayers) {
+        expect(member.shown()).toContain("[Channel_Message m0000: while many leave]");
+        const offline = member.state.table.filter((entry) => !entry.online);
+        expect(offline.map((entry) => entry.name).sort()).toEqual(gone);
+      }
     },
     LONG_TEST_TIMEOUT_MS,
   );
