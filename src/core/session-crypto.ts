@@ -110,19 +110,71 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) {
     const cached = canonicalArrays.get(value);
     if (cached !== undefined) return cached;
-    const text = value.every(isFlatAndSorted)
-      ? sharedJson(value)
-      : `[${value.map((item) => canonicalJson(item)).join(",")}]`;
+    const text = value.every(isFlatAndSorted) ? sharedJson(value) : viaSortedCopy(value);
     canonicalArrays.set(value, text);
     return text;
   }
   if (typeof value === "object" && value !== null) {
     const fields = value as Record<string, unknown>;
     if (isFlatAndSorted(fields)) return JSON.stringify(fields);
+    return viaSortedCopy(fields);
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The same text, built by the engine: a copy with every object's keys inserted in sorted
+ * order, given to JSON.stringify once (a MAC is checked and made for every datagram).
+ * Anything the copy cannot mirror exactly takes the definition's own path.
+ */
+function viaSortedCopy(value: object): string {
+  const copy = sortedCopy(value);
+  return copy === NOT_COPYABLE ? canonicalBySteps(value) : JSON.stringify(copy);
+}
+
+const NOT_COPYABLE = Symbol("not copyable");
+
+function sortedCopy(value: unknown): unknown {
+  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+    return value;
+  }
+  if (typeof value !== "object") return NOT_COPYABLE;
+  if (value === null) return value;
+  if (Array.isArray(value)) {
+    const copy: unknown[] = [];
+    for (const item of value) {
+      // JSON writes an undefined item as null; the definition leaves it out.
+      const itemCopy = item === undefined ? NOT_COPYABLE : sortedCopy(item);
+      if (itemCopy === NOT_COPYABLE) return NOT_COPYABLE;
+      copy.push(itemCopy);
+    }
+    return copy;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return NOT_COPYABLE;
+  const fields = value as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(fields).sort()) {
+    // An integer-like key would be enumerated before the others, whatever the order.
+    const first = key.charCodeAt(0);
+    if (first >= 48 && first <= 57) return NOT_COPYABLE;
+    const item = fields[key];
+    if (item === undefined) continue;
+    const itemCopy = sortedCopy(item);
+    if (itemCopy === NOT_COPYABLE) return NOT_COPYABLE;
+    copy[key] = itemCopy;
+  }
+  return copy;
+}
+
+/** The definition, step by step: keys sorted at every level, undefined fields left out. */
+function canonicalBySteps(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalBySteps(item)).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const fields = value as Record<string, unknown>;
     const keys = Object.keys(fields)
       .filter((key) => fields[key] !== undefined)
       .sort();
-    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(fields[key])}`).join(",")}}`;
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalBySteps(fields[key])}`).join(",")}}`;
   }
   return JSON.stringify(value);
 }
