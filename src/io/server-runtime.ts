@@ -21,7 +21,7 @@ import { type Health, type HttpEndpoint, openHttpEndpoint } from "./http-endpoin
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
 import { createServerLog, type ServerLog } from "./server-log.ts";
 import { ServerMetrics } from "./server-metrics.ts";
-import { openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
+import { type OutgoingDatagram, openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
 import { WakeTimer } from "./wake-timer.ts";
 
 /** Runs the server until SIGINT, SIGTERM or SIGHUP; resolves to the exit code. */
@@ -117,6 +117,12 @@ export async function runServer(options: ServerOptions): Promise<number> {
   }
 
   function carryOut(effects: readonly ServerEffect[]): void {
+    // Answers and small requests go out together at the end (one system call); a table
+    // part is a view of a shared buffer, sent at once, after what was queued before it.
+    const queued: OutgoingDatagram[] = [];
+    const flush = () => {
+      if (queued.length > 0) endpoint?.sendAll(queued.splice(0));
+    };
     for (const effect of effects) {
       switch (effect.kind) {
         case "persist":
@@ -131,7 +137,12 @@ export async function runServer(options: ServerOptions): Promise<number> {
           else setImmediate(() => feed({ kind: "claim-done", claim: effect.claim, granted: true }));
           break;
         case "send":
-          endpoint?.send(effect.to, encodeForSending(effect.message));
+          if (effect.message.type === "table") {
+            flush();
+            endpoint?.send(effect.to, encodeForSending(effect.message));
+          } else {
+            queued.push({ to: effect.to, bytes: encodeForSending(effect.message) });
+          }
           break;
         case "log":
           if (effect.level === "warn") log.warn(effect.text);
@@ -142,6 +153,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
           effect satisfies never;
       }
     }
+    flush();
   }
 
   function feed(input: Parameters<typeof stepServer>[1]): void {

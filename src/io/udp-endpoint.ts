@@ -9,7 +9,14 @@ export interface UdpEndpoint {
   readonly counts: Readonly<DatagramCounts>;
   /** Sends `bytes` before it returns: they may be reused as soon as it has. */
   send(to: Address, bytes: Uint8Array): void;
+  /** Sends each datagram, in order, in as few system calls as the socket takes. */
+  sendAll(datagrams: readonly OutgoingDatagram[]): void;
   close(): void;
+}
+
+export interface OutgoingDatagram {
+  readonly to: Address;
+  readonly bytes: Uint8Array;
 }
 
 export interface DatagramCounts {
@@ -136,9 +143,37 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
     }
   }
 
+  /**
+   * One sendmmsg for the lot (a group commit releases hundreds of answers at once).
+   * Like `send`, it can stop short on a stale ICMP error: the rest go one by one.
+   */
+  function sendAllHardened(datagrams: readonly OutgoingDatagram[]): void {
+    if (socket.closed) return;
+    const packets: (Uint8Array | number | string)[] = [];
+    for (const { to, bytes } of datagrams) packets.push(bytes, to.port, to.ip);
+    let sent = 0;
+    try {
+      sent = socket.sendMany(packets);
+      counts.sent += sent;
+    } catch (error) {
+      if (errorCode(error) !== "ECONNREFUSED") {
+        onProblem(`could not send ${datagrams.length} datagrams: ${String(error)}`);
+      }
+    }
+    for (const { to, bytes } of datagrams.slice(sent)) sendHardened(to, bytes);
+  }
+
   return {
     port: socket.port,
     counts,
+    sendAll: outgoing
+      ? (datagrams) => {
+          for (const { to, bytes } of datagrams) {
+            const kept = bytes.slice();
+            outgoing(() => sendHardened(to, kept));
+          }
+        }
+      : sendAllHardened,
     send: outgoing
       ? (to, bytes) => {
           const kept = bytes.slice();
