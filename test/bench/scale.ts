@@ -8,6 +8,8 @@
  * It never fails on a time; it exits 1 only when something broke (a phase that did not
  * finish within its generous bound, registrations that failed), after printing what it has.
  */
+
+import type { Sealed } from "../../src/protocol/messages.ts";
 import { commitRate } from "./commit-baseline.ts";
 import {
   binaryProgram,
@@ -224,23 +226,36 @@ export async function durableSaves(
   let acked = 0;
   let failed = 0;
   const ackTimes: number[] = [];
+  // Sealed beforehand, as each sender's own machine seals what its user typed: sealing
+  // 20,000 boxes in this one process would measure the swarm, not the server. Each
+  // `ref` is an id of the sender's that no request takes (PROTOCOL.md, `ref`).
+  const sealedBySender = senders.map((sender, index) => {
+    const recipient = recipients[index];
+    if (!recipient) return [];
+    const firstRef = sender.nextId;
+    sender.nextId += perSender;
+    return Array.from({ length: perSender }, (_, save) => {
+      const text = `save ${save} from ${sender.name}`.padEnd(SAVE_TEXT_LENGTH, ".");
+      const ref = firstRef + save;
+      return { ...sender.identity.seal(recipient.name, recipient.identity.ak, ref, text), ref };
+    });
+  });
   const started = performance.now();
   let lastAck = started;
-  const sendAll = async (sender: SimClient, recipient: SimClient) => {
+  const sendAll = async (
+    sender: SimClient,
+    recipient: SimClient,
+    sealed: readonly (Sealed & { readonly ref: number })[],
+  ) => {
     let next = 0;
     const worker = async () => {
       while (next < perSender) {
         const index = next++;
-        const text = `save ${index} from ${sender.name}`.padEnd(SAVE_TEXT_LENGTH, ".");
-        // Sealed as a client seals it, with the id the request is about to take as its ref.
-        const ref = sender.nextId;
-        const sealed = sender.identity.seal(recipient.name, recipient.identity.ak, ref, text);
         const answer = await swarm.request(sender, {
           type: "save",
           sid: sender.token,
           to: recipient.name,
-          ...sealed,
-          ref,
+          ...sealed[index],
         });
         if (answer?.type === "ack") {
           acked++;
@@ -254,7 +269,9 @@ export async function durableSaves(
   await Promise.all(
     senders.map((sender, index) => {
       const recipient = recipients[index];
-      return recipient ? sendAll(sender, recipient) : Promise.resolve();
+      return recipient
+        ? sendAll(sender, recipient, sealedBySender[index] ?? [])
+        : Promise.resolve();
     }),
   );
   return {
@@ -386,6 +403,8 @@ async function benchSize(
       problems.add(`${failedAnswers(left, "ack")} deregistration(s) of save recipients failed`);
     }
     await settle(swarm, CHANGE_BOUND_MS, "recipients going offline", problems);
+    const beforeSaves = processUsage(pid);
+    const swarmBeforeSaves = process.cpuUsage();
     const saves = await durableSaves(
       swarm,
       senders,
@@ -393,6 +412,7 @@ async function benchSize(
       options.savesPerSender,
       options.saveWindow,
     );
+    const swarmSavesCpu = process.cpuUsage(swarmBeforeSaves);
     if (saves.failed > 0) problems.add(`${saves.failed} save(s) were not acknowledged`);
     const atEnd = processUsage(pid);
     await group.stop(server.process);
@@ -516,6 +536,11 @@ async function benchSize(
         baseline: perSecond(batched),
       },
       { what: "save: ack time, median", chatapp: ms(saves.medianAckMs), baseline: NONE },
+      {
+        what: "saves: server CPU / swarm CPU (boxes sealed beforehand)",
+        chatapp: `${beforeSaves && atEnd ? (atEnd.cpuSeconds - beforeSaves.cpuSeconds).toFixed(2) : "n/a"} s / ${((swarmSavesCpu.user + swarmSavesCpu.system) / 1e6).toFixed(2)} s`,
+        baseline: NONE,
+      },
       {
         what: "server RSS after registration",
         chatapp: usageCell(registered, (usage) => usage.rssBytes),
