@@ -192,14 +192,14 @@ function isFlatAndSorted(value: unknown): boolean {
     return false;
   }
   const fields = value as Record<string, unknown>;
-  let previous = "";
-  for (const key in fields) {
-    if (key <= previous && previous !== "") return false;
+  const keys = Object.keys(fields);
+  for (let index = 0; index < keys.length; index++) {
+    const key = keys[index] as string;
+    if (index > 0 && key <= (keys[index - 1] as string)) return false;
     const item = fields[key];
     if (typeof item !== "string" && typeof item !== "number" && typeof item !== "boolean") {
       return false;
     }
-    previous = key;
   }
   return true;
 }
