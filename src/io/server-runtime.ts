@@ -18,6 +18,7 @@ import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
 import { type Health, type HttpEndpoint, openHttpEndpoint } from "./http-endpoint.ts";
+import { MEMORY_CHECK_EVERY_MS, memoryCeiling } from "./memory-ceiling.ts";
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
 import { createServerLog, type ServerLog } from "./server-log.ts";
 import { ServerMetrics } from "./server-metrics.ts";
@@ -250,6 +251,11 @@ export async function runServer(options: ServerOptions): Promise<number> {
     if (line) log.info(line);
   };
   const summaries = setInterval(summarise, SUMMARY_EVERY_MS);
+  const memory = memoryCeiling(
+    () => process.memoryUsage.rss(),
+    () => Bun.gc(true),
+  );
+  const memoryChecks = setInterval(() => memory.check(), MEMORY_CHECK_EVERY_MS);
   summaries.unref();
 
   const measureRedis = () => {
@@ -273,6 +279,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
       http?.close();
       timer.cancel();
       clearInterval(summaries);
+      clearInterval(memoryChecks);
       clearInterval(redisPings);
       // A synchronous store commits here without yielding; Redis finishes its transaction,
       // or is given up on after a while if it hangs.
