@@ -79,6 +79,7 @@ export function convergeBoundMs(size: number): number {
   return Math.max(30_000, size * 10);
 }
 const CHANGE_BOUND_MS = 30_000;
+const SETTLE_BEFORE_RSS_MS = 3_000;
 
 export class Problems {
   readonly list: string[] = [];
@@ -415,6 +416,9 @@ async function benchSize(
     const swarmSavesCpu = process.cpuUsage(swarmBeforeSaves);
     if (saves.failed > 0) problems.add(`${saves.failed} save(s) were not acknowledged`);
     const atEnd = processUsage(pid);
+    // What the server keeps once the work is done (10,000 clients online, the saves stored).
+    await Bun.sleep(SETTLE_BEFORE_RSS_MS);
+    const settled = processUsage(pid);
     await group.stop(server.process);
     const swarmCpu = process.cpuUsage(swarmCpuStart);
 
@@ -549,6 +553,11 @@ async function benchSize(
       {
         what: "server RSS after the single changes / after fan-out",
         chatapp: `${formatMb(afterChanges)} / ${formatMb(afterFanOut)}`,
+        baseline: NONE,
+      },
+      {
+        what: `server RSS ${SETTLE_BEFORE_RSS_MS / 1000} s after the saves`,
+        chatapp: usageCell(settled, (usage) => usage.rssBytes),
         baseline: NONE,
       },
       {
