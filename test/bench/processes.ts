@@ -30,9 +30,14 @@ export const sourceProgram: Program = {
   ],
 };
 
-export const binaryProgram: Program | undefined = existsSync(BINARY_PATH)
-  ? { label: "dist/chatapp", command: [BINARY_PATH] }
-  : undefined;
+/** CHATAPP_BENCH_BINARY: another build to measure (an older commit's, for a before/after). */
+const benchBinary = process.env.CHATAPP_BENCH_BINARY;
+
+export const binaryProgram: Program | undefined = benchBinary
+  ? { label: benchBinary, command: [benchBinary] }
+  : existsSync(BINARY_PATH)
+    ? { label: "dist/chatapp", command: [BINARY_PATH] }
+    : undefined;
 
 /** Colour codes and terminal guesses out of the logs; never NODE_ENV=test (it quiets consola). */
 const childEnv: Record<string, string | undefined> = {
