@@ -255,6 +255,11 @@ export interface TableSweep {
   keys: string[];
   index: number;
   sentInPass: number;
+  /**
+   * The pushes the sweep started that may still be out, by client key and push id: a
+   * push that has ended is found (its client holds another push, or none) and dropped.
+   */
+  readonly pushesOut: Map<string, number>;
 }
 
 /** Adds or replaces a client; a new key joins the sweep's list. */
@@ -335,7 +340,7 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     table,
     syncRequests: new FifoSet(),
     // Online when the server stopped: the next change's sweep brings each of them a snapshot.
-    sweep: { due: false, keys: [...clients.keys()], index: 0, sentInPass: 0 },
+    sweep: { due: false, keys: [...clients.keys()], index: 0, sentInPass: 0, pushesOut: new Map() },
     outbound: new OutboundRequests(SERVER_LANES),
     probes: new Map(),
     storedDeliveries: new Set(),

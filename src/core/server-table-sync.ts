@@ -1,7 +1,11 @@
 import type { Message } from "../protocol/messages.ts";
 import { isAtThisNode, type ServerClient, type ServerState } from "./server-state.ts";
 import { nextRequestId, type Step, tablePolicy, toClient } from "./server-step.ts";
-import { TABLE_PARTS_BESIDE_CHANNEL, TABLE_PARTS_IN_FLIGHT } from "./timing.ts";
+import {
+  CHANNEL_BUSY_ABOVE,
+  SWEEP_PUSHES_BESIDE_CHANNEL,
+  TABLE_PARTS_IN_FLIGHT,
+} from "./timing.ts";
 
 /*
  * Table sync: pushes of the change log to clients, found by a sweep, built when the table lane has room, a few parts at a time.
@@ -56,20 +60,27 @@ export function pumpTablePushes(step: Step): void {
       if (client.stalledAt === state.table.version) continue;
       state.sweep.sentInPass++;
       sendTablePush(step, client);
+      if (client.push) state.sweep.pushesOut.set(client.key, client.push.id);
     }
   }
 }
 
 /**
- * A channel post's copies are on their way: the sweep keeps only a few parts out, so
+ * A channel post is being fanned out: the sweep keeps only a few pushes out, so
  * that members' acks of the post are not queued behind thousands of table acks (a post
  * while 1,000 of 10,000 clients left took 10 s to reach everyone, not 0.7 s). Pushes
- * asked for by name (a registration, a refresh) still go at once.
+ * asked for by name (a registration, a refresh) still go at once, and do not count.
  */
 function isYieldingToChannel(state: ServerState): boolean {
+  const { pushesOut } = state.sweep;
+  if (pushesOut.size >= SWEEP_PUSHES_BESIDE_CHANNEL) {
+    for (const [key, pushId] of pushesOut) {
+      if (state.clients.get(key)?.push?.id !== pushId) pushesOut.delete(key);
+    }
+  }
+  if (pushesOut.size < SWEEP_PUSHES_BESIDE_CHANNEL) return false;
   const channel = state.outbound.load("channel");
-  if (channel.inFlight + channel.waiting === 0) return false;
-  return state.outbound.load("table").inFlight >= TABLE_PARTS_BESIDE_CHANNEL;
+  return channel.inFlight + channel.waiting > CHANNEL_BUSY_ABOVE;
 }
 
 /** The next client of the sweep; undefined when none is due or a pass found no one behind. */

@@ -152,7 +152,8 @@ function sortedCopy(value: unknown): unknown {
   }
   if (Object.getPrototypeOf(value) !== Object.prototype) return NOT_COPYABLE;
   const fields = value as Record<string, unknown>;
-  const copy: Record<string, unknown> = {};
+  // No prototype: a "__proto__" key from the network is then a key like any other.
+  const copy: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(fields).sort()) {
     // An integer-like key would be enumerated before the others, whatever the order.
     const first = key.charCodeAt(0);

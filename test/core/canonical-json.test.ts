@@ -35,6 +35,8 @@ describe("canonical JSON", () => {
       { a: null, b: Number.NaN, c: -0 },
       {},
       [],
+      JSON.parse('{"b":1,"__proto__":{"x":1}}'),
+      JSON.parse('[{"__proto__":{"y":[1]},"a":2}]'),
     ];
     for (const sample of samples) expect(canonicalJson(sample)).toBe(reference(sample));
   });

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import {
+  CHANNEL_BUSY_ABOVE,
   SERVER_LANES,
-  TABLE_PARTS_BESIDE_CHANNEL,
+  SWEEP_PUSHES_BESIDE_CHANNEL,
   TABLE_PARTS_IN_FLIGHT,
 } from "../../src/core/timing.ts";
 import { SimulatedNetwork } from "../helpers/simulated-network.ts";
@@ -96,16 +97,16 @@ describe(`fan-out to ${MEMBERS} members`, () => {
       if (!sender) throw new Error("no members");
       const leavers = others.slice(0, 200);
       const stayers = others.slice(200);
-      // A push started beside the post may send its first parts at once.
-      const bound = TABLE_PARTS_BESIDE_CHANNEL + TABLE_PARTS_IN_FLIGHT - 1;
+      // Each push the sweep keeps out beside the post has at most this many parts out.
+      const bound = SWEEP_PUSHES_BESIDE_CHANNEL * TABLE_PARTS_IN_FLIGHT;
       const lanes = { drained: false, peakAfterDrain: 0, postSeen: false };
       network.serverSteps.push(() => {
         const outbound = network.server.outbound;
         const channel = outbound.load("channel");
         const table = outbound.load("table").inFlight;
-        if (channel.inFlight + channel.waiting === 0) return;
+        if (channel.inFlight + channel.waiting <= CHANNEL_BUSY_ABOVE) return;
         lanes.postSeen = true;
-        if (table <= TABLE_PARTS_BESIDE_CHANNEL) lanes.drained = true;
+        if (table <= bound) lanes.drained = true;
         if (lanes.drained) lanes.peakAfterDrain = Math.max(lanes.peakAfterDrain, table);
       });
       for (const leaver of leavers) leaver.type(`dereg ${leaver.name}`);
@@ -125,6 +126,41 @@ describe(`fan-out to ${MEMBERS} members`, () => {
         const offline = member.state.table.filter((entry) => !entry.online);
         expect(offline.map((entry) => entry.name).sort()).toEqual(gone);
       }
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
+  test(
+    "registrants that never take their snapshot cannot hold the sweep back while posts keep coming",
+    () => {
+      const network = new SimulatedNetwork({ seed: 5 });
+      const members = network.addRegisteredClients(names);
+      network.setFaults({ delayMinMs: 1, delayMaxMs: 10 });
+      const [sender, leaver, ...others] = members;
+      if (!sender || !leaver) throw new Error("no members");
+      // Two names whose table parts and posts never arrive (they still answer probes):
+      // each holds TABLE_PARTS_IN_FLIGHT parts of a snapshot until it is given up on.
+      const silent = new Set(["s1", "s2"]);
+      network.drop(
+        (datagram) =>
+          datagram.from === "server" &&
+          silent.has(datagram.to) &&
+          (datagram.message.type === "table" || datagram.message.type === "channel-message"),
+      );
+      sender.type("send_all post 0");
+      network.advance(5);
+      for (const name of silent) network.addClient(name);
+      network.advance(50);
+      leaver.type(`dereg ${leaver.name}`);
+      const knowing = () =>
+        others.filter((member) =>
+          member.state.table.some((entry) => entry.name === leaver.name && !entry.online),
+        ).length;
+      for (let post = 1; post <= 5; post++) {
+        network.advance(300);
+        sender.type(`send_all post ${post}`);
+      }
+      // A post every 300 ms keeps the channel lane busy the whole time.
+      expect(knowing()).toBe(others.length);
     },
     LONG_TEST_TIMEOUT_MS,
   );
