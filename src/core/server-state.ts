@@ -257,7 +257,8 @@ export interface TableSweep {
   sentInPass: number;
   /**
    * The pushes the sweep started that may still be out, by client key and push id: a
-   * push that has ended is found (its client holds another push, or none) and dropped.
+   * push that has ended is found (its client holds another push, or none) and dropped
+   * when they are next counted.
    */
   readonly pushesOut: Map<string, number>;
 }

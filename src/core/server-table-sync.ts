@@ -1,11 +1,12 @@
 import type { Message } from "../protocol/messages.ts";
-import { isAtThisNode, type ServerClient, type ServerState } from "./server-state.ts";
-import { nextRequestId, type Step, tablePolicy, toClient } from "./server-step.ts";
 import {
-  CHANNEL_BUSY_ABOVE,
-  SWEEP_PUSHES_BESIDE_CHANNEL,
-  TABLE_PARTS_IN_FLIGHT,
-} from "./timing.ts";
+  isAtThisNode,
+  type ServerClient,
+  type ServerState,
+  type TablePush,
+} from "./server-state.ts";
+import { nextRequestId, type Step, tablePolicy, toClient } from "./server-step.ts";
+import { CHANNEL_BUSY_ABOVE, SWEEP_PARTS_BESIDE_CHANNEL, TABLE_PARTS_IN_FLIGHT } from "./timing.ts";
 
 /*
  * Table sync: pushes of the change log to clients, found by a sweep, built when the table lane has room, a few parts at a time.
@@ -35,6 +36,7 @@ export function cancelTablePush(step: Step, client: ServerClient): void {
   const { push } = client;
   if (!push) return;
   client.push = undefined;
+  step.state.sweep.pushesOut.delete(client.key);
   for (const id of push.partIds) step.state.outbound.cancel(id, step.now, step.datagrams);
 }
 
@@ -44,6 +46,8 @@ export function cancelTablePush(step: Step, client: ServerClient): void {
  */
 export function pumpTablePushes(step: Step): void {
   const { state } = step;
+  /** The sweep's own parts out, counted once a fan-out is found under way. */
+  let besideChannel: number | undefined;
   while (state.outbound.hasRoom("table")) {
     const requested = state.syncRequests.shift();
     if (requested !== undefined) {
@@ -53,34 +57,46 @@ export function pumpTablePushes(step: Step): void {
       }
       continue;
     }
-    if (isYieldingToChannel(state)) return;
+    if (besideChannel === undefined && isFanningOut(state)) besideChannel = sweepPartsOut(state);
+    if (besideChannel !== undefined && besideChannel >= SWEEP_PARTS_BESIDE_CHANNEL) return;
     const client = nextInSweep(state);
     if (!client) return;
     if (client.online && isPushable(state, client) && isBehind(state, client)) {
       if (client.stalledAt === state.table.version) continue;
       state.sweep.sentInPass++;
       sendTablePush(step, client);
-      if (client.push) state.sweep.pushesOut.set(client.key, client.push.id);
+      const push = client.push;
+      if (!push) continue;
+      state.sweep.pushesOut.set(client.key, push.id);
+      if (besideChannel !== undefined) besideChannel += partsInFlight(push);
     }
   }
 }
 
 /**
- * A channel post is being fanned out: the sweep keeps only a few pushes out, so
- * that members' acks of the post are not queued behind thousands of table acks (a post
- * while 1,000 of 10,000 clients left took 10 s to reach everyone, not 0.7 s). Pushes
- * asked for by name (a registration, a refresh) still go at once, and do not count.
+ * A channel post is being fanned out: the sweep keeps only a few parts of its own out,
+ * so that members' acks of the post do not queue behind thousands of table acks (a post
+ * while 1,000 of 10,000 clients left took up to 10 s to reach everyone). Pushes asked
+ * for by name (a registration, a refresh) still go at once, and do not count.
  */
-function isYieldingToChannel(state: ServerState): boolean {
-  const { pushesOut } = state.sweep;
-  if (pushesOut.size >= SWEEP_PUSHES_BESIDE_CHANNEL) {
-    for (const [key, pushId] of pushesOut) {
-      if (state.clients.get(key)?.push?.id !== pushId) pushesOut.delete(key);
-    }
-  }
-  if (pushesOut.size < SWEEP_PUSHES_BESIDE_CHANNEL) return false;
+function isFanningOut(state: ServerState): boolean {
   const channel = state.outbound.load("channel");
   return channel.inFlight + channel.waiting > CHANNEL_BUSY_ABOVE;
+}
+
+/** Parts on their way of the pushes the sweep started; those that ended are forgotten. */
+function sweepPartsOut(state: ServerState): number {
+  let parts = 0;
+  for (const [key, pushId] of state.sweep.pushesOut) {
+    const push = state.clients.get(key)?.push;
+    if (push?.id === pushId) parts += partsInFlight(push);
+    else state.sweep.pushesOut.delete(key);
+  }
+  return parts;
+}
+
+function partsInFlight(push: TablePush): number {
+  return push.outstandingParts - push.unsent.length;
 }
 
 /** The next client of the sweep; undefined when none is due or a pass found no one behind. */
@@ -185,6 +201,7 @@ export function tablePartDone(
     return;
   }
   client.push = undefined;
+  state.sweep.pushesOut.delete(clientKey);
   client.synced = push.reported ?? push.version;
   // Changes made while it was out: the sweep finds it again (it may have passed it by).
   if (client.online && client.synced !== state.table.version) state.sweep.due = true;

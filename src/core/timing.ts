@@ -49,16 +49,16 @@ export const SERVER_SEND_WINDOW = Math.max(...Object.values(SERVER_LANES));
  */
 export const TABLE_PARTS_IN_FLIGHT = 4;
 /**
- * Pushes the sweep keeps out while a channel post is being delivered: the table catches
- * up a little later, and the post's copies do not queue behind its acks. Counted apart
- * from the pushes asked for by name (registrations), so those can never shut it out.
+ * Table parts of its own the sweep keeps out while a channel post is fanned out: the
+ * table catches up a little later, and the post's copies do not queue behind its acks.
+ * Counted apart from pushes asked for by name (registrations): those never shut it out.
  */
-export const SWEEP_PUSHES_BESIDE_CHANNEL = 8;
+export const SWEEP_PARTS_BESIDE_CHANNEL = 8;
 /**
  * Channel copies outstanding or waiting above which a fan-out is under way and the
  * sweep yields; a few copies to members slow to answer are no reason to.
  */
-export const CHANNEL_BUSY_ABOVE = 64;
+export const CHANNEL_BUSY_ABOVE = 16;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
 /** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 24 KB parts"). */

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   CHANNEL_BUSY_ABOVE,
   SERVER_LANES,
-  SWEEP_PUSHES_BESIDE_CHANNEL,
+  SWEEP_PARTS_BESIDE_CHANNEL,
   TABLE_PARTS_IN_FLIGHT,
 } from "../../src/core/timing.ts";
 import { SimulatedNetwork } from "../helpers/simulated-network.ts";
@@ -97,8 +97,8 @@ describe(`fan-out to ${MEMBERS} members`, () => {
       if (!sender) throw new Error("no members");
       const leavers = others.slice(0, 200);
       const stayers = others.slice(200);
-      // Each push the sweep keeps out beside the post has at most this many parts out.
-      const bound = SWEEP_PUSHES_BESIDE_CHANNEL * TABLE_PARTS_IN_FLIGHT;
+      // A push the sweep starts beside the post may send its first parts at once.
+      const bound = SWEEP_PARTS_BESIDE_CHANNEL + TABLE_PARTS_IN_FLIGHT - 1;
       const lanes = { drained: false, peakAfterDrain: 0, postSeen: false };
       network.serverSteps.push(() => {
         const outbound = network.server.outbound;
