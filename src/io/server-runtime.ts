@@ -257,6 +257,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
   );
   const memoryChecks = setInterval(() => memory.check(), MEMORY_CHECK_EVERY_MS);
   summaries.unref();
+  memoryChecks.unref();
 
   const measureRedis = () => {
     redis?.roundTripSeconds().then(
