@@ -10,7 +10,7 @@ import {
   WELCOME,
   waitForTable,
 } from "../helpers/process-driver.ts";
-import { describeWithRedis, RedisServer } from "../helpers/redis-server.ts";
+import { describeWithRedis, RedisServer, storedMessagesDrain } from "../helpers/redis-server.ts";
 
 /*
  * Three real `chatapp -s --redis` nodes on one real redis-server, with x, y and z at
@@ -134,17 +134,3 @@ describeWithRedis("a cluster of three nodes on one Redis", () => {
     E2E_TEST_TIMEOUT_MS,
   );
 });
-
-/**
- * Every stored copy has been removed from Redis: a client shows a message before it
- * acks it, and its node removes the copy after that, so this waits (up to 5 s) for it.
- */
-async function storedMessagesDrain(redis: RedisServer): Promise<void> {
-  const deadline = performance.now() + 5_000;
-  let left = await redis.command("HLEN", ["chat:messages"]);
-  while (left !== 0 && performance.now() < deadline) {
-    await Bun.sleep(20);
-    left = await redis.command("HLEN", ["chat:messages"]);
-  }
-  expect(left).toBe(0);
-}

@@ -219,3 +219,17 @@ export async function freeTcpPort(): Promise<number> {
   }
   throw new Error("no free TCP port found on 127.0.0.1");
 }
+
+/**
+ * Every stored copy has been removed from Redis: a client shows a message before it
+ * acks it, and its node removes the copy after that, so this waits (up to 5 s) for it.
+ */
+export async function storedMessagesDrain(redis: RedisServer): Promise<void> {
+  const deadline = performance.now() + 5_000;
+  let left = await redis.command("HLEN", ["chat:messages"]);
+  while (left !== 0 && performance.now() < deadline) {
+    await Bun.sleep(20);
+    left = await redis.command("HLEN", ["chat:messages"]);
+  }
+  if (left !== 0) throw new Error(`${left} stored message(s) still in Redis after 5 s`);
+}
