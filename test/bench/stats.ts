@@ -92,22 +92,7 @@ export function printTable(
     formatCell(row.baseline),
     formatRatio(row),
   ]);
-  const widths = header.map((name, column) =>
-    Math.max(name.length, ...lines.map((line) => (line[column] ?? "").length)),
-  );
-  const render = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) => {
-        const width = widths[column] ?? 0;
-        return column === 0 ? cell.padEnd(width) : cell.padStart(width);
-      })
-      .join("  ")
-      .trimEnd();
-  console.log(`\n${title}`);
-  console.log(render(header));
-  console.log(widths.map((width) => "-".repeat(width)).join("  "));
-  for (const line of lines) console.log(render(line));
-  for (const note of notes) console.log(`  ${note}`);
+  printLines(title, header, lines, notes);
 }
 
 /** A row of a side-by-side table: one cell per column. */
@@ -128,6 +113,16 @@ export function printColumns(
     row.what,
     ...columns.map((_, column) => formatCell(row.cells[column] ?? NONE)),
   ]);
+  printLines(title, header, lines, notes);
+}
+
+/** A title, a header, aligned columns (the first to the left, figures to the right) and notes. */
+function printLines(
+  title: string,
+  header: readonly string[],
+  lines: readonly (readonly string[])[],
+  notes: readonly string[],
+): void {
   const widths = header.map((name, column) =>
     Math.max(name.length, ...lines.map((line) => (line[column] ?? "").length)),
   );
