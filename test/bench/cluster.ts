@@ -11,14 +11,13 @@
  * that failed, a phase past its generous bound), after printing what it has.
  */
 import { REDIS_INSTALL_HINT, REDIS_SERVER, RedisServer } from "../helpers/redis-server.ts";
+import { runBenchAlone } from "./bench-script.ts";
 import {
-  binaryProgram,
   openFileLimit,
-  ProcessGroup,
+  type ProcessGroup,
   type ProcessUsage,
   type Program,
   processUsage,
-  sourceProgram,
   startServer,
   udpReceiveBufferErrors,
 } from "./processes.ts";
@@ -486,40 +485,13 @@ export async function benchCluster(
 const USAGE = "usage: bun test/bench/cluster.ts [--quick] [--clients N] [--source]";
 
 async function main(): Promise<number> {
-  let quick = false;
-  let source = false;
-  let clients: number | undefined;
-  const args = process.argv.slice(2);
-  for (let index = 0; index < args.length; index++) {
-    const arg = args[index];
-    if (arg === "--quick") quick = true;
-    else if (arg === "--source") source = true;
-    else if (arg === "--clients") {
-      clients = Number(args[++index]);
-      if (!Number.isInteger(clients) || clients < 1) {
-        console.error(`--clients needs a whole number of clients, got ${args[index]}\n${USAGE}`);
-        return 2;
-      }
-    } else {
-      console.error(`unknown argument ${arg}\n${USAGE}`);
-      return 2;
-    }
-  }
-  const program = source || !binaryProgram ? sourceProgram : binaryProgram;
-  const group = new ProcessGroup();
-  process.on("exit", () => group.cleanUpNow());
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => void group.cleanUp().finally(() => process.exit(130)));
-  }
-  try {
-    await benchCluster(group, program, clusterOptions(quick, clients));
-    return 0;
-  } catch (error) {
-    console.error(`\ncluster: broken: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  } finally {
-    await group.cleanUp();
-  }
+  return runBenchAlone(
+    "cluster",
+    USAGE,
+    { "--clients": { needs: "a whole number of clients", wholeNumber: true } },
+    (group, program, { quick, numbers }) =>
+      benchCluster(group, program, clusterOptions(quick, numbers.get("--clients"))),
+  );
 }
 
 if (import.meta.main) process.exit(await main());

@@ -10,15 +10,14 @@
  */
 
 import type { Sealed } from "../../src/protocol/messages.ts";
+import { runBenchAlone } from "./bench-script.ts";
 import { commitRate } from "./commit-baseline.ts";
 import {
-  binaryProgram,
   openFileLimit,
-  ProcessGroup,
+  type ProcessGroup,
   type ProcessUsage,
   type Program,
   processUsage,
-  sourceProgram,
   startServer,
   udpReceiveBufferErrors,
 } from "./processes.ts";
@@ -646,49 +645,20 @@ const USAGE =
   "usage: bun test/bench/scale.ts [--quick] [--clients N] [--register-rate N] [--source]";
 
 async function main(): Promise<number> {
-  let quick = false;
-  let source = false;
-  let clients: number | undefined;
-  let registerRate: number | undefined;
-  const args = process.argv.slice(2);
-  for (let index = 0; index < args.length; index++) {
-    const arg = args[index];
-    if (arg === "--quick") quick = true;
-    else if (arg === "--source") source = true;
-    else if (arg === "--clients") {
-      clients = Number(args[++index]);
-      if (!Number.isInteger(clients) || clients < 1) {
-        console.error(`--clients needs a whole number of clients, got ${args[index]}\n${USAGE}`);
-        return 2;
-      }
-    } else if (arg === "--register-rate") {
-      registerRate = Number(args[++index]);
-      if (!(registerRate > 0)) {
-        console.error(
-          `--register-rate needs registrations per second, got ${args[index]}\n${USAGE}`,
-        );
-        return 2;
-      }
-    } else {
-      console.error(`unknown argument ${arg}\n${USAGE}`);
-      return 2;
-    }
-  }
-  const program = source || !binaryProgram ? sourceProgram : binaryProgram;
-  const group = new ProcessGroup();
-  process.on("exit", () => group.cleanUpNow());
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => void group.cleanUp().finally(() => process.exit(130)));
-  }
-  try {
-    await benchScale(group, program, scaleOptions(quick, clients, registerRate));
-    return 0;
-  } catch (error) {
-    console.error(`\nscale: broken: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  } finally {
-    await group.cleanUp();
-  }
+  return runBenchAlone(
+    "scale",
+    USAGE,
+    {
+      "--clients": { needs: "a whole number of clients", wholeNumber: true },
+      "--register-rate": { needs: "registrations per second", wholeNumber: false },
+    },
+    (group, program, { quick, numbers }) =>
+      benchScale(
+        group,
+        program,
+        scaleOptions(quick, numbers.get("--clients"), numbers.get("--register-rate")),
+      ),
+  );
 }
 
 if (import.meta.main) process.exit(await main());
