@@ -168,6 +168,9 @@ function parseObject(text: string): Fields | undefined {
   }
 }
 
+/** Table parts whose entries are kept once read (a push's parts go to every client). */
+const PARSED_PARTS_KEPT = 1024;
+
 function entryChanges(clients: unknown, onlyOffline: boolean): EntryChange[] {
   if (!Array.isArray(clients)) return [];
   const changes: EntryChange[] = [];
@@ -198,6 +201,8 @@ export class Swarm {
   readonly maxVersions = new Map<number, number>();
   /** performance.now() of the last `table` datagram. */
   lastTableAt = 0;
+  /** The entries of table parts read so far, by what identifies a part's body. */
+  private readonly parsedParts = new Map<string, readonly EntryChange[]>();
   /** While true, alive clients shown offline in any push are collected in `shownOffline`. */
   watchOffline = false;
   readonly shownOffline = new Set<string>();
@@ -336,9 +341,18 @@ export class Swarm {
     if (version > (this.maxVersions.get(client.serverPort) ?? 0)) {
       this.maxVersions.set(client.serverPort, version);
     }
-    let entries: EntryChange[] = [];
-    const entriesOf = (onlyOffline: boolean) =>
-      entryChanges(parseObject(data.toString("utf8"))?.clients, onlyOffline);
+    let entries: readonly EntryChange[] = [];
+    // Every recipient of a push gets the same entries (only the head differs): read
+    // them once, not once per simulated client.
+    const entriesOf = (onlyOffline: boolean) => {
+      const key = `${base}/${version}/${part}/${parts}/${bytes}/${onlyOffline}`;
+      const known = this.parsedParts.get(key);
+      if (known) return known;
+      if (this.parsedParts.size >= PARSED_PARTS_KEPT) this.parsedParts.clear();
+      const parsed = entryChanges(parseObject(data.toString("utf8"))?.clients, onlyOffline);
+      this.parsedParts.set(key, parsed);
+      return parsed;
+    };
     const saysOffline = data.includes(OFFLINE_MARK);
     if (base === undefined) {
       this.counters.snapshotParts++;
