@@ -1,5 +1,11 @@
 import type { TableChange, TableEntry, TableEntryChange } from "../protocol/messages.ts";
-import { TABLE_LOG_LIMIT, TABLE_PART_BYTES } from "./timing.ts";
+import {
+  DELTA_ENTRIES_KEPT,
+  DELTA_REUSE_MIN_VERSIONS,
+  DELTAS_KEPT,
+  TABLE_LOG_LIMIT,
+  TABLE_PART_BYTES,
+} from "./timing.ts";
 
 /** What the log needs of a client: its name and how it looks in the table. */
 export interface LoggedClient {
@@ -28,15 +34,19 @@ export interface TablePushContent {
  * The client table as a versioned change log (XMPP roster versioning): every change of
  * one entry is a new version, and a client at version v needs only the entries changed
  * after v. The log keeps the last TABLE_LOG_LIMIT changes; a client further behind gets
- * a snapshot. A push built for one base is kept until the next change, so every client
- * at that base is sent the same entries, serialised once.
+ * a snapshot. A push built for one base is kept while the table moves on by a few
+ * versions, so every client at that base is sent the same entries, serialised once: in
+ * a burst of changes, clients move together from one shared delta to the next instead
+ * of each getting one built for it alone.
  */
 export class TableLog {
   version = 0;
   /** Deltas can start from any version from here on. */
   private oldestBase = 0;
   private entries: LogEntry[] = [];
+  /** Deltas by base, oldest built first. */
   private readonly cache = new Map<number, TablePushContent>();
+  private cachedEntries = 0;
   /**
    * The last snapshot, kept across changes while the table has not moved on by more
    * than a sixteenth of its size: a client that joins gets it and then a small delta,
@@ -73,6 +83,7 @@ export class TableLog {
   forgetKey(key: string): void {
     this.keysSince.delete(key);
     this.cache.clear();
+    this.cachedEntries = 0;
   }
 
   /**
@@ -81,6 +92,11 @@ export class TableLog {
    */
   forgetSnapshot(): void {
     this.snapshot = undefined;
+  }
+
+  /** The deltas kept for reuse, and their entries in all. */
+  get keptDeltas(): { readonly deltas: number; readonly entries: number } {
+    return { deltas: this.cache.size, entries: this.cachedEntries };
   }
 
   /** Whether a client holding `version` of `epoch` can be brought up to date with a delta. */
@@ -105,11 +121,55 @@ export class TableLog {
   ): TablePushContent {
     if (!this.canDeltaFrom(this.epoch, base)) return this.currentSnapshot(clients, notBefore);
     const cached = this.cache.get(base);
-    if (cached) return cached;
+    if (cached && this.isReusable(cached, base, clients.size, notBefore)) return cached;
     const changes = this.changesAfter(base, clients);
     const content = { version: this.version, base, parts: cutIntoParts(changes) };
-    this.cache.set(base, content);
+    this.forgetDelta(base);
+    if (changes.length <= DELTA_ENTRIES_KEPT / 2) {
+      this.cache.set(base, content);
+      this.cachedEntries += changes.length;
+      this.pruneCache(clients.size);
+    }
     return content;
+  }
+
+  /**
+   * A delta built earlier still serves: it brings the client forward (or nothing has
+   * changed since), it is at most a few versions old, and it does not show the client's
+   * own entry as it was before its last change.
+   */
+  private isReusable(
+    cached: TablePushContent,
+    base: number,
+    tableSize: number,
+    notBefore: number,
+  ): boolean {
+    if (cached.version === this.version) return true;
+    return (
+      cached.version > base &&
+      cached.version >= notBefore &&
+      this.version - cached.version <= deltaReuseVersions(tableSize)
+    );
+  }
+
+  /**
+   * Deltas too old to reuse go; of the rest, the newest built, at most DELTAS_KEPT of
+   * them and DELTA_ENTRIES_KEPT entries in all (each is kept with its serialised text).
+   */
+  private pruneCache(tableSize: number): void {
+    const oldest = this.version - deltaReuseVersions(tableSize);
+    for (const [base, content] of this.cache) {
+      const fits = this.cache.size <= DELTAS_KEPT && this.cachedEntries <= DELTA_ENTRIES_KEPT;
+      if (fits && content.version >= oldest) break;
+      this.forgetDelta(base);
+    }
+  }
+
+  private forgetDelta(base: number): void {
+    const content = this.cache.get(base);
+    if (!content) return;
+    this.cache.delete(base);
+    this.cachedEntries -= entriesIn(content);
   }
 
   private currentSnapshot(
@@ -138,7 +198,6 @@ export class TableLog {
   private append(key: string, name: string): number {
     this.version++;
     this.entries.push({ version: this.version, key, name });
-    this.cache.clear();
     if (this.entries.length > TABLE_LOG_LIMIT) {
       const dropped = this.entries.length - TABLE_LOG_LIMIT / 2;
       this.oldestBase = this.entries[dropped - 1]?.version ?? this.oldestBase;
@@ -173,9 +232,23 @@ export class TableLog {
   }
 }
 
+/**
+ * How far the table may have moved on past a kept delta: a client given it is behind
+ * again by at most this many changes, which its next push brings.
+ */
+function deltaReuseVersions(tableSize: number): number {
+  return Math.max(DELTA_REUSE_MIN_VERSIONS, Math.floor(tableSize / 64));
+}
+
 /** Keys in sorted order: an entry's canonical form (what a MAC covers) is its plain JSON. */
 export function tableEntry({ name, ip, port, online, ak }: LoggedClient): TableEntry {
   return { ak, ip, name, online, port };
+}
+
+function entriesIn(content: TablePushContent): number {
+  let entries = 0;
+  for (const part of content.parts) entries += part.length;
+  return entries;
 }
 
 function snapshotOf(clients: ReadonlyMap<string, LoggedClient>): TableEntry[] {

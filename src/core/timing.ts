@@ -59,6 +59,11 @@ export const SWEEP_PARTS_BESIDE_CHANNEL = 8;
  * sweep yields; a few copies to members slow to answer are no reason to.
  */
 export const CHANNEL_BUSY_ABOVE = 16;
+/** A delta is reused while the table has moved on by at most this, or a 64th of its size. */
+export const DELTA_REUSE_MIN_VERSIONS = 16;
+/** Deltas kept for reuse, one per base version, and their entries in all: what a storm of changes may hold. */
+export const DELTAS_KEPT = 256;
+export const DELTA_ENTRIES_KEPT = 16_384;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
 /** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 24 KB parts"). */
