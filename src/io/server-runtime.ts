@@ -20,6 +20,7 @@ import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
 import { type Health, type HttpEndpoint, openHttpEndpoint } from "./http-endpoint.ts";
 import { MEMORY_CHECK_EVERY_MS, memoryCeiling } from "./memory-ceiling.ts";
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
+import { describeReceiveBuffer, SERVER_RECEIVE_BUFFER_BYTES } from "./receive-buffer.ts";
 import { createServerLog, type ServerLog } from "./server-log.ts";
 import { ServerMetrics } from "./server-metrics.ts";
 import { type OutgoingDatagram, openUdpEndpoint, type UdpEndpoint } from "./udp-endpoint.ts";
@@ -183,6 +184,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
       onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
       onProblem: (text) => log.debug(text),
       onOversized: (from, bytes) => dropLog?.record(from, bytes, "oversized", Date.now()),
+      receiveBufferBytes: SERVER_RECEIVE_BUFFER_BYTES,
       ...(options.simulate ? { simulate: options.simulate } : {}),
     });
     const udp = endpoint;
@@ -220,6 +222,9 @@ export async function runServer(options: ServerOptions): Promise<number> {
   }
 
   log.info(`chatapp server listening on UDP port ${endpoint.port}${describeBind(options.bind)}`);
+  if (endpoint.receiveBufferBytes !== undefined) {
+    log.debug(describeReceiveBuffer(endpoint.receiveBufferBytes, SERVER_RECEIVE_BUFFER_BYTES));
+  }
   if (http) {
     log.info(
       `health and metrics at ${http.url}/healthz and ${http.url}/metrics (node ${metrics.node})`,

@@ -2,9 +2,12 @@ import type { Address } from "../protocol/messages.ts";
 import { MAX_DATAGRAM_BYTES } from "../protocol/messages.ts";
 import { BindError, bindProblem, PortInUseError } from "./errors.ts";
 import { type FaultSpec, faultyPassage } from "./fault-injection.ts";
+import { enlargeReceiveBuffer } from "./receive-buffer.ts";
 
 export interface UdpEndpoint {
   readonly port: number;
+  /** The socket's receive buffer as the kernel granted it, where it can be read. */
+  readonly receiveBufferBytes: number | undefined;
   /** Datagrams through the socket since it opened, for the metrics. */
   readonly counts: Readonly<DatagramCounts>;
   /** Sends `bytes` before it returns: they may be reused as soon as it has. */
@@ -36,6 +39,8 @@ export interface UdpEndpointOptions {
   readonly onOversized?: (from: Address, bytes: number) => void;
   /** Faults injected into both directions, for experiments (`--simulate`). */
   readonly simulate?: FaultSpec;
+  /** SO_RCVBUF to ask for; the system's default when omitted. */
+  readonly receiveBufferBytes?: number;
 }
 
 /**
@@ -72,6 +77,12 @@ async function bindOne(
     if (code === "EADDRINUSE") throw new PortInUseError(port);
     throw new BindError(hostname, port, bindProblem(code, String(error)));
   }
+}
+
+/** Bun's UDP socket has `fd` at run time, though its types leave it out. */
+function descriptorOf(socket: Bun.udp.Socket<"buffer">): number | undefined {
+  const fd: unknown = (socket as unknown as { fd?: unknown }).fd;
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -120,6 +131,10 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
     options.hostname === undefined
       ? await bindDualStack(options.port, handlers)
       : await bindOne(options.hostname, options.port, handlers);
+  const receiveBufferBytes =
+    options.receiveBufferBytes === undefined
+      ? undefined
+      : enlargeReceiveBuffer(descriptorOf(socket), options.receiveBufferBytes);
 
   function sendOnce(to: Address, bytes: Uint8Array): void {
     socket.send(bytes, to.port, to.ip);
@@ -165,6 +180,7 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
 
   return {
     port: socket.port,
+    receiveBufferBytes,
     counts,
     sendAll: outgoing
       ? (datagrams) => {
