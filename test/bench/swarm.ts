@@ -202,7 +202,10 @@ export class Swarm {
   /** performance.now() of the last `table` datagram. */
   lastTableAt = 0;
   /** The entries of table parts read so far, by what identifies a part's body. */
-  private readonly parsedParts = new Map<string, readonly EntryChange[]>();
+  private readonly parsedParts = new Map<
+    string,
+    { readonly body: Buffer; readonly entries: readonly EntryChange[] }
+  >();
   /** While true, alive clients shown offline in any push are collected in `shownOffline`. */
   watchOffline = false;
   readonly shownOffline = new Set<string>();
@@ -342,16 +345,17 @@ export class Swarm {
       this.maxVersions.set(client.serverPort, version);
     }
     let entries: readonly EntryChange[] = [];
-    // Every recipient of a push gets the same entries (only the head differs): read
-    // them once, not once per simulated client.
+    // Every recipient of a push from one server gets the same entries (only the head
+    // differs): read them once, not once per simulated client.
     const entriesOf = (onlyOffline: boolean) => {
-      const key = `${base}/${version}/${part}/${parts}/${bytes}/${onlyOffline}`;
+      const body = data.subarray(Math.max(0, data.indexOf(CLIENTS_MARK)));
+      const key = `${client.serverPort}/${base}/${version}/${part}/${onlyOffline}`;
       const known = this.parsedParts.get(key);
-      if (known) return known;
+      if (known?.body.equals(body)) return known.entries;
       if (this.parsedParts.size >= PARSED_PARTS_KEPT) this.parsedParts.clear();
-      const parsed = entryChanges(parseObject(data.toString("utf8"))?.clients, onlyOffline);
-      this.parsedParts.set(key, parsed);
-      return parsed;
+      const entries = entryChanges(parseObject(data.toString("utf8"))?.clients, onlyOffline);
+      this.parsedParts.set(key, { body: Buffer.from(body), entries });
+      return entries;
     };
     const saysOffline = data.includes(OFFLINE_MARK);
     if (base === undefined) {
