@@ -140,13 +140,12 @@ function integerField(text: string, key: string, head: number): number | undefin
 }
 
 /**
- * The header of a `table` datagram as text: the bytes before `"clients":` when that
+ * The header of a `table` datagram as text: the bytes before `"clients":` (at `clients`) when that
  * array is the last member (the datagram ends in "]}"); undefined if it is not so.
  * Only the head is decoded: turning every 24 KB part into a string would make the
  * swarm, not the server, the bottleneck.
  */
-function tableHead(data: Buffer): string | undefined {
-  const clients = data.indexOf(CLIENTS_MARK);
+function tableHead(data: Buffer, clients: number): string | undefined {
   const length = data.byteLength;
   if (clients < 0 || data[length - 2] !== 0x5d || data[length - 1] !== 0x7d) return undefined;
   return data.toString("latin1", 0, clients);
@@ -331,7 +330,8 @@ export class Swarm {
 
   /** A `table` part; false if its header could not be read (then it is a stray). */
   private onTable(client: SimClient, data: Buffer): boolean {
-    const head = tableHead(data);
+    const clientsAt = data.indexOf(CLIENTS_MARK);
+    const head = tableHead(data, clientsAt);
     if (head === undefined) return false;
     const bytes = data.byteLength;
     const id = integerField(head, '"id":', head.length);
@@ -348,7 +348,7 @@ export class Swarm {
     // Every recipient of a push from one server gets the same entries (only the head
     // differs): read them once, not once per simulated client.
     const entriesOf = (onlyOffline: boolean) => {
-      const body = data.subarray(Math.max(0, data.indexOf(CLIENTS_MARK)));
+      const body = data.subarray(clientsAt);
       const key = `${client.serverPort}/${base}/${version}/${part}/${onlyOffline}`;
       const known = this.parsedParts.get(key);
       if (known?.body.equals(body)) return known.entries;
