@@ -730,11 +730,12 @@ function onTablePart(step: Step, message: TableMessage): void {
   state.tableUpdated = true;
 }
 
-/** The codec lets no snapshot through without every key. */
+/**
+ * A snapshot is its changes applied in order to an empty table: a name may come again
+ * (the last says how it is) or be forgotten. The codec lets none through without keys.
+ */
 function snapshotTable(changes: readonly TableChange[]): TableEntry[] {
-  return changes.flatMap((change) =>
-    isTombstone(change) || change.ak === undefined ? [] : [{ ...change, ak: change.ak }],
-  );
+  return applyDelta([], changes);
 }
 
 /**

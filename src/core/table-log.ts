@@ -1,5 +1,7 @@
 import type { TableChange, TableEntry, TableEntryChange } from "../protocol/messages.ts";
+import { type CurrentEntry, type LogEntry, TablePieces } from "./table-pieces.ts";
 import {
+  BULK_DELTA_ABOVE_VERSIONS,
   DELTA_ENTRIES_KEPT,
   DELTA_REUSE_MIN_VERSIONS,
   DELTAS_KEPT,
@@ -17,12 +19,6 @@ export interface LoggedClient {
   readonly ak: string;
 }
 
-interface LogEntry {
-  readonly version: number;
-  readonly key: string;
-  readonly name: string;
-}
-
 /** One push: a snapshot when `base` is undefined, else the changes after `base`; in parts. */
 export interface TablePushContent {
   readonly version: number;
@@ -37,7 +33,8 @@ export interface TablePushContent {
  * a snapshot. A push built for one base is kept while the table moves on by a few
  * versions, so every client at that base is sent the same entries, serialised once: in
  * a burst of changes, clients move together from one shared delta to the next instead
- * of each getting one built for it alone.
+ * of each getting one built for it alone. A client far behind, and one that joins, get
+ * the log's shared pieces (table-pieces.ts) after a part or a snapshot built for many.
  */
 export class TableLog {
   version = 0;
@@ -49,8 +46,8 @@ export class TableLog {
   private cachedEntries = 0;
   /**
    * The last snapshot, kept across changes while the table has not moved on by more
-   * than a sixteenth of its size: a client that joins gets it and then a small delta,
-   * rather than a snapshot built and serialised for it alone.
+   * than a sixteenth of its size: a client that joins gets it and the pieces since, in
+   * one push, rather than a snapshot built and serialised for it alone.
    */
   private snapshot: TablePushContent | undefined;
   /**
@@ -58,6 +55,8 @@ export class TableLog {
    * that version or later holds it, and a delta to it leaves the key out.
    */
   private readonly keysSince = new Map<string, { readonly ak: string; readonly since: number }>();
+  /** The log cut into shared parts, for clients far behind and after a kept snapshot. */
+  private readonly pieces = new TablePieces(0);
 
   constructor(readonly epoch: string) {}
 
@@ -84,6 +83,8 @@ export class TableLog {
     this.keysSince.delete(key);
     this.cache.clear();
     this.cachedEntries = 0;
+    this.pieces.reset(this.version);
+    this.snapshot = undefined;
   }
 
   /**
@@ -111,15 +112,21 @@ export class TableLog {
 
   /**
    * What a client holding `base` needs (a snapshot when `base` is undefined or too old).
-   * A snapshot is never older than `notBefore`, the last change of the client's own
-   * entry: a table that shows it as it was before it registered would mislead it.
+   * Snapshots and deltas to clients far behind end at the newest version; a kept delta
+   * may end a few versions back, but never before `notBefore`, the last change of the
+   * client's own entry: a table that shows it as it was before it registered would
+   * mislead it.
    */
   pushFor(
     base: number | undefined,
     clients: ReadonlyMap<string, LoggedClient>,
     notBefore = 0,
   ): TablePushContent {
-    if (!this.canDeltaFrom(this.epoch, base)) return this.currentSnapshot(clients, notBefore);
+    if (!this.canDeltaFrom(this.epoch, base)) return this.currentSnapshot(clients);
+    if (this.version - base > BULK_DELTA_ABOVE_VERSIONS) {
+      const bulk = this.bulkDelta(base, clients);
+      if (bulk) return bulk;
+    }
     const cached = this.cache.get(base);
     if (cached && this.isReusable(cached, base, clients.size, notBefore)) return cached;
     const changes = this.changesAfter(base, clients);
@@ -172,27 +179,53 @@ export class TableLog {
     this.cachedEntries -= entriesIn(content);
   }
 
-  private currentSnapshot(
+  /**
+   * A delta for a client far behind: the changes up to the next piece, built for its
+   * base, then the shared pieces and tail. Undefined when its base is in the last piece
+   * (a plain delta is as small); a snapshot when the pieces hold more changes than the
+   * table has entries (a storm of changes to few names).
+   */
+  private bulkDelta(
+    base: number,
     clients: ReadonlyMap<string, LoggedClient>,
-    notBefore: number,
-  ): TablePushContent {
-    const kept = this.snapshot;
-    const staleness = Math.floor(clients.size / 16);
+  ): TablePushContent | undefined {
+    this.pieces.seal(this.entries, this.version, currentEntryOf(clients));
+    const boundary = this.pieces.boundaryFrom(base);
+    if (boundary === undefined) return undefined;
+    const shared = this.pieces.partsFrom(boundary, this.version);
+    let sharedEntries = 0;
+    for (const part of shared) sharedEntries += part.length;
+    if (sharedEntries > clients.size) return this.currentSnapshot(clients);
+    const head = this.changesAfter(base, clients, boundary);
+    const parts = head.length > 0 ? [...cutIntoParts(head), ...shared] : shared;
+    return { version: this.version, base, parts };
+  }
+
+  /**
+   * The kept snapshot, then the pieces since it: one push that ends at the current
+   * version, of parts built once. A new snapshot is built once the table has moved on
+   * by a sixteenth of its size since the last, and the pieces are cut where it ends.
+   */
+  private currentSnapshot(clients: ReadonlyMap<string, LoggedClient>): TablePushContent {
+    const current = currentEntryOf(clients);
+    let kept = this.snapshot;
     if (
-      kept &&
-      kept.version >= notBefore &&
-      kept.version >= this.oldestBase &&
-      this.version - kept.version <= staleness
+      !kept ||
+      kept.version < this.oldestBase ||
+      this.version - kept.version > Math.floor(clients.size / 16) ||
+      !this.pieces.beginsAt(kept.version)
     ) {
-      return kept;
+      kept = { version: this.version, base: undefined, parts: cutIntoParts(snapshotOf(clients)) };
+      this.pieces.sealAt(this.entries, this.version, current);
+      this.snapshot = kept;
     }
-    const content = {
+    if (kept.version === this.version) return kept;
+    this.pieces.seal(this.entries, this.version, current);
+    return {
       version: this.version,
       base: undefined,
-      parts: cutIntoParts(snapshotOf(clients)),
+      parts: [...kept.parts, ...this.pieces.partsFrom(kept.version, this.version)],
     };
-    this.snapshot = content;
-    return content;
   }
 
   private append(key: string, name: string): number {
@@ -202,15 +235,22 @@ export class TableLog {
       const dropped = this.entries.length - TABLE_LOG_LIMIT / 2;
       this.oldestBase = this.entries[dropped - 1]?.version ?? this.oldestBase;
       this.entries = this.entries.slice(dropped);
+      this.pieces.dropBefore(this.oldestBase);
     }
     return this.version;
   }
 
-  private changesAfter(base: number, clients: ReadonlyMap<string, LoggedClient>): TableChange[] {
+  /** The changes after `base` (up to `through`), each key once, as it is now. */
+  private changesAfter(
+    base: number,
+    clients: ReadonlyMap<string, LoggedClient>,
+    through = this.version,
+  ): TableChange[] {
     const changed: TableChange[] = [];
     const seen = new Set<string>();
-    // Newest first, so each key is taken once, as it is now.
-    for (let index = this.entries.length - 1; index >= 0; index--) {
+    const first = this.entries[0]?.version ?? 0;
+    // Newest first, so each key is taken once.
+    for (let index = through - first; index >= 0; index--) {
       const entry = this.entries[index];
       if (!entry || entry.version <= base) break;
       if (seen.has(entry.key)) continue;
@@ -243,6 +283,14 @@ function deltaReuseVersions(tableSize: number): number {
 /** Keys in sorted order: an entry's canonical form (what a MAC covers) is its plain JSON. */
 export function tableEntry({ name, ip, port, online, ak }: LoggedClient): TableEntry {
   return { ak, ip, name, online, port };
+}
+
+/** What a piece says of a change: the entry as it is now, key included, or `gone`. */
+function currentEntryOf(clients: ReadonlyMap<string, LoggedClient>): CurrentEntry {
+  return (entry: LogEntry) => {
+    const client = clients.get(entry.key);
+    return client ? tableEntry(client) : { gone: true, name: entry.name };
+  };
 }
 
 function entriesIn(content: TablePushContent): number {

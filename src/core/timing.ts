@@ -64,6 +64,11 @@ export const DELTA_REUSE_MIN_VERSIONS = 16;
 /** Deltas kept for reuse, one per base version, and their entries in all: what a storm of changes may hold. */
 export const DELTAS_KEPT = 256;
 export const DELTA_ENTRIES_KEPT = 16_384;
+/**
+ * A client behind by more changes than this gets the shared pieces of the log after a
+ * head built for it (PROTOCOL.md, "Pieces"), not a delta built for it alone.
+ */
+export const BULK_DELTA_ABOVE_VERSIONS = 256;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
 /** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 24 KB parts"). */

@@ -305,8 +305,9 @@ function decodeFields(f: Fields): Message | undefined {
       if (!clients || !isId(version) || !isId(part) || !isId(parts) || !mac.ok) return undefined;
       if (parts < 1 || parts > MAX_TABLE_PARTS || part >= parts) return undefined;
       if (base === undefined) {
-        // A snapshot names no forgotten client and leaves out no key.
-        if (clients.some((change) => "gone" in change || change.ak === undefined)) {
+        // A snapshot leaves out no key. It may name a forgotten client: its pieces
+        // (PROTOCOL.md) are changes, applied in order to an empty table.
+        if (clients.some((change) => !("gone" in change) && change.ak === undefined)) {
           return undefined;
         }
         return withMac({ type: "table", id, version, part, parts, clients }, mac);

@@ -21,15 +21,20 @@ export interface TablePart {
   /** 0-based; 0 of 1 when the push is one datagram. */
   readonly part: number;
   readonly parts: number;
-  /** Snapshot: the names shown offline (the others are online). Delta: every entry. */
+  /**
+   * Every entry, in order (a name may come again: the last says how it is); a snapshot
+   * may give only the names it shows offline (the others are online).
+   */
   readonly entries: readonly EntryChange[];
+  /** Every entry is online: it changes nothing in a table that shows none offline. */
+  readonly quiet?: boolean;
 }
 
 interface Assembly {
   readonly version: number;
   readonly base: number | undefined;
   readonly parts: number;
-  readonly received: Map<number, readonly EntryChange[]>;
+  readonly received: Map<number, TablePart>;
 }
 
 export class SimTable {
@@ -95,12 +100,23 @@ export class SimTable {
       assembly = { version: part.version, base: part.base, parts: part.parts, received: new Map() };
       this.assembly = assembly;
     }
-    assembly.received.set(part.part, part.entries);
+    assembly.received.set(part.part, part);
     if (assembly.received.size < assembly.parts) return false;
     this.assembly = undefined;
-    const entries = [...assembly.received.values()].flat();
-    if (assembly.base === undefined) this.replace(entries);
-    else this.upsert(entries);
+    // In part order: a later entry for a name overrides an earlier one.
+    const parts: TablePart[] = [];
+    for (let index = 0; index < assembly.parts; index++) {
+      const received = assembly.received.get(index);
+      if (received) parts.push(received);
+    }
+    if (assembly.base === undefined) {
+      this.offline.clear();
+      this.names?.clear();
+    }
+    const quiet = parts.every((received) => received.quiet === true);
+    if (!quiet || this.offline.size > 0 || this.names !== undefined) {
+      for (const received of parts) this.upsert(received.entries);
+    }
     this.holds = true;
     this.version = assembly.version;
     this.applied++;
@@ -110,15 +126,6 @@ export class SimTable {
   private applicable(part: TablePart): boolean {
     if (part.base === undefined) return !this.holds || part.version > this.version;
     return this.holds && this.version >= part.base && part.version > this.version;
-  }
-
-  private replace(entries: readonly EntryChange[]): void {
-    this.offline.clear();
-    this.names?.clear();
-    for (const entry of entries) {
-      if (entry.online === false) this.offline.add(entry.name);
-      this.names?.add(entry.name);
-    }
   }
 
   private upsert(entries: readonly EntryChange[]): void {

@@ -170,15 +170,20 @@ function parseObject(text: string): Fields | undefined {
 /** Table parts whose entries are kept once read (a push's parts go to every client). */
 const PARSED_PARTS_KEPT = 1024;
 
-function entryChanges(clients: unknown, onlyOffline: boolean): EntryChange[] {
+interface ParsedPart {
+  readonly body: Buffer;
+  readonly entries: readonly EntryChange[];
+  readonly quiet: boolean;
+}
+
+function entryChanges(clients: unknown): EntryChange[] {
   if (!Array.isArray(clients)) return [];
   const changes: EntryChange[] = [];
   for (const entry of clients as Fields[]) {
     if (typeof entry?.name !== "string") continue;
     if (entry.gone === true) changes.push({ name: entry.name, gone: true });
     else if (entry.online === false) changes.push({ name: entry.name, online: false });
-    else if (!onlyOffline && entry.online === true)
-      changes.push({ name: entry.name, online: true });
+    else if (entry.online === true) changes.push({ name: entry.name, online: true });
   }
   return changes;
 }
@@ -201,10 +206,7 @@ export class Swarm {
   /** performance.now() of the last `table` datagram. */
   lastTableAt = 0;
   /** The entries of table parts read so far, by what identifies a part's body. */
-  private readonly parsedParts = new Map<
-    string,
-    { readonly body: Buffer; readonly entries: readonly EntryChange[] }
-  >();
+  private readonly parsedParts = new Map<string, ParsedPart>();
   /** While true, alive clients shown offline in any push are collected in `shownOffline`. */
   watchOffline = false;
   readonly shownOffline = new Set<string>();
@@ -344,40 +346,16 @@ export class Swarm {
     if (version > (this.maxVersions.get(client.serverPort) ?? 0)) {
       this.maxVersions.set(client.serverPort, version);
     }
-    let entries: readonly EntryChange[] = [];
-    // Every recipient of a push from one server gets the same entries (only the head
-    // differs): read them once, not once per simulated client.
-    const entriesOf = (onlyOffline: boolean) => {
-      const body = data.subarray(clientsAt);
-      const key = `${client.serverPort}/${base}/${version}/${part}/${onlyOffline}`;
-      const known = this.parsedParts.get(key);
-      if (known?.body.equals(body)) return known.entries;
-      if (this.parsedParts.size >= PARSED_PARTS_KEPT) this.parsedParts.clear();
-      const entries = entryChanges(parseObject(data.toString("utf8"))?.clients, onlyOffline);
-      this.parsedParts.set(key, { body: Buffer.from(body), entries });
-      return entries;
-    };
-    const saysOffline = data.includes(OFFLINE_MARK);
+    // Every recipient of a push from one server gets the same entries in parts that
+    // other pushes share too (PROTOCOL.md, "Pieces"): each part's text is read once,
+    // found again by its bytes, not once per simulated client.
+    const { entries, quiet } = this.partEntries(client.serverPort, data.subarray(clientsAt));
     if (base === undefined) {
       this.counters.snapshotParts++;
       this.counters.snapshotBytes += bytes;
-      // A snapshot's online entries change nothing the bookkeeping keeps (a witness's
-      // names aside): read only offline ones.
-      if (client.witness) entries = entriesOf(false);
-      else if (saysOffline) entries = entriesOf(true);
     } else {
       this.counters.deltaParts++;
       this.counters.deltaBytes += bytes;
-      // Only names shown offline (or gone) change what a non-witness keeps: a delta of
-      // names online to a table that shows none offline changes nothing but its version.
-      if (
-        client.witness ||
-        saysOffline ||
-        client.table.offline.size > 0 ||
-        data.includes(GONE_MARK)
-      ) {
-        entries = entriesOf(false);
-      }
     }
     if (this.watchOffline) {
       for (const entry of entries) {
@@ -386,13 +364,29 @@ export class Swarm {
         }
       }
     }
-    const partInfo = { version, part, parts, entries };
+    const partInfo = { version, part, parts, entries, quiet };
     if (client.table.receive(base === undefined ? partInfo : { ...partInfo, base })) {
       this.counters.pushesApplied++;
       client.versionAt = this.lastTableAt;
     }
     this.ack(client, id, client.table.have);
     return true;
+  }
+
+  /** The entries of a part's `"clients":…}` text from one server, read once. */
+  private partEntries(serverPort: number, body: Buffer): ParsedPart {
+    const key = `${serverPort}/${body.byteLength}/${Bun.hash(body)}`;
+    const known = this.parsedParts.get(key);
+    if (known?.body.equals(body)) return known;
+    if (this.parsedParts.size >= PARSED_PARTS_KEPT) this.parsedParts.clear();
+    const entries = entryChanges(parseObject(`{${body.toString("utf8")}`)?.clients);
+    const parsed = {
+      body: Buffer.from(body),
+      entries,
+      quiet: !body.includes(OFFLINE_MARK) && !body.includes(GONE_MARK),
+    };
+    this.parsedParts.set(key, parsed);
+    return parsed;
   }
 
   /**

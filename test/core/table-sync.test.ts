@@ -86,6 +86,46 @@ describe("the table travels as a change log", () => {
     expect(x.state.tableVersion).toBe(network.server.table.version);
   });
 
+  test(
+    "a client far behind and a newcomer get shared pieces, and end with the server's table",
+    () => {
+      const names = Array.from({ length: 320 }, (_, i) => `p${i}`);
+      const network = registeredNetwork(["x", "y"]);
+      const x = network.client("x");
+      x.type("dereg x");
+      network.settle();
+      // More registrations than a delta is built for one client: x is far behind.
+      for (const name of names) network.addClient(name);
+      network.settle();
+      // A few go offline after the snapshot a newcomer will be given.
+      for (const name of names.slice(0, 5)) network.client(name).type(`dereg ${name}`);
+      network.settle();
+      const expected = network.server.table.version;
+      const seen = (client: { state: { table: readonly { name: string; online: boolean }[] } }) =>
+        client.state.table.map((e) => `${e.name}:${e.online}`).sort();
+      const mark = network.sent.length;
+      const xShown = x.shown().length;
+      x.type("reg x");
+      network.settle();
+      const toX = tablesSent(network, mark).filter((t) => t.base !== undefined);
+      // One push, in parts: the head built for x and the shared pieces.
+      expect(toX.length).toBeGreaterThan(1);
+      expect(new Set(toX.map((t) => t.parts)).size).toBe(1);
+      expect(x.shownSince(xShown).filter((line) => line === TABLE_UPDATED)).toHaveLength(1);
+      expect(x.state.tableVersion).toBe(expected + 1);
+      const server = () =>
+        [...network.server.clients.values()].map((c) => `${c.name}:${c.online}`).sort();
+      expect(seen(x)).toEqual(server());
+      const newcomer = network.addClient("newcomer");
+      network.settle();
+      expect(seen(newcomer)).toEqual(server());
+      expect(seen(newcomer)).toContain("p0:false");
+      expect(newcomer.shown().filter((line) => line === TABLE_UPDATED)).toHaveLength(1);
+      expect(newcomer.state.tableVersion).toBe(network.server.table.version);
+    },
+    LONG_TEST_TIMEOUT_MS,
+  );
+
   test("a client that cannot apply a delta says what it holds, and gets what it lacks", () => {
     const network = registeredNetwork(["x", "y"]);
     const [x, y] = [network.client("x"), network.client("y")];
@@ -180,6 +220,23 @@ describe("keys in the table", () => {
     expect(newcomer.state.unopenedMessages).toBe(1);
     expect(network.store.load().messages).toEqual([]);
     expect(x.state.table.find((e) => e.name === "y")?.ak).toBe(publicKeyText(keys.agreement));
+  });
+
+  test("a snapshot may name a forgotten client or one name twice: applied in order, the last wins", () => {
+    const entry = { ak: agreementKeyOf("a"), ip: "127.0.0.1", name: "a", online: true, port: 6001 };
+    const snapshot = decodeMessage(
+      new TextEncoder().encode(
+        JSON.stringify({
+          v: 2,
+          type: "table",
+          id: 1,
+          version: 4,
+          clients: [entry, { name: "b", gone: true }, { ...entry, online: false }],
+        }),
+      ),
+    );
+    expect(snapshot).toMatchObject({ type: "table", version: 4 });
+    expect(snapshot && "clients" in snapshot ? snapshot.clients : []).toHaveLength(3);
   });
 
   test("a snapshot entry without its key is malformed; a delta entry may leave it out", () => {
