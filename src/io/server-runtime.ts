@@ -18,7 +18,11 @@ import { DropLog, dropsBetween } from "./drop-log.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { type CommitOutcome, GroupCommit } from "./group-commit.ts";
 import { type Health, type HttpEndpoint, openHttpEndpoint } from "./http-endpoint.ts";
-import { MEMORY_CHECK_EVERY_MS, memoryCeiling } from "./memory-ceiling.ts";
+import {
+  MEMORY_CHECK_EVERY_MS,
+  memoryCeiling,
+  QUIET_DATAGRAMS_PER_CHECK,
+} from "./memory-ceiling.ts";
 import { cookieMaker, randomHex, randomRequestId } from "./random.ts";
 import { describeReceiveBuffer, SERVER_RECEIVE_BUFFER_BYTES } from "./receive-buffer.ts";
 import { createServerLog, type ServerLog } from "./server-log.ts";
@@ -258,9 +262,22 @@ export async function runServer(options: ServerOptions): Promise<number> {
   const summaries = setInterval(summarise, SUMMARY_EVERY_MS);
   const memory = memoryCeiling(
     () => process.memoryUsage.rss(),
-    () => Bun.gc(true),
+    (quiet) => {
+      const before = process.memoryUsage.rss();
+      if (quiet) Bun.shrink();
+      else Bun.gc(true);
+      const megabytes = (bytes: number) => Math.round(bytes / 2 ** 20);
+      log.debug(
+        `memory: collected${quiet ? " (quiet)" : ""}, RSS ${megabytes(before)} → ${megabytes(process.memoryUsage.rss())} MB`,
+      );
+    },
   );
-  const memoryChecks = setInterval(() => memory.check(), MEMORY_CHECK_EVERY_MS);
+  let receivedAtCheck = 0;
+  const memoryChecks = setInterval(() => {
+    const received = endpoint?.counts.received ?? 0;
+    memory.check(received - receivedAtCheck < QUIET_DATAGRAMS_PER_CHECK);
+    receivedAtCheck = received;
+  }, MEMORY_CHECK_EVERY_MS);
   summaries.unref();
   memoryChecks.unref();
 

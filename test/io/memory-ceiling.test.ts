@@ -27,4 +27,34 @@ describe("memory ceiling", () => {
     ceiling.check();
     expect(collections).toEqual([151, 161]);
   });
+
+  test("the first quiet check after a busy one collects, once, and says it is the quiet kind", () => {
+    let rss = 100;
+    const collections: string[] = [];
+    const ceiling = memoryCeiling(
+      () => rss,
+      (quiet) => {
+        collections.push(`${rss}${quiet ? " quiet" : ""}`);
+        rss = 100;
+      },
+      50,
+    );
+    // Quiet from the start: nothing to give back.
+    ceiling.check(true);
+    expect(collections).toEqual([]);
+    rss = 130;
+    ceiling.check(false);
+    expect(collections).toEqual([]);
+    ceiling.check(true);
+    expect(collections).toEqual(["130 quiet"]);
+    rss = 120;
+    ceiling.check(true);
+    expect(collections).toEqual(["130 quiet"]);
+    // A collection for growth while busy leaves nothing for the quiet check after it.
+    rss = 151;
+    ceiling.check(false);
+    expect(collections).toEqual(["130 quiet", "151"]);
+    ceiling.check(true);
+    expect(collections).toEqual(["130 quiet", "151"]);
+  });
 });
