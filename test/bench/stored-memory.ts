@@ -1,7 +1,9 @@
 /**
  * The server's memory with many clients and stored messages on disk: it keeps an index
- * of them, not their texts (PROTOCOL.md, "Durability"). Baseline: the same server with
- * an empty store, in the same run. Alone: `bun test/bench/stored-memory.ts [--quick]`.
+ * of them, not their texts (PROTOCOL.md, "Durability"). Then as many clients again come
+ * online (a swarm) while the messages stay stored: issue #8's "RSS with 10,000 clients
+ * online and 100,000 stored messages". Baseline: the same server with an empty store, in
+ * the same run. Alone: `bun test/bench/stored-memory.ts [--quick]`.
  */
 
 import type { StoreChange } from "../../src/store/offline-store.ts";
@@ -14,7 +16,12 @@ import {
   sourceProgram,
   startServer,
 } from "./processes.ts";
+import { Problems, settle } from "./scale.ts";
 import { bytes, count, megabytes, NONE, printTable, type Row } from "./stats.ts";
+import { Swarm } from "./swarm.ts";
+
+/** What a settled server is measured after: what a burst left behind is given back by then. */
+const SETTLED_AFTER_MS = 3_000;
 
 export interface StoredMemoryOptions {
   readonly clients: number;
@@ -78,6 +85,32 @@ async function residentAfterStart(group: ProcessGroup, program: Program, dataDir
   return usage;
 }
 
+/** RSS once `clients` more have registered and the table has settled, and the peak meanwhile. */
+async function residentWithClientsOnline(
+  group: ProcessGroup,
+  program: Program,
+  dataDir: string,
+  clients: number,
+): Promise<{ settled: number; peak: number; problems: readonly string[] } | undefined> {
+  const swarm = await Swarm.open(clients, "s");
+  const problems = new Problems();
+  const { server, port } = await startServer(group, program, dataDir);
+  try {
+    await server.stdout.next((line) => line.includes("data directory"), 30_000);
+    swarm.useServers([port]);
+    const { failed } = await swarm.registerAll(swarm.clients, 64);
+    if (failed.length > 0) problems.add(`${failed.length} registrations failed`);
+    await settle(swarm, 120_000, "registration", problems);
+    await Bun.sleep(SETTLED_AFTER_MS);
+    const usage = processUsage(server.process.pid);
+    if (!usage) return undefined;
+    return { settled: usage.rssBytes, peak: usage.peakRssBytes, problems: problems.list };
+  } finally {
+    swarm.close();
+    await group.stop(server.process);
+  }
+}
+
 export async function benchStoredMemory(
   group: ProcessGroup,
   program: Program,
@@ -89,7 +122,11 @@ export async function benchStoredMemory(
     fill(full, options);
     const loaded = await residentAfterStart(group, program, full);
     const baseline = await residentAfterStart(group, program, empty);
-    if (!loaded || !baseline) throw new Error("the server's memory could not be read");
+    const online = await residentWithClientsOnline(group, program, full, options.clients);
+    const onlineBaseline = await residentWithClientsOnline(group, program, empty, options.clients);
+    if (!loaded || !baseline || !online || !onlineBaseline) {
+      throw new Error("the server's memory could not be read");
+    }
     const rows: Row[] = [
       { what: "clients in the table", chatapp: count(options.clients), baseline: count(0) },
       { what: "stored messages on disk", chatapp: count(options.messages), baseline: count(0) },
@@ -104,10 +141,23 @@ export async function benchStoredMemory(
         chatapp: megabytes(loaded.peakRssBytes),
         baseline: megabytes(baseline.peakRssBytes),
       },
+      {
+        what: `…${options.clients.toLocaleString("en-US")} more online, settled`,
+        chatapp: megabytes(online.settled),
+        baseline: megabytes(onlineBaseline.settled),
+      },
+      {
+        what: "…peak RSS while they registered",
+        chatapp: megabytes(online.peak),
+        baseline: megabytes(onlineBaseline.peak),
+      },
     ];
+    const problems = [...online.problems, ...onlineBaseline.problems];
     printTable(`5. Memory with ${options.messages.toLocaleString("en-US")} stored messages`, rows, [
       `baseline: the same server starting on an empty data directory.`,
       `the texts alone are ${((options.messages * options.textLength) / 1_048_576).toFixed(0)} MB: the server keeps an index and reads them when it delivers.`,
+      `online: a swarm of ${options.clients.toLocaleString("en-US")} more registers (other names) and the table settles; RSS ${SETTLED_AFTER_MS / 1000} s later. Issue #8's target: ≤ 150 MB with 10,000 online and 100,000 stored.`,
+      ...problems.map((problem) => `! ${problem}`),
     ]);
   } finally {
     await group.removeDataDir(full);
