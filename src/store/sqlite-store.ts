@@ -191,16 +191,27 @@ export class SqliteStore implements OfflineStore {
 
   loadSummary(): ServerSnapshot {
     this.#assertOpen();
+    // 100,000 summaries name a few thousand clients: each name is kept once, not per row.
+    const names = new Map<string, string>();
+    const intern = (text: string): string => {
+      const known = names.get(text);
+      if (known !== undefined) return known;
+      names.set(text, text);
+      return text;
+    };
     return {
       clients: this.#valid(this.#selectClients, clientFromRow),
-      messages: this.#valid(this.#selectSummaries, summaryFromRow),
+      messages: this.#valid(this.#selectSummaries, (row) => summaryFromRow(row, intern)),
     };
   }
 
-  /** The rows a query returns that make valid records; a row a hand edit broke is skipped. */
+  /**
+   * The rows a query returns that make valid records; a row a hand edit broke is skipped.
+   * Read one at a time: all 100,000 rows at once were garbage as large as what is kept.
+   */
   #valid<T>(query: Statement<Row, []>, fromRow: (row: Row) => T | undefined): T[] {
     const records: T[] = [];
-    for (const row of query.all()) {
+    for (const row of query.iterate()) {
       const record = fromRow(row);
       if (record !== undefined) records.push(record);
     }
@@ -521,7 +532,7 @@ function clientFromRow(row: Row): ClientRecord | undefined {
 }
 
 /** A summary is loaded only for a row that would load as a whole message (its content aside). */
-function summaryFromRow(row: Row): StoredSummary | undefined {
+function summaryFromRow(row: Row, intern: (text: string) => string): StoredSummary | undefined {
   const { text_bytes, sealed_box, ...rest } = row;
   const content =
     sealed_box === ""
@@ -530,7 +541,13 @@ function summaryFromRow(row: Row): StoredSummary | undefined {
   const checked = messageFromRow({ ...rest, ...content });
   if (checked === undefined || typeof text_bytes !== "number") return undefined;
   const { text: _text, sealed: _sealed, ...summary } = checked;
-  return { ...summary, textBytes: text_bytes };
+  return {
+    ...summary,
+    recipient: intern(summary.recipient),
+    sender: intern(summary.sender),
+    kind: intern(summary.kind) as StoredSummary["kind"],
+    textBytes: text_bytes,
+  };
 }
 
 function messageFromRow(row: Row): StoredMessage | undefined {
