@@ -1,3 +1,4 @@
+import { heapSize } from "bun:jsc";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { ServerOptions } from "../cli/options.ts";
@@ -268,7 +269,7 @@ export async function runServer(options: ServerOptions): Promise<number> {
       else Bun.gc(true);
       const megabytes = (bytes: number) => Math.round(bytes / 2 ** 20);
       log.debug(
-        `memory: collected${quiet ? " (quiet)" : ""}, RSS ${megabytes(before)} → ${megabytes(process.memoryUsage.rss())} MB`,
+        `memory: collected${quiet ? " (quiet)" : ""}, RSS ${megabytes(before)} → ${megabytes(process.memoryUsage.rss())} MB, ${megabytes(heapSize())} MB of it the JavaScript heap`,
       );
     },
   );
