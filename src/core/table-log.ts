@@ -189,7 +189,8 @@ export class TableLog {
     base: number,
     clients: ReadonlyMap<string, LoggedClient>,
   ): TablePushContent | undefined {
-    this.pieces.seal(this.entries, this.version, currentEntryOf(clients));
+    if (this.version - base > clients.size) return this.currentSnapshot(clients);
+    this.sealPieces(clients);
     const boundary = this.pieces.boundaryFrom(base);
     if (boundary === undefined) return undefined;
     const shared = this.pieces.partsFrom(boundary, this.version);
@@ -220,12 +221,28 @@ export class TableLog {
       this.snapshot = kept;
     }
     if (kept.version === this.version) return kept;
-    this.pieces.seal(this.entries, this.version, current);
+    this.sealPieces(clients);
     return {
       version: this.version,
       base: undefined,
       parts: [...kept.parts, ...this.pieces.partsFrom(kept.version, this.version)],
     };
+  }
+
+  /**
+   * Reads the log's new changes into pieces, and lets go of those that no push can use:
+   * a client behind by more changes than the table has entries gets a snapshot, so
+   * pieces older than that are never sent, and what is kept does not grow with the
+   * number of changes.
+   */
+  private sealPieces(clients: ReadonlyMap<string, LoggedClient>): void {
+    this.pieces.seal(this.entries, this.version, currentEntryOf(clients));
+    this.pieces.dropBefore(Math.max(this.oldestBase, this.version - clients.size));
+  }
+
+  /** The changes the pieces hold, for the bound on what they keep. */
+  get piecesKept(): { readonly pieces: number; readonly changes: number } {
+    return this.pieces.kept;
   }
 
   private append(key: string, name: string): number {

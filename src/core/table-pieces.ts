@@ -49,8 +49,11 @@ export class TablePieces {
     return this.pieces[this.pieces.length - 1]?.through ?? this.start;
   }
 
-  get count(): number {
-    return this.pieces.length;
+  /** The sealed pieces and the changes they and the unsealed rest hold. */
+  get kept(): { readonly pieces: number; readonly changes: number } {
+    let changes = this.pending.length;
+    for (const piece of this.pieces) changes += piece.changes.length;
+    return { pieces: this.pieces.length, changes };
   }
 
   /**

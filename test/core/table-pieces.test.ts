@@ -135,6 +135,20 @@ describe("pieces: the log cut once into parts that pushes share", () => {
     expect(apply(undefined, push)).toEqual(tableOf(clients));
   });
 
+  test("what the pieces keep does not grow with the number of changes, only with the table", () => {
+    const { clients, log, change } = recordingLog(() => false);
+    for (let index = 0; index < 500; index++) change(client(index));
+    for (let round = 0; round < 40; round++) {
+      for (let index = 0; index < 500; index++) change(client(index, round % 2 === 1));
+      // A client far behind asks each round: pieces are read and sealed.
+      log.pushFor(log.version - 300, clients);
+      // Those older than the table's size in changes are let go (plus the piece that straddles the bound).
+      expect(log.piecesKept.changes).toBeLessThanOrEqual(clients.size + 300);
+    }
+    expect(log.version).toBe(20_500);
+    expect(log.piecesKept.pieces).toBeGreaterThan(0);
+  });
+
   test("any client, at any version, ends at the table as it is: 3,000 random changes", () => {
     const random = seededRandom(8);
     const { clients, log, tables, change, forget } = recordingLog();
