@@ -17,6 +17,11 @@ export const MEMORY_HEADROOM_BYTES = 48 * 1024 * 1024;
  * moment the pause costs no one anything.
  */
 export const QUIET_DATAGRAMS_PER_CHECK = 100;
+/**
+ * Checks between two quiet collections, at least: a load that hovers around the quiet
+ * threshold would otherwise have the heap of 10,000 clients collected every other second.
+ */
+export const QUIET_COLLECTION_EVERY_CHECKS = 30;
 
 export interface MemoryCeiling {
   /** Once a check: collects if the process grew by more than the headroom, or has just turned quiet. */
@@ -27,16 +32,20 @@ export function memoryCeiling(
   rssBytes: () => number,
   collect: (quiet: boolean) => void,
   headroom = MEMORY_HEADROOM_BYTES,
+  quietEvery = QUIET_COLLECTION_EVERY_CHECKS,
 ): MemoryCeiling {
   let baseline = rssBytes();
   let busySinceCollection = false;
+  let checksSinceQuietCollection = quietEvery;
   return {
     check(quiet = false) {
-      const turnedQuiet = quiet && busySinceCollection;
+      checksSinceQuietCollection++;
+      const turnedQuiet = quiet && busySinceCollection && checksSinceQuietCollection >= quietEvery;
       if (!quiet) busySinceCollection = true;
       if (!turnedQuiet && rssBytes() - baseline <= headroom) return;
       collect(turnedQuiet);
       busySinceCollection = false;
+      if (turnedQuiet) checksSinceQuietCollection = 0;
       baseline = rssBytes();
     },
   };

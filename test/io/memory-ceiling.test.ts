@@ -57,4 +57,20 @@ describe("memory ceiling", () => {
     ceiling.check(true);
     expect(collections).toEqual(["130 quiet", "151"]);
   });
+
+  test("a load that comes and goes is collected when quiet at most once per so many checks", () => {
+    const rss = 100;
+    let collections = 0;
+    const ceiling = memoryCeiling(
+      () => rss,
+      (quiet) => {
+        if (quiet) collections++;
+      },
+      50,
+      5,
+    );
+    for (let second = 0; second < 20; second++) ceiling.check(second % 2 === 1);
+    // Quiet at seconds 1, then not before 5 checks later: 1, 7, 13, 19.
+    expect(collections).toBe(4);
+  });
 });
