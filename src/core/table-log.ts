@@ -208,7 +208,6 @@ export class TableLog {
    * by a sixteenth of its size since the last, and the pieces are cut where it ends.
    */
   private currentSnapshot(clients: ReadonlyMap<string, LoggedClient>): TablePushContent {
-    const current = currentEntryOf(clients);
     let kept = this.snapshot;
     if (
       !kept ||
@@ -217,7 +216,7 @@ export class TableLog {
       !this.pieces.beginsAt(kept.version)
     ) {
       kept = { version: this.version, base: undefined, parts: cutIntoParts(snapshotOf(clients)) };
-      this.pieces.sealAt(this.entries, this.version, current);
+      this.sealPieces(clients, this.version);
       this.snapshot = kept;
     }
     if (kept.version === this.version) return kept;
@@ -235,8 +234,10 @@ export class TableLog {
    * pieces older than that are never sent, and what is kept does not grow with the
    * number of changes.
    */
-  private sealPieces(clients: ReadonlyMap<string, LoggedClient>): void {
-    this.pieces.seal(this.entries, this.version, currentEntryOf(clients));
+  private sealPieces(clients: ReadonlyMap<string, LoggedClient>, endingAt?: number): void {
+    const current = currentEntryOf(clients);
+    if (endingAt === undefined) this.pieces.seal(this.entries, this.version, current);
+    else this.pieces.sealAt(this.entries, endingAt, current);
     this.pieces.dropBefore(Math.max(this.oldestBase, this.version - clients.size));
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type LoggedClient, TableLog, type TablePushContent } from "../../src/core/table-log.ts";
-import { BULK_DELTA_ABOVE_VERSIONS } from "../../src/core/timing.ts";
+import { BULK_DELTA_ABOVE_VERSIONS, TABLE_LOG_LIMIT } from "../../src/core/timing.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import type { TableChange, TableEntry } from "../../src/protocol/messages.ts";
 
@@ -147,6 +147,27 @@ describe("pieces: the log cut once into parts that pushes share", () => {
     }
     expect(log.version).toBe(20_500);
     expect(log.piecesKept.pieces).toBeGreaterThan(0);
+  });
+
+  test("once the log is cut (more than TABLE_LOG_LIMIT changes), pieces go on from where it begins", () => {
+    const remembered = (version: number) => version % 997 === 0;
+    const { clients, log, tables, change } = recordingLog(remembered);
+    for (let index = 0; index < 600; index++) change(client(index));
+    let pushes = 0;
+    while (log.version < TABLE_LOG_LIMIT + 20_000) {
+      const index = log.version % 600;
+      change(client(index, (log.version / 600) % 2 < 1));
+      if (log.version % 5_000 === 0) {
+        // A client 400 changes behind: pieces, read past where the log was cut.
+        const base = [...tables.keys()].filter((version) => version <= log.version - 400).pop();
+        if (base === undefined || !log.canDeltaFrom(EPOCH, base)) continue;
+        const push = log.pushFor(base, clients);
+        expect(apply(tables.get(base), push)).toEqual(tableOf(clients));
+        pushes++;
+      }
+    }
+    expect(pushes).toBeGreaterThan(20);
+    expect(log.piecesKept.changes).toBeLessThanOrEqual(clients.size + 300);
   });
 
   test("any client, at any version, ends at the table as it is: 3,000 random changes", () => {
