@@ -1,5 +1,5 @@
-/** Wire protocol version 2: one JSON object per datagram. PROTOCOL.md documents it for humans. */
-export const PROTOCOL_VERSION = 2;
+/** Wire protocol version 3: one JSON object per datagram. PROTOCOL.md documents it for humans. */
+export const PROTOCOL_VERSION = 3;
 
 /** Characters (code points) a chat message may hold. */
 export const MAX_TEXT_LENGTH = 4000;

@@ -1,6 +1,6 @@
 /**
  * A swarm of simulated chatapp clients in one process, one Bun UDP socket each on
- * loopback, written from PROTOCOL.md v2 (not from src/, except the identity layer's
+ * loopback, written from PROTOCOL.md v3 (not from src/, except the identity layer's
  * arithmetic, which bench-identity.ts borrows from src/core/session-crypto.ts): the registration
  * handshake with its padding and cookie, requests retried every 500 ms with the same
  * id, every server request acknowledged, `table` pushes applied as a change log and

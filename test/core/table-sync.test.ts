@@ -227,7 +227,7 @@ describe("keys in the table", () => {
     const snapshot = decodeMessage(
       new TextEncoder().encode(
         JSON.stringify({
-          v: 2,
+          v: 3,
           type: "table",
           id: 1,
           version: 4,
@@ -243,7 +243,7 @@ describe("keys in the table", () => {
     const entry = { name: "a", ip: "127.0.0.1", port: 6001, online: true };
     const table = (base?: number) =>
       new TextEncoder().encode(
-        JSON.stringify({ v: 2, type: "table", id: 1, version: 2, base, clients: [entry] }),
+        JSON.stringify({ v: 3, type: "table", id: 1, version: 2, base, clients: [entry] }),
       );
     expect(decodeMessage(table())).toBeUndefined();
     expect(decodeMessage(table(1))).toMatchObject({ type: "table", base: 1, clients: [entry] });
