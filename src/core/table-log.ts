@@ -1,5 +1,5 @@
 import type { TableChange, TableEntry, TableEntryChange } from "../protocol/messages.ts";
-import { type CurrentEntry, type LogEntry, TablePieces } from "./table-pieces.ts";
+import { bytesInPart, type CurrentEntry, type LogEntry, TablePieces } from "./table-pieces.ts";
 import {
   BULK_DELTA_ABOVE_VERSIONS,
   DELTA_ENTRIES_KEPT,
@@ -176,7 +176,7 @@ export class TableLog {
     const content = this.cache.get(base);
     if (!content) return;
     this.cache.delete(base);
-    this.cachedEntries -= entriesIn(content);
+    this.cachedEntries -= entriesIn(content.parts);
   }
 
   /**
@@ -194,9 +194,7 @@ export class TableLog {
     const boundary = this.pieces.boundaryFrom(base);
     if (boundary === undefined) return undefined;
     const shared = this.pieces.partsFrom(boundary, this.version);
-    let sharedEntries = 0;
-    for (const part of shared) sharedEntries += part.length;
-    if (sharedEntries > clients.size) return this.currentSnapshot(clients);
+    if (entriesIn(shared) > clients.size) return this.currentSnapshot(clients);
     const head = this.changesAfter(base, clients, boundary);
     const parts = head.length > 0 ? [...cutIntoParts(head), ...shared] : shared;
     return { version: this.version, base, parts };
@@ -311,9 +309,9 @@ function currentEntryOf(clients: ReadonlyMap<string, LoggedClient>): CurrentEntr
   };
 }
 
-function entriesIn(content: TablePushContent): number {
+function entriesIn(parts: readonly (readonly TableChange[])[]): number {
   let entries = 0;
-  for (const part of content.parts) entries += part.length;
+  for (const part of parts) entries += part.length;
   return entries;
 }
 
@@ -325,7 +323,7 @@ function cutIntoParts(changes: readonly TableChange[]): TableChange[][] {
   const parts: TableChange[][] = [[]];
   let bytes = 0;
   for (const change of changes) {
-    const size = JSON.stringify(change).length + 1;
+    const size = bytesInPart(change);
     const current = parts[parts.length - 1];
     if (current && current.length > 0 && bytes + size > TABLE_PART_BYTES) {
       parts.push([change]);

@@ -15,6 +15,11 @@ export interface Piece {
   readonly changes: readonly TableChange[];
 }
 
+/** What one change adds to a part's text: its JSON and the comma after it. */
+export function bytesInPart(change: TableChange): number {
+  return JSON.stringify(change).length + 1;
+}
+
 /** How the pieces read an entry as it is now, with its key (`gone` if forgotten). */
 export type CurrentEntry = (entry: LogEntry) => TableChange;
 
@@ -67,7 +72,7 @@ export class TablePieces {
       const entry = log[index];
       if (!entry) break;
       const change = current(entry);
-      const size = JSON.stringify(change).length + 1;
+      const size = bytesInPart(change);
       if (this.pending.length > 0 && this.pendingBytes + size > TABLE_PART_BYTES) {
         this.closePiece();
       }
@@ -128,7 +133,7 @@ export class TablePieces {
       this.start = this.sealedThrough;
       this.pieces = [];
     } else {
-      this.pieces = this.pieces.slice(keep);
+      if (keep > 0) this.pieces = this.pieces.slice(keep);
     }
   }
 
