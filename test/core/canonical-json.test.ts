@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { canonicalJson } from "../../src/core/session-crypto.ts";
+import { canonicalJson, macInput } from "../../src/core/session-crypto.ts";
+import { nodeCryptoPort } from "../../src/crypto/node-crypto-port.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
+import { type Message, PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 
 /** The definition, with no shortcut: keys sorted at every level, undefined fields left out. */
 function reference(value: unknown): string {
@@ -58,6 +60,62 @@ describe("canonical JSON", () => {
     for (let i = 0; i < 2_000; i++) {
       const value = random() < 0.5 ? object(2) : [object(1), object(0)];
       expect(canonicalJson(value)).toBe(reference(value));
+    }
+  });
+
+  test("a MAC covers the message's canonical JSON with v, without mac and pad, written field by field", () => {
+    const random = seededRandom(9);
+    const keys = [
+      "id",
+      "type",
+      "v",
+      "mac",
+      "pad",
+      "sid",
+      "to",
+      "text",
+      "ref",
+      "",
+      "0",
+      "__proto__",
+    ];
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const value = (): unknown =>
+      pick([
+        1,
+        -0,
+        2.5,
+        "text",
+        "é\u0000",
+        true,
+        null,
+        undefined,
+        { b: 1, a: [2, { d: 1, c: 0 }] },
+      ]);
+    const decoder = new TextDecoder();
+    for (let i = 0; i < 2_000; i++) {
+      const message: Record<string, unknown> = JSON.parse("{}");
+      for (let n = Math.floor(random() * 7); n > 0; n--) {
+        Object.defineProperty(message, pick(keys), {
+          value: value(),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      const covered: Record<string, unknown> = JSON.parse("{}");
+      if (!Object.hasOwn(message, "v")) covered.v = PROTOCOL_VERSION;
+      for (const key of Object.keys(message)) {
+        if (key === "mac" || key === "pad") continue;
+        Object.defineProperty(covered, key, {
+          value: message[key],
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      const input = macInput(nodeCryptoPort, message as unknown as Message);
+      expect(decoder.decode(input)).toBe(reference(covered));
     }
   });
 });
