@@ -177,6 +177,7 @@ function applyRemoteClient(step: Step, record: ClientRecord): void {
     push: previous?.push,
     refresh: previous?.refresh ?? false,
     stalledAt: previous?.stalledAt,
+    smallParts: sameSession && previous ? previous.smallParts : false,
     node: record.node,
   };
   putClient(state, client);

@@ -202,6 +202,8 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     push: undefined,
     refresh: false,
     stalledAt: undefined,
+    // The same machine again: small parts if large ones did not reach it before.
+    smallParts: previous?.smallParts === true && previous.ip === normaliseIp(from.ip),
     node: state.deps.cluster?.node,
   };
   putClient(state, client);

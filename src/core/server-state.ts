@@ -38,6 +38,8 @@ export interface ServerClient {
   refresh: boolean;
   /** A push to it went unanswered at this version: it is tried again after the next change. */
   stalledAt: number | undefined;
+  /** A push of large parts went unanswered in this session: it is sent small parts. */
+  smallParts: boolean;
   /** In a cluster: the node its session is at (undefined on a single server). */
   node: string | undefined;
 }
@@ -296,6 +298,7 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
       push: undefined,
       refresh: false,
       stalledAt: undefined,
+      smallParts: false,
       node: record.node,
     });
     clientsByToken.set(record.token, key);

@@ -1,4 +1,4 @@
-import type { Message } from "../protocol/messages.ts";
+import type { Message, TableChange } from "../protocol/messages.ts";
 import {
   isAtThisNode,
   type ServerClient,
@@ -6,7 +6,13 @@ import {
   type TablePush,
 } from "./server-state.ts";
 import { nextRequestId, type Step, tablePolicy, toClient } from "./server-step.ts";
-import { CHANNEL_BUSY_ABOVE, SWEEP_PARTS_BESIDE_CHANNEL, TABLE_PARTS_IN_FLIGHT } from "./timing.ts";
+import { inSmallParts } from "./table-log.ts";
+import {
+  CHANNEL_BUSY_ABOVE,
+  SWEEP_PARTS_BESIDE_CHANNEL,
+  TABLE_PARTS_IN_FLIGHT,
+  TABLE_SMALL_PARTS_IN_FLIGHT,
+} from "./timing.ts";
 
 /*
  * Table sync: pushes of the change log to clients, found by a sweep, built when the table lane has room, a few parts at a time.
@@ -139,10 +145,11 @@ function sendTablePush(step: Step, client: ServerClient): void {
   client.refresh = false;
   client.stalledAt = undefined;
   const content = state.table.pushFor(client.synced, state.clients, client.entryVersion);
-  const parts = content.parts.length;
-  const partIds = content.parts.map(() => nextRequestId(state));
+  const cut = client.smallParts ? content.parts.flatMap(inSmallParts) : content.parts;
+  const parts = cut.length;
+  const partIds = cut.map(() => nextRequestId(state));
   const pushId = partIds[0] ?? nextRequestId(state);
-  const unsent = content.parts.map((clients, part): Message => {
+  const unsent = cut.map((clients, part): Message => {
     const id = partIds[part] ?? pushId;
     return toClient(
       state,
@@ -160,7 +167,8 @@ function sendTablePush(step: Step, client: ServerClient): void {
     outstandingParts: parts,
     reported: undefined,
   };
-  for (let sent = 0; sent < TABLE_PARTS_IN_FLIGHT; sent++) sendNextPart(step, client);
+  const inFlight = client.smallParts ? TABLE_SMALL_PARTS_IN_FLIGHT : TABLE_PARTS_IN_FLIGHT;
+  for (let sent = 0; sent < inFlight; sent++) sendNextPart(step, client);
 }
 
 function sendNextPart(step: Step, client: ServerClient): void {
@@ -207,8 +215,18 @@ export function tablePartDone(
   if (client.online && client.synced !== state.table.version) state.sweep.due = true;
 }
 
-/** A push nobody acknowledged: the client may be gone. The sweep after the next change tries it again. */
-export function tablePartUnanswered(step: Step, clientKey: string, pushId: number): void {
+/**
+ * A push nobody acknowledged: the client may be gone. The sweep after the next change
+ * tries it again. If the part was a large one, the client may only be out of reach of
+ * large datagrams (a lossy link, a path that drops fragments): it is sent small parts
+ * from now on, at once.
+ */
+export function tablePartUnanswered(
+  step: Step,
+  clientKey: string,
+  pushId: number,
+  part: readonly TableChange[],
+): void {
   const { state } = step;
   const client = state.clients.get(clientKey);
   const push = client?.push;
@@ -216,5 +234,11 @@ export function tablePartUnanswered(step: Step, clientKey: string, pushId: numbe
   // Six tries of one part went unanswered: the rest would fare no better.
   cancelTablePush(step, client);
   if (push.reported !== undefined) client.synced = push.reported;
+  if (!client.smallParts && inSmallParts(part).length > 1) {
+    client.smallParts = true;
+    step.log("info", `no large table part reached ${client.name}: it is sent small ones`);
+    requestTablePush(step, client);
+    return;
+  }
   client.stalledAt = state.table.version;
 }

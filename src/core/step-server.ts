@@ -183,7 +183,12 @@ function requestUnanswered(step: Step, request: OutboundRequest<ServerPurpose>):
       probeAnswered(step, purpose.clientKey, false);
       return;
     case "table":
-      tablePartUnanswered(step, purpose.clientKey, purpose.pushId);
+      tablePartUnanswered(
+        step,
+        purpose.clientKey,
+        purpose.pushId,
+        request.message.type === "table" ? request.message.clients : [],
+      );
       return;
     case "stored": {
       state.storedInFlight.delete(purpose.clientKey);

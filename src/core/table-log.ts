@@ -7,6 +7,7 @@ import {
   DELTAS_KEPT,
   TABLE_LOG_LIMIT,
   TABLE_PART_BYTES,
+  TABLE_SMALL_PART_BYTES,
 } from "./timing.ts";
 
 /** What the log needs of a client: its name and how it looks in the table. */
@@ -319,13 +320,16 @@ function snapshotOf(clients: ReadonlyMap<string, LoggedClient>): TableEntry[] {
   return [...clients.values()].map(tableEntry);
 }
 
-function cutIntoParts(changes: readonly TableChange[]): TableChange[][] {
+function cutIntoParts(
+  changes: readonly TableChange[],
+  partBytes = TABLE_PART_BYTES,
+): TableChange[][] {
   const parts: TableChange[][] = [[]];
   let bytes = 0;
   for (const change of changes) {
     const size = bytesInPart(change);
     const current = parts[parts.length - 1];
-    if (current && current.length > 0 && bytes + size > TABLE_PART_BYTES) {
+    if (current && current.length > 0 && bytes + size > partBytes) {
       parts.push([change]);
       bytes = size;
     } else {
@@ -334,4 +338,18 @@ function cutIntoParts(changes: readonly TableChange[]): TableChange[][] {
     }
   }
   return parts;
+}
+
+/** A part cut again for a client sent small parts; kept, so that all such clients share the same arrays (and bytes). */
+const smallPartsOf = new WeakMap<readonly TableChange[], readonly (readonly TableChange[])[]>();
+
+/** `part` as parts of at most TABLE_SMALL_PART_BYTES (itself when it is no larger). */
+export function inSmallParts(part: readonly TableChange[]): readonly (readonly TableChange[])[] {
+  let small = smallPartsOf.get(part);
+  if (small === undefined) {
+    const cut = cutIntoParts(part, TABLE_SMALL_PART_BYTES);
+    small = cut.length === 1 ? [part] : cut;
+    smallPartsOf.set(part, small);
+  }
+  return small;
 }

@@ -44,10 +44,12 @@ export type ServerLane = keyof typeof SERVER_LANES;
 /** The largest of them: what one burst of acks can reach. */
 export const SERVER_SEND_WINDOW = Math.max(...Object.values(SERVER_LANES));
 /**
- * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 80
+ * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 20
  * parts, more than a default receive buffer (212 KB) holds if they come back to back.
  */
-export const TABLE_PARTS_IN_FLIGHT = 4;
+export const TABLE_PARTS_IN_FLIGHT = 2;
+/** The same for a client sent small parts (below): about as many bytes at once. */
+export const TABLE_SMALL_PARTS_IN_FLIGHT = 8;
 /**
  * Table parts of its own the sweep keeps out while a channel post is fanned out: the
  * table catches up a little later, and the post's copies do not queue behind its acks.
@@ -71,8 +73,14 @@ export const DELTA_ENTRIES_KEPT = 16_384;
 export const BULK_DELTA_ABOVE_VERSIONS = 256;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;
-/** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 24 KB parts"). */
-export const TABLE_PART_BYTES = 24_000;
+/** Bigger parts cost far less CPU on both sides per byte (PROTOCOL.md, "Why 56 KB parts"). */
+export const TABLE_PART_BYTES = 56_000;
+/**
+ * Parts for a client a push of large parts did not reach (a lossy link loses a 56 KB
+ * datagram's 39 fragments far more often than an 8 KB one's 6, a path may drop
+ * fragments): its next pushes are cut again into parts of at most this.
+ */
+export const TABLE_SMALL_PART_BYTES = 8_000;
 export const STORED_BATCH_BYTES = 8_000;
 /** Stored messages one recipient may have waiting. */
 export const MAILBOX_LIMIT = 1_000;

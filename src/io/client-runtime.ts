@@ -12,6 +12,7 @@ import { loadKnownKeys } from "../identity/known-keys.ts";
 import { ShownLog } from "../identity/shown-log.ts";
 import { formatAddress } from "../protocol/address.ts";
 import { encodeMessage } from "../protocol/codec.ts";
+import { MAX_TABLE_DATAGRAM_BYTES } from "../protocol/messages.ts";
 import { describeFaultSpec } from "./fault-injection.ts";
 import { randomRequestId } from "./random.ts";
 import { openTerminal, type Terminal } from "./terminal.ts";
@@ -119,6 +120,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     port: options.clientPort,
     onDatagram: (from, bytes) => feed({ kind: "datagram", from, bytes }),
     onProblem: () => {},
+    maxDatagramBytes: MAX_TABLE_DATAGRAM_BYTES,
     ...(options.simulate ? { simulate: options.simulate } : {}),
   });
 

@@ -41,6 +41,8 @@ export interface UdpEndpointOptions {
   readonly simulate?: FaultSpec;
   /** SO_RCVBUF to ask for; the system's default when omitted. */
   readonly receiveBufferBytes?: number;
+  /** Larger datagrams are dropped unread: MAX_DATAGRAM_BYTES unless this endpoint receives table parts. */
+  readonly maxDatagramBytes?: number;
 }
 
 /**
@@ -106,11 +108,12 @@ export async function openUdpEndpoint(options: UdpEndpointOptions): Promise<UdpE
     ? (from: Address, bytes: Uint8Array) => incoming(() => options.onDatagram(from, bytes))
     : options.onDatagram;
   const counts: DatagramCounts = { received: 0, sent: 0, oversized: 0 };
+  const maxDatagramBytes = options.maxDatagramBytes ?? MAX_DATAGRAM_BYTES;
   const handlers: Bun.udp.SocketHandler<"buffer"> = {
     data(_socket, data, port, address, flags) {
       counts.received++;
       try {
-        if (flags?.truncated || data.byteLength > MAX_DATAGRAM_BYTES) {
+        if (flags?.truncated || data.byteLength > maxDatagramBytes) {
           counts.oversized++;
           options.onOversized?.({ ip: address, port }, data.byteLength);
           return;

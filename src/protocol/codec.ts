@@ -9,6 +9,7 @@ import {
   MAX_DATAGRAM_BYTES,
   MAX_NAME_LENGTH,
   MAX_PAD_LENGTH,
+  MAX_TABLE_DATAGRAM_BYTES,
   MAX_TABLE_PARTS,
   MAX_TEXT_LENGTH,
   type Message,
@@ -354,10 +355,11 @@ function decodeFields(f: Fields): Message | undefined {
 
 /**
  * Decodes one datagram. Bytes from the network are never trusted: anything that is
- * not exactly a version-2 message of a known type with well-formed fields is `undefined`.
+ * not exactly a message of this version, of a known type, with well-formed fields, and
+ * within its size (MAX_DATAGRAM_BYTES; a table part MAX_TABLE_DATAGRAM_BYTES) is `undefined`.
  */
 export function decodeMessage(bytes: Uint8Array): Message | undefined {
-  if (bytes.byteLength === 0 || bytes.byteLength > MAX_DATAGRAM_BYTES) return undefined;
+  if (bytes.byteLength === 0 || bytes.byteLength > MAX_TABLE_DATAGRAM_BYTES) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(strictDecoder.decode(bytes));
@@ -367,5 +369,6 @@ export function decodeMessage(bytes: Uint8Array): Message | undefined {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
   const fields = parsed as Fields;
   if (fields.v !== PROTOCOL_VERSION) return undefined;
+  if (bytes.byteLength > MAX_DATAGRAM_BYTES && fields.type !== "table") return undefined;
   return decodeFields(fields);
 }

@@ -1,10 +1,15 @@
-/** Wire protocol version 3: one JSON object per datagram. PROTOCOL.md documents it for humans. */
-export const PROTOCOL_VERSION = 3;
+/** Wire protocol version 4: one JSON object per datagram. PROTOCOL.md documents it for humans. */
+export const PROTOCOL_VERSION = 4;
 
 /** Characters (code points) a chat message may hold. */
 export const MAX_TEXT_LENGTH = 4000;
-/** The largest datagram anyone sends or accepts; a 4,000-character message fits with room to spare. */
+/** The largest datagram anyone sends or accepts but a table part; a 4,000-character message fits with room to spare. */
 export const MAX_DATAGRAM_BYTES = 32_768;
+/**
+ * The largest table part: the most a UDP datagram can carry over IPv4. Only the server
+ * sends them and only clients receive them (PROTOCOL.md, "Why 56 KB parts").
+ */
+export const MAX_TABLE_DATAGRAM_BYTES = 65_507;
 export const MAX_NAME_LENGTH = 32;
 export const TOKEN_LENGTH = 32;
 export const COOKIE_LENGTH = 32;

@@ -1,5 +1,5 @@
 /**
- * What one simulated client knows of the server's table, kept as PROTOCOL.md v3 ("The
+ * What one simulated client knows of the server's table, kept as PROTOCOL.md v4 ("The
  * client table: a versioned change log") says, but without the entries themselves: the
  * version it holds (the `have` of its acks), and the names it holds as offline, which is
  * all the benchmark asks of a table. 10,000 clients holding 10,000 entries each would

@@ -12,7 +12,7 @@ import { BenchIdentity } from "./bench-identity.ts";
 import { LOOPBACK } from "./processes.ts";
 import { type EntryChange, SimTable } from "./sim-table.ts";
 
-const PROTOCOL_VERSION = 3;
+const PROTOCOL_VERSION = 4;
 /** PROTOCOL.md: a `register` without a valid cookie must be at least this many bytes. */
 const REGISTER_MIN_BYTES = 256;
 const REQUEST_RESEND_MS = 500;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { publicKeyText } from "../../src/core/session-crypto.ts";
-import { timing } from "../../src/core/timing.ts";
+import { TABLE_SMALL_PART_BYTES, timing } from "../../src/core/timing.ts";
 import { decodeMessage, encodeMessage } from "../../src/protocol/codec.ts";
 import type { TableMessage } from "../../src/protocol/messages.ts";
 import { agreementKeyOf, identityFor, newKeyPairs } from "../helpers/identities.ts";
@@ -54,6 +54,35 @@ describe("the table travels as a change log", () => {
     },
     LONG_TEST_TIMEOUT_MS,
   );
+
+  test("a client no large part reaches (a path that drops fragments) is sent small ones, and gets the whole table", () => {
+    const network = new SimulatedNetwork();
+    const names = Array.from({ length: 300 }, (_, i) => `m${i}`);
+    const members = network.addRegisteredClients(names);
+    const [first, far, near] = members;
+    if (!first || !far || !near) throw new Error("no members");
+    const isLarge = (bytes: Uint8Array) => bytes.byteLength > TABLE_SMALL_PART_BYTES + 512;
+    network.drop((d) => d.to === "m1" && d.message.type === "table" && isLarge(d.bytes));
+    // The first change brings everyone a snapshot: 300 entries, one large part of ~34 KB.
+    first.type("dereg m0");
+    network.settle();
+    expect(network.serverLogs).toContain("no large table part reached m1: it is sent small ones");
+    expect(far.state.table).toEqual(near.state.table);
+    expect(far.state.table.find((entry) => entry.name === "m0")?.online).toBe(false);
+    expect(far.shown()).toContain(TABLE_UPDATED);
+    const toNear = network.sent.filter((d) => d.to === "m2" && d.message.type === "table");
+    expect(toNear.some((d) => isLarge(d.bytes))).toBe(true);
+    // Its next pushes are small from the start: nothing more is lost, nothing waits.
+    const mark = network.sent.length;
+    first.type("reg m0");
+    network.settle();
+    const later = network.sent
+      .slice(mark)
+      .filter((d) => d.to === "m1" && d.message.type === "table");
+    expect(later.length).toBeGreaterThan(0);
+    expect(later.some((d) => isLarge(d.bytes))).toBe(false);
+    expect(far.state.table.find((entry) => entry.name === "m0")?.online).toBe(true);
+  });
 
   test("a client back from a dereg gets only what changed, each entry once", () => {
     const network = registeredNetwork(["x", "y", "z"]);
@@ -227,7 +256,7 @@ describe("keys in the table", () => {
     const snapshot = decodeMessage(
       new TextEncoder().encode(
         JSON.stringify({
-          v: 3,
+          v: 4,
           type: "table",
           id: 1,
           version: 4,
@@ -243,7 +272,7 @@ describe("keys in the table", () => {
     const entry = { name: "a", ip: "127.0.0.1", port: 6001, online: true };
     const table = (base?: number) =>
       new TextEncoder().encode(
-        JSON.stringify({ v: 3, type: "table", id: 1, version: 2, base, clients: [entry] }),
+        JSON.stringify({ v: 4, type: "table", id: 1, version: 2, base, clients: [entry] }),
       );
     expect(decodeMessage(table())).toBeUndefined();
     expect(decodeMessage(table(1))).toMatchObject({ type: "table", base: 1, clients: [entry] });

@@ -483,7 +483,7 @@ const ATTACKS: readonly (readonly [string, AttackBuilder])[] = (() => {
       "another version",
       (world) =>
         new TextEncoder().encode(
-          `{"v":3,"type":"register","id":${id(world)},"name":"${name(world)}"}`,
+          `{"v":4,"type":"register","id":${id(world)},"name":"${name(world)}"}`,
         ),
     ],
     ["the same datagram again", (_world, tally) => tally?.last],
