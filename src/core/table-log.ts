@@ -5,6 +5,7 @@ import {
   DELTA_ENTRIES_KEPT,
   DELTA_REUSE_MIN_VERSIONS,
   DELTAS_KEPT,
+  HEADS_KEPT,
   TABLE_LOG_LIMIT,
   TABLE_PART_BYTES,
   TABLE_SMALL_PART_BYTES,
@@ -58,6 +59,15 @@ export class TableLog {
   private readonly keysSince = new Map<string, { readonly ak: string; readonly since: number }>();
   /** The log cut into shared parts, for clients far behind and after a kept snapshot. */
   private readonly pieces = new TablePieces(0);
+  /**
+   * The first parts of deltas to clients far behind, by base, with the piece boundary
+   * they end at: when a burst of changes leaves thousands of clients at one version,
+   * the part before the pieces is built once for all of them, not once each.
+   */
+  private readonly heads = new Map<
+    number,
+    { readonly boundary: number; readonly parts: readonly TableChange[][] }
+  >();
 
   constructor(readonly epoch: string) {}
 
@@ -84,6 +94,7 @@ export class TableLog {
     this.keysSince.delete(key);
     this.cache.clear();
     this.cachedEntries = 0;
+    this.heads.clear();
     this.pieces.reset(this.version);
     this.snapshot = undefined;
   }
@@ -196,9 +207,32 @@ export class TableLog {
     if (boundary === undefined) return undefined;
     const shared = this.pieces.partsFrom(boundary, this.version);
     if (entriesIn(shared) > clients.size) return this.currentSnapshot(clients);
-    const head = this.changesAfter(base, clients, boundary);
-    const parts = head.length > 0 ? [...cutIntoParts(head), ...shared] : shared;
+    const head = this.headFor(base, boundary, clients);
+    const parts = head.length > 0 ? [...head, ...shared] : shared;
     return { version: this.version, base, parts };
+  }
+
+  /**
+   * The changes after `base` up to the piece boundary, as parts; kept for the next
+   * client at `base`. An entry that changed again since it was built is in a later
+   * piece or the tail, and applied after it: the push still ends as the table is.
+   */
+  private headFor(
+    base: number,
+    boundary: number,
+    clients: ReadonlyMap<string, LoggedClient>,
+  ): readonly TableChange[][] {
+    const kept = this.heads.get(base);
+    if (kept?.boundary === boundary) return kept.parts;
+    const changes = this.changesAfter(base, clients, boundary);
+    const parts = changes.length > 0 ? cutIntoParts(changes) : [];
+    this.heads.delete(base);
+    this.heads.set(base, { boundary, parts });
+    if (this.heads.size > HEADS_KEPT) {
+      const oldest = this.heads.keys().next().value;
+      if (oldest !== undefined) this.heads.delete(oldest);
+    }
+    return parts;
   }
 
   /**

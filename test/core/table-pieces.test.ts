@@ -80,6 +80,25 @@ describe("pieces: the log cut once into parts that pushes share", () => {
     expect(later.parts.slice(1).every((part) => part.length > 0)).toBe(true);
   });
 
+  test("clients far behind at one base share the part before the pieces too, and still end as the table is", () => {
+    const { clients, log, tables, change, forget } = recordingLog((version) => version === 2_000);
+    for (let index = 0; index < 2_000; index++) change(client(index));
+    // A burst: 600 go offline, so clients that held version 2,000 are far behind.
+    for (let index = 0; index < 600; index++) change(client(index, false));
+    const first = log.pushFor(2_000, clients);
+    const second = log.pushFor(2_000, clients);
+    expect(first.base).toBe(2_000);
+    expect(second.parts[0]).toBe(first.parts[0] as TableChange[]);
+    expect(apply(tables.get(2_000), second)).toEqual(tableOf(clients));
+    // Entries of that first part change again, one is forgotten, one comes back with another key.
+    for (let index = 0; index < 50; index++) change(client(index, true));
+    forget("c60");
+    change(client(61, true, 1));
+    const third = log.pushFor(2_000, clients);
+    expect(third.parts[0]).toBe(first.parts[0] as TableChange[]);
+    expect(apply(tables.get(2_000), third)).toEqual(tableOf(clients));
+  });
+
   test("joiners are given the kept snapshot and the pieces since: one push, at the newest version", () => {
     const { clients, log, tables, change } = recordingLog((version) => version > 2_000);
     for (let index = 0; index < 2_000; index++) change(client(index));
