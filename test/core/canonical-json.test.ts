@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { canonicalJson, macInput } from "../../src/core/session-crypto.ts";
+import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { nodeCryptoPort } from "../../src/crypto/node-crypto-port.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { type Message, PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
@@ -113,6 +114,49 @@ describe("canonical JSON", () => {
           writable: true,
           configurable: true,
         });
+      }
+      const input = macInput(nodeCryptoPort, message as unknown as Message);
+      expect(decoder.decode(input)).toBe(reference(covered));
+    }
+  });
+
+  test("a table part's and an ack's MAC input, written directly, is the canonical form too", () => {
+    const random = seededRandom(10);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    const entries = [
+      [{ ak: "k".repeat(43), ip: "::1", name: "x", online: true, port: 1 }],
+      [
+        { gone: true, name: "y" },
+        { ip: "127.0.0.1", name: "z", online: false, port: 9 },
+      ],
+      [],
+    ];
+    const zeroKey = new Uint8Array(32);
+    const encoder = new TextEncoder();
+    const digestOf = (clients: readonly unknown[]) =>
+      encodeBase64url(nodeCryptoPort.mac(zeroKey, encoder.encode(canonicalJson(clients))));
+    const decoder = new TextDecoder();
+    for (let i = 0; i < 3_000; i++) {
+      const type = pick(["table", "ack"]);
+      const keys =
+        type === "table"
+          ? ["base", "clients", "id", "part", "parts", "version", "v", "mac", "pad"]
+          : ["have", "id", "unstored", "v", "mac", "pad"];
+      const message: Record<string, unknown> = { type };
+      for (const key of keys) {
+        if (key !== "clients" && random() < 0.3) continue;
+        message[key] =
+          key === "clients"
+            ? pick(entries)
+            : pick([0, 7, 2 ** 53 - 1, -0, 1.5, undefined, 4, "4", true, null, { a: 1 }]);
+      }
+      if (random() < 0.1) message[pick(["extra", "", "sid"])] = pick([1, "x", { b: [2] }]);
+      const covered: Record<string, unknown> = {};
+      if (!Object.hasOwn(message, "v")) covered.v = PROTOCOL_VERSION;
+      for (const [key, value] of Object.entries(message)) {
+        if (key === "mac" || key === "pad") continue;
+        covered[key] =
+          type === "table" && key === "clients" && Array.isArray(value) ? digestOf(value) : value;
       }
       const input = macInput(nodeCryptoPort, message as unknown as Message);
       expect(decoder.decode(input)).toBe(reference(covered));
