@@ -228,14 +228,20 @@ export function macInput(port: CryptoPort, message: Message): Uint8Array {
 }
 
 /**
- * The keys, in sorted order, of the two messages that travel by the thousand: a table
- * part out to each client, its ack back. Their MAC input is written directly, as
- * canonicalJson would write it; any other key (or a value that is not a plain
- * string, number or boolean) takes the general path.
+ * The keys, in sorted order, of the flat messages that travel by the thousand: a table
+ * part out to each client and its ack back, saves, posts and their copies, probes.
+ * Their MAC input is written directly, as canonicalJson would write it; any other key
+ * (or a value that is not a plain string, number or boolean) takes the general path.
  */
 const WRITTEN_KEYS: Readonly<Record<string, readonly string[]>> = {
   table: ["base", "clients", "id", "part", "parts", "type", "v", "version"],
   ack: ["have", "id", "type", "unstored", "v"],
+  save: ["box", "id", "n", "ref", "sid", "to", "type", "v"],
+  channel: ["id", "ref", "sid", "text", "type", "v"],
+  "channel-message": ["from", "id", "ref", "text", "type", "v"],
+  probe: ["id", "type", "v"],
+  deregister: ["id", "sid", "type", "v"],
+  error: ["code", "id", "type", "v"],
 };
 const UNCOVERED = new Set(["mac", "pad"]);
 

@@ -120,7 +120,7 @@ describe("canonical JSON", () => {
     }
   });
 
-  test("a table part's and an ack's MAC input, written directly, is the canonical form too", () => {
+  test("the MAC input of the messages that travel by the thousand, written directly, is the canonical form too", () => {
     const random = seededRandom(10);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
     const entries = [
@@ -137,18 +137,37 @@ describe("canonical JSON", () => {
       encodeBase64url(nodeCryptoPort.mac(zeroKey, encoder.encode(canonicalJson(clients))));
     const decoder = new TextDecoder();
     for (let i = 0; i < 3_000; i++) {
-      const type = pick(["table", "ack"]);
-      const keys =
-        type === "table"
-          ? ["base", "clients", "id", "part", "parts", "version", "v", "mac", "pad"]
-          : ["have", "id", "unstored", "v", "mac", "pad"];
+      const type = pick(["table", "ack", "save", "channel", "channel-message", "probe", "error"]);
+      const keysOf: Record<string, string[]> = {
+        table: ["base", "clients", "id", "part", "parts", "version"],
+        ack: ["have", "id", "unstored"],
+        save: ["box", "id", "n", "ref", "sid", "to"],
+        channel: ["id", "ref", "sid", "text"],
+        "channel-message": ["from", "id", "ref", "text"],
+        probe: ["id"],
+        error: ["code", "id"],
+      };
+      const keys = [...(keysOf[type] ?? []), "v", "mac", "pad"];
       const message: Record<string, unknown> = { type };
       for (const key of keys) {
         if (key !== "clients" && random() < 0.3) continue;
         message[key] =
           key === "clients"
             ? pick(entries)
-            : pick([0, 7, 2 ** 53 - 1, -0, 1.5, undefined, 4, "4", true, null, { a: 1 }]);
+            : pick([
+                0,
+                7,
+                2 ** 53 - 1,
+                -0,
+                1.5,
+                undefined,
+                4,
+                "4",
+                'é\u0000\u2028"',
+                true,
+                null,
+                { a: 1 },
+              ]);
       }
       if (random() < 0.1) message[pick(["extra", "", "sid"])] = pick([1, "x", { b: [2] }]);
       const covered: Record<string, unknown> = {};
