@@ -32,7 +32,9 @@ export type ServerInput =
       readonly failed?: boolean;
     }
   /** Cluster: a node stopped beating and this node won the takeover: its clients go offline. */
-  | { readonly kind: "node-gone"; readonly node: string };
+  | { readonly kind: "node-gone"; readonly node: string }
+  /** The server has turned quiet: what only speeds up bursts of changes is let go. */
+  | { readonly kind: "quiet" };
 
 export type LogLevel = "info" | "debug" | "warn";
 

@@ -68,6 +68,9 @@ export function stepServer(state: ServerState, input: ServerInput, now: number):
     case "node-gone":
       nodeGone(step, input.node);
       break;
+    case "quiet":
+      state.table.letGoOfCaches();
+      break;
     default:
       return input satisfies never;
   }

@@ -265,8 +265,10 @@ export async function runServer(options: ServerOptions): Promise<number> {
     () => process.memoryUsage.rss(),
     (quiet) => {
       const before = process.memoryUsage.rss();
-      if (quiet) Bun.shrink();
-      else Bun.gc(true);
+      if (quiet) {
+        feed({ kind: "quiet" });
+        Bun.shrink();
+      } else Bun.gc(true);
       const megabytes = (bytes: number) => Math.round(bytes / 2 ** 20);
       log.debug(
         `memory: collected${quiet ? " (quiet)" : ""}, RSS ${megabytes(before)} → ${megabytes(process.memoryUsage.rss())} MB, ${megabytes(heapSize())} MB of it the JavaScript heap`,

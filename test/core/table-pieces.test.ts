@@ -99,6 +99,24 @@ describe("pieces: the log cut once into parts that pushes share", () => {
     expect(apply(tables.get(2_000), third)).toEqual(tableOf(clients));
   });
 
+  test("what only speeds up bursts can be let go (a quiet server): later pushes still end as the table is", () => {
+    const { clients, log, tables, change } = recordingLog((version) => version % 500 === 0);
+    for (let index = 0; index < 2_000; index++) change(client(index));
+    for (let index = 0; index < 600; index++) change(client(index, false));
+    for (const base of [500, 2_000, 2_500]) log.pushFor(base, clients);
+    log.pushFor(undefined, clients);
+    expect(log.piecesKept.pieces).toBeGreaterThan(0);
+    expect(log.keptDeltas.deltas).toBeGreaterThan(0);
+    log.letGoOfCaches();
+    expect(log.piecesKept).toEqual({ pieces: 0, changes: 0 });
+    expect(log.keptDeltas).toEqual({ deltas: 0, entries: 0 });
+    for (let index = 600; index < 700; index++) change(client(index, false));
+    for (const base of [500, 2_000, 2_500]) {
+      expect(apply(tables.get(base), log.pushFor(base, clients))).toEqual(tableOf(clients));
+    }
+    expect(apply(undefined, log.pushFor(undefined, clients))).toEqual(tableOf(clients));
+  });
+
   test("joiners are given the kept snapshot and the pieces since: one push, at the newest version", () => {
     const { clients, log, tables, change } = recordingLog((version) => version > 2_000);
     for (let index = 0; index < 2_000; index++) change(client(index));
