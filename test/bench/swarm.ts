@@ -142,7 +142,7 @@ function integerField(text: string, key: string, head: number): number | undefin
 /**
  * The header of a `table` datagram as text: the bytes before `"clients":` (at `clients`) when that
  * array is the last member (the datagram ends in "]}"); undefined if it is not so.
- * Only the head is decoded: turning every 24 KB part into a string would make the
+ * Only the head is decoded: turning every part (up to 56 KB) into a string would make the
  * swarm, not the server, the bottleneck.
  */
 function tableHead(data: Buffer, clients: number): string | undefined {
