@@ -202,8 +202,9 @@ function acceptRegistration(step: Step, requester: Requester, request: RegisterM
     push: undefined,
     refresh: false,
     stalledAt: undefined,
-    // The same machine again: small parts if large ones did not reach it before.
-    smallParts: previous?.smallParts === true && previous.ip === normaliseIp(from.ip),
+    // A new session starts with large parts: one silence of 3 s (a suspended laptop) is
+    // not a path that drops fragments, and must not cost the name small parts for good.
+    smallParts: false,
     node: state.deps.cluster?.node,
   };
   putClient(state, client);

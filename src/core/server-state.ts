@@ -38,7 +38,7 @@ export interface ServerClient {
   refresh: boolean;
   /** A push to it went unanswered at this version: it is tried again after the next change. */
   stalledAt: number | undefined;
-  /** A push of large parts went unanswered in this session: it is sent small parts. */
+  /** A push of large parts went unanswered in this session: it is sent small parts until it registers again. */
   smallParts: boolean;
   /** In a cluster: the node its session is at (undefined on a single server). */
   node: string | undefined;

@@ -1,4 +1,4 @@
-import type { Message, TableChange } from "../protocol/messages.ts";
+import { MAX_TABLE_PARTS, type Message, type TableChange } from "../protocol/messages.ts";
 import {
   isAtThisNode,
   type ServerClient,
@@ -145,7 +145,9 @@ function sendTablePush(step: Step, client: ServerClient): void {
   client.refresh = false;
   client.stalledAt = undefined;
   const content = state.table.pushFor(client.synced, state.clients, client.entryVersion);
-  const cut = client.smallParts ? content.parts.flatMap(inSmallParts) : content.parts;
+  const small = client.smallParts ? content.parts.flatMap(inSmallParts) : undefined;
+  // A table so large that its small parts would pass the limit a client accepts gets large ones.
+  const cut = small && small.length <= MAX_TABLE_PARTS ? small : content.parts;
   const parts = cut.length;
   const partIds = cut.map(() => nextRequestId(state));
   const pushId = partIds[0] ?? nextRequestId(state);

@@ -231,16 +231,33 @@ export class TableLog {
     clients: ReadonlyMap<string, LoggedClient>,
   ): readonly TableChange[][] {
     const kept = this.heads.get(base);
-    if (kept?.boundary === boundary) return kept.parts;
+    this.heads.delete(base);
+    if (kept?.boundary === boundary) {
+      this.heads.set(base, kept);
+      return kept.parts;
+    }
     const changes = this.changesAfter(base, clients, boundary);
     const parts = changes.length > 0 ? cutIntoParts(changes) : [];
-    this.heads.delete(base);
+    // Right after the pieces were cut anew, a base before them has a head up to the
+    // whole table: that one is not worth keeping.
+    if (parts.length > 1) return parts;
     this.heads.set(base, { boundary, parts });
     if (this.heads.size > HEADS_KEPT) {
       const oldest = this.heads.keys().next().value;
       if (oldest !== undefined) this.heads.delete(oldest);
     }
     return parts;
+  }
+
+  /** The first parts kept, their parts and their entries in all. */
+  get keptHeads(): { readonly heads: number; readonly parts: number; readonly entries: number } {
+    let parts = 0;
+    let entries = 0;
+    for (const head of this.heads.values()) {
+      parts += head.parts.length;
+      entries += entriesIn(head.parts);
+    }
+    return { heads: this.heads.size, parts, entries };
   }
 
   /**

@@ -71,7 +71,7 @@ export const DELTA_ENTRIES_KEPT = 16_384;
  * head built for it (PROTOCOL.md, "Pieces"), not a delta built for it alone.
  */
 export const BULK_DELTA_ABOVE_VERSIONS = 256;
-/** The first parts of such deltas kept, one per base: each is at most a part. */
+/** The first parts of such deltas kept, one per base, the most recently used: each is one part. */
 export const HEADS_KEPT = 16;
 /** Table changes kept for deltas; a client further behind gets a snapshot. */
 export const TABLE_LOG_LIMIT = 100_000;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type LoggedClient, TableLog, type TablePushContent } from "../../src/core/table-log.ts";
-import { BULK_DELTA_ABOVE_VERSIONS, TABLE_LOG_LIMIT } from "../../src/core/timing.ts";
+import { BULK_DELTA_ABOVE_VERSIONS, HEADS_KEPT, TABLE_LOG_LIMIT } from "../../src/core/timing.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import type { TableChange, TableEntry } from "../../src/protocol/messages.ts";
 
@@ -115,6 +115,21 @@ describe("pieces: the log cut once into parts that pushes share", () => {
       expect(apply(tables.get(base), log.pushFor(base, clients))).toEqual(tableOf(clients));
     }
     expect(apply(undefined, log.pushFor(undefined, clients))).toEqual(tableOf(clients));
+  });
+
+  test("a first part is kept only when it is one part: after the pieces are cut anew, old bases' span the table", () => {
+    const { clients, log, tables, change } = recordingLog((version) => version % 100 === 0);
+    for (let index = 0; index < 3_000; index++) change(client(index));
+    for (let index = 0; index < 2_000; index++) change(client(index, false));
+    log.letGoOfCaches();
+    for (let index = 0; index < 600; index++) change(client(index, true));
+    for (let base = 3_000; base < 4_600; base += 100) {
+      expect(apply(tables.get(base), log.pushFor(base, clients))).toEqual(tableOf(clients));
+    }
+    const kept = log.keptHeads;
+    expect(kept.heads).toBeLessThanOrEqual(HEADS_KEPT);
+    // Each kept head is one part at most, not the 1,000-2,600 changes before the cut.
+    expect(kept.parts).toBeLessThanOrEqual(kept.heads);
   });
 
   test("joiners are given the kept snapshot and the pieces since: one push, at the newest version", () => {

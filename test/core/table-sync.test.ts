@@ -62,7 +62,9 @@ describe("the table travels as a change log", () => {
     const [first, far, near] = members;
     if (!first || !far || !near) throw new Error("no members");
     const isLarge = (bytes: Uint8Array) => bytes.byteLength > TABLE_SMALL_PART_BYTES + 512;
-    network.drop((d) => d.to === "m1" && d.message.type === "table" && isLarge(d.bytes));
+    const heal = network.drop(
+      (d) => d.to === "m1" && d.message.type === "table" && isLarge(d.bytes),
+    );
     // The first change brings everyone a snapshot: 300 entries, one large part of ~34 KB.
     first.type("dereg m0");
     network.settle();
@@ -82,6 +84,14 @@ describe("the table travels as a change log", () => {
     expect(later.length).toBeGreaterThan(0);
     expect(later.some((d) => isLarge(d.bytes))).toBe(false);
     expect(far.state.table.find((entry) => entry.name === "m0")?.online).toBe(true);
+    // A new session starts with large parts again (one silence is not a path that drops them).
+    expect(network.node("server").clients.get("m1")?.smallParts).toBe(true);
+    heal();
+    far.type("dereg m1");
+    network.settle();
+    far.type("reg m1");
+    network.settle();
+    expect(network.node("server").clients.get("m1")?.smallParts).toBe(false);
   });
 
   test("a client back from a dereg gets only what changed, each entry once", () => {
