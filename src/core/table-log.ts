@@ -249,15 +249,11 @@ export class TableLog {
     return parts;
   }
 
-  /** The first parts kept, their parts and their entries in all. */
-  get keptHeads(): { readonly heads: number; readonly parts: number; readonly entries: number } {
+  /** The first parts kept, and their parts in all. */
+  get keptHeads(): { readonly heads: number; readonly parts: number } {
     let parts = 0;
-    let entries = 0;
-    for (const head of this.heads.values()) {
-      parts += head.parts.length;
-      entries += entriesIn(head.parts);
-    }
-    return { heads: this.heads.size, parts, entries };
+    for (const head of this.heads.values()) parts += head.parts.length;
+    return { heads: this.heads.size, parts };
   }
 
   /**

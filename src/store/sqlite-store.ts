@@ -168,7 +168,7 @@ export class SqliteStore implements OfflineStore {
       this.#selectMessages = prepare<[]>(`SELECT ${MESSAGE_COLUMNS} FROM messages ORDER BY id`);
       // The size in UTF-8 as stored: length() of a BLOB counts bytes. Sealed fields are ASCII.
       this.#selectSummaries = prepare<[]>(
-        `SELECT id, recipient, sender, kind, received_at, ref, sealed_box,
+        `SELECT id, recipient, sender, kind, received_at, ref, sealed_box <> '' AS sealed,
            length(CAST(text AS BLOB)) + length(sealed_n) + length(sealed_box) + length(sender_ak) AS text_bytes
          FROM messages ORDER BY id`,
       );
@@ -533,9 +533,10 @@ function clientFromRow(row: Row): ClientRecord | undefined {
 
 /** A summary is loaded only for a row that would load as a whole message (its content aside). */
 function summaryFromRow(row: Row, intern: (text: string) => string): StoredSummary | undefined {
-  const { text_bytes, sealed_box, ...rest } = row;
+  // Whether it is sealed, not the box: 100,000 boxes read at startup would be garbage.
+  const { text_bytes, sealed, ...rest } = row;
   const content =
-    sealed_box === ""
+    sealed === 0
       ? { text: "x", sealed_n: "", sealed_box: "", sender_ak: "" }
       : { text: "", sealed_n: "x", sealed_box: "x", sender_ak: "x" };
   const checked = messageFromRow({ ...rest, ...content });
