@@ -1,8 +1,8 @@
 import { decodeBase64urlOfLength, encodeBase64url } from "../crypto/base64url.ts";
-import type { Message } from "../protocol/messages.ts";
+import type { Message, TableChange } from "../protocol/messages.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
-import { sharedJson } from "../protocol/shared-json.ts";
+import { tableEntriesJson } from "../protocol/table-entries-json.ts";
 import {
   type AgreementKeyPair,
   type CryptoPort,
@@ -110,7 +110,7 @@ export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) {
     const cached = canonicalArrays.get(value);
     if (cached !== undefined) return cached;
-    const text = value.every(isFlatAndSorted) ? sharedJson(value) : viaSortedCopy(value);
+    const text = value.every(isFlatAndSorted) ? JSON.stringify(value) : viaSortedCopy(value);
     canonicalArrays.set(value, text);
     return text;
   }
@@ -205,7 +205,7 @@ function isFlatAndSorted(value: unknown): boolean {
   return true;
 }
 
-/** A table push's entries go to many clients: their canonical form is computed once. */
+/** An array's canonical form, computed once: a request and its retries share their arrays. */
 const canonicalArrays = new WeakMap<readonly unknown[], string>();
 
 /**
@@ -258,7 +258,7 @@ function writtenMacInput(port: CryptoPort, message: Message): string | undefined
     if (value === undefined) continue;
     if (key === "clients") {
       if (!Array.isArray(value)) return undefined;
-      value = entriesDigest(port, value);
+      value = entriesDigest(port, value as TableChange[]);
     } else if (typeof value === "object" || typeof value === "function") {
       return undefined;
     }
@@ -269,15 +269,16 @@ function writtenMacInput(port: CryptoPort, message: Message): string | undefined
 
 /**
  * HMAC-SHA256 under a fixed, public key is a hash as collision-resistant as SHA-256
- * itself: a MAC over it binds the entries as a MAC over them would.
+ * itself: a MAC over it binds the entries as a MAC over them would. What it hashes is
+ * the entries' text as they travel, which is canonical: arrays in a fixed order.
  */
 const DIGEST_KEY = new Uint8Array(32);
-const entryDigests = new WeakMap<readonly unknown[], string>();
+const entryDigests = new WeakMap<readonly TableChange[], string>();
 
-function entriesDigest(port: CryptoPort, entries: readonly unknown[]): string {
+function entriesDigest(port: CryptoPort, entries: readonly TableChange[]): string {
   let digest = entryDigests.get(entries);
   if (digest === undefined) {
-    digest = encodeBase64url(port.mac(DIGEST_KEY, encoder.encode(canonicalJson(entries))));
+    digest = encodeBase64url(port.mac(DIGEST_KEY, encoder.encode(tableEntriesJson(entries))));
     entryDigests.set(entries, digest);
   }
   return digest;

@@ -1,5 +1,6 @@
 import type { TableChange, TableEntry, TableEntryChange } from "../protocol/messages.ts";
-import { bytesInPart, type CurrentEntry, type LogEntry, TablePieces } from "./table-pieces.ts";
+import { bytesOnWire } from "../protocol/table-entries-json.ts";
+import { type CurrentEntry, type LogEntry, TablePieces } from "./table-pieces.ts";
 import {
   BULK_DELTA_ABOVE_VERSIONS,
   DELTA_ENTRIES_KEPT,
@@ -352,7 +353,7 @@ function deltaReuseVersions(tableSize: number): number {
   return Math.max(DELTA_REUSE_MIN_VERSIONS, Math.floor(tableSize / 64));
 }
 
-/** Keys in sorted order: an entry's canonical form (what a MAC covers) is its plain JSON. */
+/** The entry a snapshot or piece carries: every field, its key included. */
 export function tableEntry({ name, ip, port, online, ak }: LoggedClient): TableEntry {
   return { ak, ip, name, online, port };
 }
@@ -382,7 +383,7 @@ function cutIntoParts(
   const parts: TableChange[][] = [[]];
   let bytes = 0;
   for (const change of changes) {
-    const size = bytesInPart(change);
+    const size = bytesOnWire(change);
     const current = parts[parts.length - 1];
     if (current && current.length > 0 && bytes + size > partBytes) {
       parts.push([change]);

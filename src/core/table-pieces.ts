@@ -1,4 +1,5 @@
 import type { TableChange } from "../protocol/messages.ts";
+import { bytesOnWire } from "../protocol/table-entries-json.ts";
 import { TABLE_PART_BYTES } from "./timing.ts";
 
 /** One change of the log: the version it made and whose entry it was. */
@@ -13,11 +14,6 @@ export interface Piece {
   readonly after: number;
   readonly through: number;
   readonly changes: readonly TableChange[];
-}
-
-/** What one change adds to a part's text: its JSON and the comma after it. */
-export function bytesInPart(change: TableChange): number {
-  return JSON.stringify(change).length + 1;
 }
 
 /** How the pieces read an entry as it is now, with its key (`gone` if forgotten). */
@@ -72,7 +68,7 @@ export class TablePieces {
       const entry = log[index];
       if (!entry) break;
       const change = current(entry);
-      const size = bytesInPart(change);
+      const size = bytesOnWire(change);
       if (this.pending.length > 0 && this.pendingBytes + size > TABLE_PART_BYTES) {
         this.closePiece();
       }

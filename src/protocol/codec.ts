@@ -22,12 +22,11 @@ import {
   type Sealed,
   SIGNATURE_TEXT_LENGTH,
   type TableChange,
-  type TableEntryChange,
   type TableMessage,
   TOKEN_LENGTH,
 } from "./messages.ts";
 import { isValidName } from "./names.ts";
-import { sharedJson } from "./shared-json.ts";
+import { tableEntriesJson } from "./table-entries-json.ts";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -52,7 +51,7 @@ const TABLE_HEAD_ROOM = 256;
 function tableBody(clients: readonly TableChange[]): Uint8Array {
   let body = tableBodies.get(clients);
   if (body === undefined) {
-    const json = encoder.encode(`"clients":${sharedJson(clients)}}`);
+    const json = encoder.encode(`"clients":${tableEntriesJson(clients)}}`);
     body = new Uint8Array(TABLE_HEAD_ROOM + json.byteLength);
     body.set(json, TABLE_HEAD_ROOM);
     tableBodies.set(clients, body);
@@ -186,20 +185,16 @@ function isIp(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 && value.length <= 64;
 }
 
-function decodeTableEntry(value: unknown): TableEntryChange | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const { name, ip, port, online, ak } = value as Fields;
-  if (!isName(name) || !isIp(ip) || !isPort(port) || typeof online !== "boolean") return undefined;
-  // Keys in sorted order: the canonical form the MAC covers is then plain JSON.
-  if (ak === undefined) return { ip, name, online, port };
-  return isKey(ak) ? { ak, ip, name, online, port } : undefined;
-}
-
+/** An entry as it travels (table-entries-json.ts): `[name, ip, port, online, ak?]`, or `[name]` when forgotten. */
 function decodeTableChange(value: unknown): TableChange | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const { name, gone } = value as Fields;
-  if (gone === undefined) return decodeTableEntry(value);
-  return gone === true && isName(name) ? { gone, name } : undefined;
+  if (!Array.isArray(value)) return undefined;
+  const [name, ip, port, online, ak] = value as unknown[];
+  if (!isName(name)) return undefined;
+  if (value.length === 1) return { gone: true, name };
+  if (value.length < 4 || value.length > 5) return undefined;
+  if (!isIp(ip) || !isPort(port) || typeof online !== "boolean") return undefined;
+  if (value.length === 4) return { ip, name, online, port };
+  return isKey(ak) ? { ak, ip, name, online, port } : undefined;
 }
 
 function decodeDelivered(value: unknown): DeliveredMessage | undefined {

@@ -1,5 +1,5 @@
-/** Wire protocol version 4: one JSON object per datagram. PROTOCOL.md documents it for humans. */
-export const PROTOCOL_VERSION = 4;
+/** Wire protocol version 5: one JSON object per datagram. PROTOCOL.md documents it for humans. */
+export const PROTOCOL_VERSION = 5;
 
 /** Characters (code points) a chat message may hold. */
 export const MAX_TEXT_LENGTH = 4000;

@@ -6,7 +6,7 @@ import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 import { BenchIdentity } from "./bench-identity.ts";
 import { LOOPBACK } from "./processes.ts";
-import { SimTable, type TablePart } from "./sim-table.ts";
+import { entriesFromWire, SimTable, type TablePart } from "./sim-table.ts";
 
 type Socket = Bun.udp.Socket<"buffer">;
 type Fields = Record<string, unknown>;
@@ -185,7 +185,7 @@ export class Swarm {
             ...(base === undefined ? {} : { base }),
             part,
             parts,
-            entries: clients as TablePart["entries"],
+            entries: entriesFromWire(clients),
           });
         }
         this.ack(member, id, member.table.have);

@@ -1,5 +1,5 @@
 /**
- * What one simulated client knows of the server's table, kept as PROTOCOL.md v4 ("The
+ * What one simulated client knows of the server's table, kept as PROTOCOL.md v5 ("The
  * client table: a versioned change log") says, but without the entries themselves: the
  * version it holds (the `have` of its acks), and the names it holds as offline, which is
  * all the benchmark asks of a table. 10,000 clients holding 10,000 entries each would
@@ -12,6 +12,22 @@ export interface EntryChange {
   readonly name: string;
   readonly online?: boolean;
   readonly gone?: boolean;
+}
+
+/**
+ * The entries of a part's `clients` as they travel (PROTOCOL.md, "Entries"): arrays
+ * `[name, ip, port, online, ak?]`, and `[name]` for a forgotten name. Anything else is skipped.
+ */
+export function entriesFromWire(clients: unknown): EntryChange[] {
+  if (!Array.isArray(clients)) return [];
+  const changes: EntryChange[] = [];
+  for (const entry of clients) {
+    if (!Array.isArray(entry) || typeof entry[0] !== "string") continue;
+    const [name, , , online] = entry as unknown[];
+    if (entry.length === 1) changes.push({ name: name as string, gone: true });
+    else if (typeof online === "boolean") changes.push({ name: name as string, online });
+  }
+  return changes;
 }
 
 /** One datagram of a push: a snapshot part (no `base`) or a delta part. */

@@ -10,9 +10,9 @@
  */
 import { BenchIdentity } from "./bench-identity.ts";
 import { LOOPBACK } from "./processes.ts";
-import { type EntryChange, SimTable } from "./sim-table.ts";
+import { type EntryChange, entriesFromWire, SimTable } from "./sim-table.ts";
 
-const PROTOCOL_VERSION = 4;
+const PROTOCOL_VERSION = 5;
 /** PROTOCOL.md: a `register` without a valid cookie must be at least this many bytes. */
 const REGISTER_MIN_BYTES = 256;
 const REQUEST_RESEND_MS = 500;
@@ -153,8 +153,6 @@ function tableHead(data: Buffer, clients: number): string | undefined {
 
 const TABLE_MARK = Buffer.from('"type":"table"');
 const CLIENTS_MARK = Buffer.from('"clients":');
-const OFFLINE_MARK = Buffer.from('"online":false');
-const GONE_MARK = Buffer.from('"gone":true');
 
 function parseObject(text: string): Fields | undefined {
   try {
@@ -173,18 +171,6 @@ const PARSED_PARTS_KEPT = 1024;
 interface ParsedPart {
   readonly entries: readonly EntryChange[];
   readonly quiet: boolean;
-}
-
-function entryChanges(clients: unknown): EntryChange[] {
-  if (!Array.isArray(clients)) return [];
-  const changes: EntryChange[] = [];
-  for (const entry of clients as Fields[]) {
-    if (typeof entry?.name !== "string") continue;
-    if (entry.gone === true) changes.push({ name: entry.name, gone: true });
-    else if (entry.online === false) changes.push({ name: entry.name, online: false });
-    else if (entry.online === true) changes.push({ name: entry.name, online: true });
-  }
-  return changes;
 }
 
 /** Pads a `register` to REGISTER_MIN_BYTES with a `pad` string, as PROTOCOL.md asks. */
@@ -383,11 +369,8 @@ export class Swarm {
     const known = this.parsedParts.get(key);
     if (known) return known;
     if (this.parsedParts.size >= PARSED_PARTS_KEPT) this.parsedParts.clear();
-    const entries = entryChanges(parseObject(`{${body.toString("utf8")}`)?.clients);
-    const parsed = {
-      entries,
-      quiet: !body.includes(OFFLINE_MARK) && !body.includes(GONE_MARK),
-    };
+    const entries = entriesFromWire(parseObject(`{${body.toString("utf8")}`)?.clients);
+    const parsed = { entries, quiet: entries.every((entry) => entry.online === true) };
     this.parsedParts.set(key, parsed);
     return parsed;
   }

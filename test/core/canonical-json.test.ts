@@ -4,6 +4,7 @@ import { encodeBase64url } from "../../src/crypto/base64url.ts";
 import { nodeCryptoPort } from "../../src/crypto/node-crypto-port.ts";
 import { seededRandom } from "../../src/io/seeded-random.ts";
 import { type Message, PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
+import { tableEntriesJson } from "../../src/protocol/table-entries-json.ts";
 
 /** The definition, with no shortcut: keys sorted at every level, undefined fields left out. */
 function reference(value: unknown): string {
@@ -19,11 +20,11 @@ function reference(value: unknown): string {
 }
 
 describe("canonical JSON", () => {
-  test("a table entry built in key order is its plain JSON, and so is a list of them", () => {
-    const entry = { ak: "k", ip: "::1", name: "x", online: true, port: 1 };
-    expect(canonicalJson(entry)).toBe(JSON.stringify(entry));
-    expect(canonicalJson([entry, { gone: true, name: "y" }])).toBe(
-      JSON.stringify([entry, { gone: true, name: "y" }]),
+  test("a table's entries travel, and are hashed, as arrays in a fixed order; a forgotten name as [name]", () => {
+    const entry = { port: 1, online: true, name: "x", ip: "::1", ak: "k" };
+    const withoutKey = { online: false, port: 2, name: "z", ip: "127.0.0.1" };
+    expect(tableEntriesJson([entry, { gone: true, name: "y" }, withoutKey])).toBe(
+      '[["x","::1",1,true,"k"],["y"],["z","127.0.0.1",2,false]]',
     );
   });
 
@@ -133,8 +134,15 @@ describe("canonical JSON", () => {
     ];
     const zeroKey = new Uint8Array(32);
     const encoder = new TextEncoder();
-    const digestOf = (clients: readonly unknown[]) =>
-      encodeBase64url(nodeCryptoPort.mac(zeroKey, encoder.encode(canonicalJson(clients))));
+    // PROTOCOL.md: the digest of the entries' text as they travel, each [name, ip, port, online, ak?] or [name].
+    const onWire = (entry: Record<string, unknown>) =>
+      entry.gone === true
+        ? [entry.name]
+        : [entry.name, entry.ip, entry.port, entry.online, entry.ak].filter((f) => f !== undefined);
+    const digestOf = (clients: readonly Record<string, unknown>[]) =>
+      encodeBase64url(
+        nodeCryptoPort.mac(zeroKey, encoder.encode(JSON.stringify(clients.map(onWire)))),
+      );
     const decoder = new TextDecoder();
     for (let i = 0; i < 3_000; i++) {
       const type = pick(["table", "ack", "save", "channel", "channel-message", "probe", "error"]);

@@ -122,7 +122,7 @@ describe("round trip", () => {
       const encoded = encodeMessage(message);
       expect(encoded.byteLength).toBeLessThanOrEqual(MAX_DATAGRAM_BYTES);
       expect(decodeMessage(encoded)).toEqual(message);
-      expect(JSON.parse(new TextDecoder().decode(encoded)).v).toBe(4);
+      expect(JSON.parse(new TextDecoder().decode(encoded)).v).toBe(5);
     });
   }
 
@@ -211,24 +211,24 @@ describe("round trip", () => {
     expect(decodeMessage(encoded)).toEqual(part);
     // The same size in any other type is dropped: only the server sends parts, to clients.
     // (A field the receiver does not know is otherwise dropped and the rest decoded.)
-    const request = { v: 4, type: "register", id: 1, name: "alice", sk, ak };
+    const request = { v: 5, type: "register", id: 1, name: "alice", sk, ak };
     const extra = "-".repeat(MAX_DATAGRAM_BYTES);
     expect(decodeMessage(json({ ...request, extra }))).toBeUndefined();
     expect(decodeMessage(json({ ...request, extra: "-" }))).toBeDefined();
   });
 
   test("fields the receiver does not know are dropped, not passed on", () => {
-    const decoded = decodeMessage(json({ v: 4, type: "ack", id: 3, extra: { deep: [1] }, token }));
+    const decoded = decodeMessage(json({ v: 5, type: "ack", id: 3, extra: { deep: [1] }, token }));
     expect(decoded).toEqual({ type: "ack", id: 3 });
   });
 });
 
 describe("malformed datagrams are undefined and never throw", () => {
-  const register = { v: 4, type: "register", id: 1, name: "alice", sk, ak };
+  const register = { v: 5, type: "register", id: 1, name: "alice", sk, ak };
   const cases: [string, Uint8Array][] = [
     ["empty", new Uint8Array()],
     ["not JSON", bytes("hello")],
-    ["truncated JSON", bytes('{"v":4,"type":"ack","id":1')],
+    ["truncated JSON", bytes('{"v":5,"type":"ack","id":1')],
     ["JSON null", bytes("null")],
     ["JSON number", bytes("1")],
     ["JSON string", bytes('"ack"')],
@@ -243,21 +243,21 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     ["version as a string", json({ v: "1", type: "ack", id: 1 })],
     ["version 1.0000001", bytes('{"v":1.0000001,"type":"ack","id":1}')],
-    ["unknown type", json({ v: 4, type: "hello", id: 1 })],
-    ["type of another case", json({ v: 4, type: "ACK", id: 1 })],
-    ["prototype type", json({ v: 4, type: "toString", id: 1 })],
-    ["no id", json({ v: 4, type: "ack" })],
-    ["negative id", json({ v: 4, type: "ack", id: -1 })],
-    ["fractional id", json({ v: 4, type: "ack", id: 1.5 })],
-    ["id above 2^53-1", json({ v: 4, type: "ack", id: 2 ** 53 })],
-    ["huge id", bytes('{"v":4,"type":"ack","id":1e400}')],
-    ["id as a string", json({ v: 4, type: "ack", id: "1" })],
-    ["id as null", json({ v: 4, type: "ack", id: null })],
-    ["id as an array", json({ v: 4, type: "ack", id: [1] })],
+    ["unknown type", json({ v: 5, type: "hello", id: 1 })],
+    ["type of another case", json({ v: 5, type: "ACK", id: 1 })],
+    ["prototype type", json({ v: 5, type: "toString", id: 1 })],
+    ["no id", json({ v: 5, type: "ack" })],
+    ["negative id", json({ v: 5, type: "ack", id: -1 })],
+    ["fractional id", json({ v: 5, type: "ack", id: 1.5 })],
+    ["id above 2^53-1", json({ v: 5, type: "ack", id: 2 ** 53 })],
+    ["huge id", bytes('{"v":5,"type":"ack","id":1e400}')],
+    ["id as a string", json({ v: 5, type: "ack", id: "1" })],
+    ["id as null", json({ v: 5, type: "ack", id: null })],
+    ["id as an array", json({ v: 5, type: "ack", id: [1] })],
     [
       "invalid UTF-8",
       new Uint8Array([
-        ...bytes('{"v":4,"type":"chat","id":1,"from":"a","text":"'),
+        ...bytes('{"v":5,"type":"chat","id":1,"from":"a","text":"'),
         0xff,
         0xfe,
         ...bytes('"}'),
@@ -266,7 +266,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "overlong UTF-8",
       new Uint8Array([
-        ...bytes('{"v":4,"type":"chat","id":1,"from":"a","text":"'),
+        ...bytes('{"v":5,"type":"chat","id":1,"from":"a","text":"'),
         0xc0,
         0xaf,
         ...bytes('"}'),
@@ -274,11 +274,11 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "UTF-16",
-      new Uint8Array([0xff, 0xfe, ...[...'{"v":4}'].flatMap((c) => [c.charCodeAt(0), 0])]),
+      new Uint8Array([0xff, 0xfe, ...[...'{"v":5}'].flatMap((c) => [c.charCodeAt(0), 0])]),
     ],
     [
       "40 KB datagram",
-      json({ v: 4, type: "chat", id: 1, from: "a", to: "bob", text: "x".repeat(40_000) }),
+      json({ v: 5, type: "chat", id: 1, from: "a", to: "bob", text: "x".repeat(40_000) }),
     ],
     [
       "just over a table part's size limit",
@@ -287,69 +287,69 @@ describe("malformed datagrams are undefined and never throw", () => {
     ["deep nesting", bytes(`${"[".repeat(16_000)}${"]".repeat(16_000)}`)],
     [
       "nested junk in a field",
-      json({ v: 4, type: "chat", id: 1, from: { a: [{ b: {} }] }, to: "bob", text: "t" }),
+      json({ v: 5, type: "chat", id: 1, from: { a: [{ b: {} }] }, to: "bob", text: "t" }),
     ],
-    ["register without a name", json({ v: 4, type: "register", id: 1 })],
+    ["register without a name", json({ v: 5, type: "register", id: 1 })],
     ["register with a short key", json({ ...register, sk: "abc" })],
     ["register with a key in standard base64", json({ ...register, ak: `+${ak.slice(1)}` })],
     ["register without its agreement key", json({ ...register, ak: undefined })],
     ["register with a signature but no cookie", json({ ...register, sig })],
     [
       "save with a short mac",
-      json({ v: 4, type: "save", id: 1, sid: token, to: "b", text: "t", mac: "AA" }),
+      json({ v: 5, type: "save", id: 1, sid: token, to: "b", text: "t", mac: "AA" }),
     ],
     ["register with a null cookie", json({ ...register, cookie: null })],
     ["register with a short cookie", json({ ...register, cookie: cookie.slice(1) })],
-    ["deregister without a token", json({ v: 4, type: "deregister", id: 1 })],
-    ["save without text", json({ v: 4, type: "save", id: 1, sid: token, to: "bob" })],
-    ["save with empty text", json({ v: 4, type: "save", id: 1, sid: token, to: "bob", text: "" })],
+    ["deregister without a token", json({ v: 5, type: "deregister", id: 1 })],
+    ["save without text", json({ v: 5, type: "save", id: 1, sid: token, to: "bob" })],
+    ["save with empty text", json({ v: 5, type: "save", id: 1, sid: token, to: "bob", text: "" })],
     [
       "save with text as a number",
-      json({ v: 4, type: "save", id: 1, sid: token, to: "bob", text: 5 }),
+      json({ v: 5, type: "save", id: 1, sid: token, to: "bob", text: 5 }),
     ],
     [
       "save with 4001 characters",
-      json({ v: 4, type: "save", id: 1, sid: token, to: "bob", text: "x".repeat(4001) }),
+      json({ v: 5, type: "save", id: 1, sid: token, to: "bob", text: "x".repeat(4001) }),
     ],
     [
       "save with the old token field",
-      json({ v: 4, type: "save", id: 1, token, to: "b", text: "t" }),
+      json({ v: 5, type: "save", id: 1, token, to: "b", text: "t" }),
     ],
     [
       "chat with 4001 emoji",
-      json({ v: 4, type: "chat", id: 1, from: "a", to: "bob", text: "😀".repeat(4001) }),
+      json({ v: 5, type: "chat", id: 1, from: "a", to: "bob", text: "😀".repeat(4001) }),
     ],
-    ["channel without a token", json({ v: 4, type: "channel", id: 1, text: "hi" })],
+    ["channel without a token", json({ v: 5, type: "channel", id: 1, text: "hi" })],
     [
       "registered with a negative pending",
-      json({ v: 4, type: "registered", id: 1, sid: token, pending: -1, sig }),
+      json({ v: 5, type: "registered", id: 1, sid: token, pending: -1, sig }),
     ],
-    ["registered without a sid", json({ v: 4, type: "registered", id: 1, pending: 0, sig })],
+    ["registered without a sid", json({ v: 5, type: "registered", id: 1, pending: 0, sig })],
     [
       "registered without a signature",
-      json({ v: 4, type: "registered", id: 1, sid: token, pending: 0, epoch: "0123456789abcdef" }),
+      json({ v: 5, type: "registered", id: 1, sid: token, pending: 0, epoch: "0123456789abcdef" }),
     ],
     [
       "challenge without the server's keys",
-      json({ v: 4, type: "challenge", id: 1, cookie, nonce }),
+      json({ v: 5, type: "challenge", id: 1, cookie, nonce }),
     ],
-    ["challenge without a cookie", json({ v: 4, type: "challenge", id: 1 })],
-    ["error with an unknown code", json({ v: 4, type: "error", id: 1, code: "oops" })],
-    ["error with a prototype code", json({ v: 4, type: "error", id: 1, code: "constructor" })],
-    ["error without a code", json({ v: 4, type: "error", id: 1 })],
-    ["table without clients", json({ v: 4, type: "table", id: 1, version: 1, part: 0, parts: 1 })],
+    ["challenge without a cookie", json({ v: 5, type: "challenge", id: 1 })],
+    ["error with an unknown code", json({ v: 5, type: "error", id: 1, code: "oops" })],
+    ["error with a prototype code", json({ v: 5, type: "error", id: 1, code: "constructor" })],
+    ["error without a code", json({ v: 5, type: "error", id: 1 })],
+    ["table without clients", json({ v: 5, type: "table", id: 1, version: 1, part: 0, parts: 1 })],
     [
       "table with part = parts",
-      json({ v: 4, type: "table", id: 1, version: 1, part: 1, parts: 1, clients: [] }),
+      json({ v: 5, type: "table", id: 1, version: 1, part: 1, parts: 1, clients: [] }),
     ],
     [
       "table with zero parts",
-      json({ v: 4, type: "table", id: 1, version: 1, part: 0, parts: 0, clients: [] }),
+      json({ v: 5, type: "table", id: 1, version: 1, part: 0, parts: 0, clients: [] }),
     ],
     [
       "table with a bad entry",
       json({
-        v: 4,
+        v: 5,
         type: "table",
         id: 1,
         version: 1,
@@ -360,12 +360,12 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "table with a null entry",
-      json({ v: 4, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: [null] }),
+      json({ v: 5, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: [null] }),
     ],
     [
       "table with an online string",
       json({
-        v: 4,
+        v: 5,
         type: "table",
         id: 1,
         version: 1,
@@ -377,7 +377,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "table entry without its agreement key",
       json({
-        v: 4,
+        v: 5,
         type: "table",
         id: 1,
         version: 1,
@@ -387,7 +387,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "table entry with an agreement key one character short",
       json({
-        v: 4,
+        v: 5,
         type: "table",
         id: 1,
         version: 1,
@@ -397,7 +397,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "table entry with an agreement key outside base64url",
       json({
-        v: 4,
+        v: 5,
         type: "table",
         id: 1,
         version: 1,
@@ -406,34 +406,34 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "table with clients as an object",
-      json({ v: 4, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: {} }),
+      json({ v: 5, type: "table", id: 1, version: 1, part: 0, parts: 1, clients: {} }),
     ],
-    ["stored with no messages", json({ v: 4, type: "stored", id: 1, messages: [] })],
+    ["stored with no messages", json({ v: 5, type: "stored", id: 1, messages: [] })],
     [
       "chat in clear, as before sealing",
-      json({ v: 4, type: "chat", id: 1, from: "a", to: "b", text: "hi" }),
+      json({ v: 5, type: "chat", id: 1, from: "a", to: "b", text: "hi" }),
     ],
     [
       "chat with a box one character short of a tag and a byte",
-      json({ v: 4, type: "chat", id: 1, from: "a", to: "b", n, box: box.slice(1) }),
+      json({ v: 5, type: "chat", id: 1, from: "a", to: "b", n, box: box.slice(1) }),
     ],
     [
       "chat with a nonce of 15 characters",
-      json({ v: 4, type: "chat", id: 1, from: "a", to: "b", n: n.slice(1), box }),
+      json({ v: 5, type: "chat", id: 1, from: "a", to: "b", n: n.slice(1), box }),
     ],
     [
       "chat with a box outside base64url",
-      json({ v: 4, type: "chat", id: 1, from: "a", to: "b", n, box: `${box}+/` }),
+      json({ v: 5, type: "chat", id: 1, from: "a", to: "b", n, box: `${box}+/` }),
     ],
-    ["chat without its nonce", json({ v: 4, type: "chat", id: 1, from: "a", to: "b", box })],
+    ["chat without its nonce", json({ v: 5, type: "chat", id: 1, from: "a", to: "b", box })],
     [
       "save in clear, as before sealing",
-      json({ v: 4, type: "save", id: 1, sid: token, to: "b", text: "hi" }),
+      json({ v: 5, type: "save", id: 1, sid: token, to: "b", text: "hi" }),
     ],
     [
       "stored sealed message without the sender's key",
       json({
-        v: 4,
+        v: 5,
         type: "stored",
         id: 1,
         messages: [{ sender: "a", kind: "direct", n, box, at: 0, ref: 1 }],
@@ -442,7 +442,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "stored channel message sealed",
       json({
-        v: 4,
+        v: 5,
         type: "stored",
         id: 1,
         messages: [{ sender: "a", kind: "channel", n, box, ak, at: 0, ref: 1 }],
@@ -451,7 +451,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     [
       "stored message with a text and a box",
       json({
-        v: 4,
+        v: 5,
         type: "stored",
         id: 1,
         messages: [{ sender: "a", kind: "direct", text: "hi", n, box, ak, at: 0, ref: 1 }],
@@ -477,7 +477,7 @@ describe("malformed datagrams are undefined and never throw", () => {
     ],
     [
       "channel-message from a bad name",
-      json({ v: 4, type: "channel-message", id: 1, from: "-x", text: "t" }),
+      json({ v: 5, type: "channel-message", id: 1, from: "-x", text: "t" }),
     ],
   ];
   for (const badName of [
@@ -494,7 +494,7 @@ describe("malformed datagrams are undefined and never throw", () => {
   ]) {
     cases.push([
       `chat from the name ${JSON.stringify(badName)}`,
-      json({ v: 4, type: "chat", id: 1, from: badName, to: "bob", text: "t" }),
+      json({ v: 5, type: "chat", id: 1, from: badName, to: "bob", text: "t" }),
     ]);
     cases.push([`register as ${JSON.stringify(badName)}`, json({ ...register, name: badName })]);
   }

@@ -266,23 +266,38 @@ describe("keys in the table", () => {
     const snapshot = decodeMessage(
       new TextEncoder().encode(
         JSON.stringify({
-          v: 4,
+          v: 5,
           type: "table",
           id: 1,
           version: 4,
-          clients: [entry, { name: "b", gone: true }, { ...entry, online: false }],
+          clients: [
+            ["a", "127.0.0.1", 6001, true, entry.ak],
+            ["b"],
+            ["a", "127.0.0.1", 6001, false, entry.ak],
+          ],
         }),
       ),
     );
     expect(snapshot).toMatchObject({ type: "table", version: 4 });
-    expect(snapshot && "clients" in snapshot ? snapshot.clients : []).toHaveLength(3);
+    expect(snapshot && "clients" in snapshot ? snapshot.clients : []).toEqual([
+      entry,
+      { gone: true, name: "b" },
+      { ...entry, online: false },
+    ]);
   });
 
   test("a snapshot entry without its key is malformed; a delta entry may leave it out", () => {
     const entry = { name: "a", ip: "127.0.0.1", port: 6001, online: true };
     const table = (base?: number) =>
       new TextEncoder().encode(
-        JSON.stringify({ v: 4, type: "table", id: 1, version: 2, base, clients: [entry] }),
+        JSON.stringify({
+          v: 5,
+          type: "table",
+          id: 1,
+          version: 2,
+          base,
+          clients: [["a", "127.0.0.1", 6001, true]],
+        }),
       );
     expect(decodeMessage(table())).toBeUndefined();
     expect(decodeMessage(table(1))).toMatchObject({ type: "table", base: 1, clients: [entry] });

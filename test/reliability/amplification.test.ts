@@ -21,6 +21,7 @@ import { seededRandom } from "../../src/io/seeded-random.ts";
 import { addressKey } from "../../src/protocol/address.ts";
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
 import type { Address, Message, RegisterMessage } from "../../src/protocol/messages.ts";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.ts";
 import { nameKey } from "../../src/protocol/names.ts";
 import { createMemoryStore } from "../../src/store/memory-store.ts";
 import {
@@ -483,7 +484,7 @@ const ATTACKS: readonly (readonly [string, AttackBuilder])[] = (() => {
       "another version",
       (world) =>
         new TextEncoder().encode(
-          `{"v":4,"type":"register","id":${id(world)},"name":"${name(world)}"}`,
+          `{"v":${PROTOCOL_VERSION + 1},"type":"register","id":${id(world)},"name":"${name(world)}"}`,
         ),
     ],
     ["the same datagram again", (_world, tally) => tally?.last],

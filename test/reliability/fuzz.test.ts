@@ -768,7 +768,7 @@ class Corpus {
         : dice.pick([0, MAX_DATE_MS, MAX_DATE_MS + 1, 2 ** 53 - 1]),
       ref: dice.int(2 ** 48),
     });
-    const base = { v: 4, type, id };
+    const base = { v: 5, type, id };
     switch (type) {
       case "register":
         return {
