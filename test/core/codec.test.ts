@@ -355,7 +355,7 @@ describe("malformed datagrams are undefined and never throw", () => {
         version: 1,
         part: 0,
         parts: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 0, online: true, ak }],
+        clients: [["a", "1.2.3.4", 0, true, ak]],
       }),
     ],
     [
@@ -371,7 +371,7 @@ describe("malformed datagrams are undefined and never throw", () => {
         version: 1,
         part: 0,
         parts: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: "yes", ak }],
+        clients: [["a", "1.2.3.4", 1, "yes", ak]],
       }),
     ],
     [
@@ -381,7 +381,7 @@ describe("malformed datagrams are undefined and never throw", () => {
         type: "table",
         id: 1,
         version: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: true }],
+        clients: [["a", "1.2.3.4", 1, true]],
       }),
     ],
     [
@@ -391,7 +391,7 @@ describe("malformed datagrams are undefined and never throw", () => {
         type: "table",
         id: 1,
         version: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: true, ak: ak.slice(1) }],
+        clients: [["a", "1.2.3.4", 1, true, ak.slice(1)]],
       }),
     ],
     [
@@ -401,8 +401,31 @@ describe("malformed datagrams are undefined and never throw", () => {
         type: "table",
         id: 1,
         version: 1,
-        clients: [{ name: "a", ip: "1.2.3.4", port: 1, online: true, ak: `+${ak.slice(1)}` }],
+        clients: [["a", "1.2.3.4", 1, true, `+${ak.slice(1)}`]],
       }),
+    ],
+    [
+      "table entry as an object (the form before version 5)",
+      json({
+        v: 5,
+        type: "table",
+        id: 1,
+        version: 1,
+        base: 0,
+        clients: [{ ak, ip: "1.2.3.4", name: "a", online: true, port: 1 }],
+      }),
+    ],
+    [
+      "table entry with an item too many",
+      json({ v: 5, type: "table", id: 1, version: 1, clients: [["a", "1.2.3.4", 1, true, ak, 1]] }),
+    ],
+    [
+      "table entry too short to be an entry or a forgotten name",
+      json({ v: 5, type: "table", id: 1, version: 1, base: 0, clients: [["a", null]] }),
+    ],
+    [
+      "table entry whose name is not a name",
+      json({ v: 5, type: "table", id: 1, version: 1, base: 0, clients: [["-a"]] }),
     ],
     [
       "table with clients as an object",

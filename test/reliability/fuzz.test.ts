@@ -753,12 +753,14 @@ class Corpus {
     const sig = () => this.#base64url(64);
     const withMaybeMac = <T extends Record<string, unknown>>(fields: T) =>
       dice.chance(0.7) ? { ...fields, mac: mac() } : fields;
-    const entry = () => ({
-      name: dice.pick(this.#names),
-      ip: LOOPBACK,
-      port: 1024 + dice.int(60_000),
-      online: dice.chance(0.5),
-    });
+    /** As it travels (PROTOCOL.md, "Entries"): [name, ip, port, online, ak]; a fixed key, so the seeded stream is as before. */
+    const entry = () => [
+      dice.pick(this.#names),
+      LOOPBACK,
+      1024 + dice.int(60_000),
+      dice.chance(0.5),
+      this.#keys[this.#keys.length - 1],
+    ];
     const delivered = () => ({
       sender: dice.pick(this.#names),
       kind: dice.pick(["direct", "channel"]),

@@ -185,4 +185,20 @@ describe("the worked example in PROTOCOL.md", () => {
     const { failures } = verifyExample(altered);
     expect(failures).toEqual(["table server → alice: mac", "chat alice → bob: box"]);
   });
+
+  test("every table's entries text shown hashes to the digest its MAC input shows", async () => {
+    // Another implementation hashes what it reads here: a stale line would make every table MAC fail.
+    const lines = (await exampleInProtocol()).split("\n");
+    let checked = 0;
+    lines.forEach((line, at) => {
+      if (!line.includes("where clients is the digest")) return;
+      const shown = /"clients":"([A-Za-z0-9_-]{43})"/.exec(lines[at - 1] ?? "")?.[1];
+      const entries = (lines[at + 1] ?? "").trim();
+      const digest = new Bun.CryptoHasher("sha256", new Uint8Array(32)).update(entries);
+      expect(entries.startsWith("[[")).toBe(true);
+      expect(digest.digest("base64url")).toBe(shown as string);
+      checked++;
+    });
+    expect(checked).toBeGreaterThan(0);
+  });
 });

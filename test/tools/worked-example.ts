@@ -13,7 +13,6 @@
 import type { CryptoPort, KeyKind } from "../../src/core/crypto-port.ts";
 import { chatAckMac, isChatAckMac, openText } from "../../src/core/sealed-messages.ts";
 import {
-  canonicalJson,
   hasValidMac,
   type KeyPairs,
   macInput,
@@ -32,6 +31,7 @@ import type {
   RegisterMessage,
 } from "../../src/protocol/messages.ts";
 import { nameKey } from "../../src/protocol/names.ts";
+import { tableEntriesJson } from "../../src/protocol/table-entries-json.ts";
 import { derivedKeyPairs, identityFor, testCrypto } from "../helpers/identities.ts";
 import { SERVER_LABEL, type SentDatagram, SimulatedNetwork } from "../helpers/simulated-network.ts";
 
@@ -286,8 +286,8 @@ class Explainer {
     ];
     if (message.type === "table") {
       lines.push(
-        "  where clients is the digest HMAC-SHA256(32 zero bytes, canonical JSON of the entries):",
-        `  ${canonicalJson(message.clients)}`,
+        "  where clients is the digest HMAC-SHA256(32 zero bytes, the entries' text as they travel):",
+        `  ${tableEntriesJson(message.clients)}`,
         "  part and parts, left out on the wire of a one-datagram push, are covered as decoded.",
       );
     }
