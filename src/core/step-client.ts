@@ -7,6 +7,7 @@ import {
   type ErrorCode,
   isSealedDelivery,
   isTombstone,
+  MAX_DATAGRAM_BYTES,
   MAX_TEXT_LENGTH,
   type Message,
   type RegisterMessage,
@@ -583,12 +584,17 @@ function showTable(step: Step, prefix: string): void {
 
 function receive(step: Step, from: Address, bytes: Uint8Array): void {
   const { state } = step;
+  const fromServer = sameAddress(from, state.server);
+  // Only the server's table parts may be this large: anyone else's is dropped unparsed.
+  if (bytes.byteLength > MAX_DATAGRAM_BYTES && !fromServer) {
+    state.droppedDatagrams++;
+    return;
+  }
   const message = decodeMessage(bytes);
   if (!message) {
     state.droppedDatagrams++;
     return;
   }
-  const fromServer = sameAddress(from, state.server);
   switch (message.type) {
     case "ack":
     case "registered":

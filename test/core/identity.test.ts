@@ -2,7 +2,12 @@ import { describe, expect, test } from "bun:test";
 import { publicKeyText, withMac } from "../../src/core/session-crypto.ts";
 import { SOURCE_BURST } from "../../src/core/timing.ts";
 import { encodeMessage, padRegistration } from "../../src/protocol/codec.ts";
-import { type Message, REGISTER_MIN_BYTES } from "../../src/protocol/messages.ts";
+import {
+  MAX_DATAGRAM_BYTES,
+  type Message,
+  PROTOCOL_VERSION,
+  REGISTER_MIN_BYTES,
+} from "../../src/protocol/messages.ts";
 import { agreementKeyOf, newKeyPairs, testCrypto } from "../helpers/identities.ts";
 import { openedBy, sealedBy, sealedChat } from "../helpers/sealed.ts";
 import {
@@ -46,6 +51,40 @@ describe("sessions and addresses", () => {
     expect(y.shownSince(mark)).toEqual([]);
     expect(network.sent.slice(sentMark)).toEqual([]);
     expect(y.state.droppedDatagrams).toBe(3);
+  });
+
+  test("a datagram over 32,768 bytes is read only when it comes from the server", () => {
+    const network = registeredNetwork(["x"]);
+    const x = network.client("x");
+    const entries = Array.from({ length: 500 }, (_, i) => [
+      `n${i}`,
+      LOOPBACK,
+      6000 + i,
+      true,
+      "A".repeat(43),
+    ]);
+    const large = new TextEncoder().encode(
+      JSON.stringify({ v: PROTOCOL_VERSION, type: "table", id: 1, version: 99, clients: entries }),
+    );
+    expect(large.byteLength).toBeGreaterThan(MAX_DATAGRAM_BYTES);
+    const parse = JSON.parse;
+    let parsed = 0;
+    JSON.parse = (...args: Parameters<typeof parse>) => {
+      parsed++;
+      return parse(...args);
+    };
+    try {
+      network.inject({ ip: LOOPBACK, port: 9 }, x.address, large);
+      network.settle();
+      expect(parsed).toBe(0);
+      // From the server's address it is read (and then dropped: it carries no valid MAC).
+      network.inject(SERVER_ADDRESS, x.address, large);
+      network.settle();
+      expect(parsed).toBeGreaterThan(0);
+    } finally {
+      JSON.parse = parse;
+    }
+    expect(x.state.droppedDatagrams).toBe(2);
   });
 
   test("a chat from a name that is not in the table is ignored", () => {
