@@ -218,7 +218,8 @@ export function macInput(port: CryptoPort, message: Message): Uint8Array {
   if (written !== undefined) return encoder.encode(written);
   const { mac: _mac, ...rest } = message as Message & { mac?: string; pad?: string };
   const { pad: _pad, ...covered } = rest as typeof rest & { pad?: string };
-  if (covered.type === "table") {
+  // A table without its entries (the decoder never makes one) is covered like any message.
+  if (covered.type === "table" && Array.isArray(covered.clients)) {
     const { clients, ...header } = covered;
     return encoder.encode(
       canonicalJson({ v: PROTOCOL_VERSION, ...header, clients: entriesDigest(port, clients) }),

@@ -65,6 +65,13 @@ describe("canonical JSON", () => {
     }
   });
 
+  test("a table without its entries (the decoder never makes one) is covered like any message, not thrown on", () => {
+    const bare = { type: "table", id: 1, version: 2, extra: [1] } as unknown as Message;
+    expect(new TextDecoder().decode(macInput(nodeCryptoPort, bare))).toBe(
+      `{"extra":[1],"id":1,"type":"table","v":${PROTOCOL_VERSION},"version":2}`,
+    );
+  });
+
   test("a MAC covers the message's canonical JSON with v, without mac and pad, written field by field", () => {
     const random = seededRandom(9);
     const keys = [
