@@ -42,7 +42,7 @@ export class Member {
   token: string | undefined;
   /** At least one table part showed a client (this one or another) offline. */
   sawOffline = false;
-  /** The table as PROTOCOL.md v4's change log: the version held and who is offline. */
+  /** The table as PROTOCOL.md v5's change log: the version held and who is offline. */
   readonly table = new SimTable();
   readonly posts = new Set<number>();
   readonly errors: string[] = [];

@@ -4,7 +4,7 @@ import { SimTable } from "./sim-table.ts";
 const on = (name: string) => ({ name, online: true });
 const off = (name: string) => ({ name, online: false });
 
-describe("the scale benchmark's table bookkeeping (PROTOCOL.md v4)", () => {
+describe("the scale benchmark's table bookkeeping (PROTOCOL.md v5)", () => {
   test("a snapshot is applied once all its parts are held, and only then moves have", () => {
     const table = new SimTable();
     table.setEpoch("00112233aabbccdd");
