@@ -108,11 +108,7 @@ export function sessionKey(
 /** The JSON of a value with object keys sorted at every level; undefined fields left out, as JSON does. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) {
-    const cached = canonicalArrays.get(value);
-    if (cached !== undefined) return cached;
-    const text = value.every(isFlatAndSorted) ? JSON.stringify(value) : viaSortedCopy(value);
-    canonicalArrays.set(value, text);
-    return text;
+    return value.every(isFlatAndSorted) ? JSON.stringify(value) : viaSortedCopy(value);
   }
   if (typeof value === "object" && value !== null) {
     const fields = value as Record<string, unknown>;
@@ -204,9 +200,6 @@ function isFlatAndSorted(value: unknown): boolean {
   }
   return true;
 }
-
-/** An array's canonical form, computed once: a request and its retries share their arrays. */
-const canonicalArrays = new WeakMap<readonly unknown[], string>();
 
 /**
  * What a MAC covers: the message as decoded, without `mac` (and without `pad`, which
