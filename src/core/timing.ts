@@ -44,7 +44,7 @@ export type ServerLane = keyof typeof SERVER_LANES;
 /** The largest of them: what one burst of acks can reach. */
 export const SERVER_SEND_WINDOW = Math.max(...Object.values(SERVER_LANES));
 /**
- * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 20
+ * Parts of one push on their way to one client at once: a 10,000-entry snapshot is 14
  * parts, more than a default receive buffer (212 KB) holds if they come back to back.
  */
 export const TABLE_PARTS_IN_FLIGHT = 2;
