@@ -8,6 +8,7 @@ import {
   summaryOf,
 } from "../store/offline-store.ts";
 import { SEAL_KEY_BYTES } from "./crypto-port.ts";
+import { ReplayWindow } from "./replay-window.ts";
 import { deliverChannelPost } from "./server-channel.ts";
 import type { NodeNote } from "./server-effects.ts";
 import { sendNextStoredBatch } from "./server-mailboxes.ts";
@@ -22,7 +23,6 @@ import {
 } from "./server-state.ts";
 import type { Step } from "./server-step.ts";
 import { cancelTablePush, requestTablePush, tableChanged } from "./server-table-sync.ts";
-import { ReplayWindow } from "./session-crypto.ts";
 import { timing } from "./timing.ts";
 
 /*

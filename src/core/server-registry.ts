@@ -3,6 +3,7 @@ import { addressKey, normaliseIp, sameAddress } from "../protocol/address.ts";
 import type { Address, RegisterMessage } from "../protocol/messages.ts";
 import { isValidName, nameKey } from "../protocol/names.ts";
 import type { ClientRecord } from "../store/offline-store.ts";
+import { ReplayWindow } from "./replay-window.ts";
 import { RATE_TABLE_LIMIT, registerFields, rememberRegistration } from "./server-admission.ts";
 import { restartStoredDelivery } from "./server-mailboxes.ts";
 import { probe } from "./server-probes.ts";
@@ -15,7 +16,7 @@ import {
 } from "./server-state.ts";
 import { refuseUnremembered, reply, replyError, type Step } from "./server-step.ts";
 import { cancelTablePush, requestTablePush, tableChanged } from "./server-table-sync.ts";
-import { ReplayWindow, registerTranscript, sessionKey, signText } from "./session-crypto.ts";
+import { registerTranscript, sessionKey, signText } from "./session-crypto.ts";
 import { FORGET_CHECK_EVERY_MS, NAME_GRANT_PERIOD_MS, NAMES_PER_ADDRESS } from "./timing.ts";
 
 /*

@@ -7,8 +7,8 @@ import { SEAL_KEY_BYTES } from "./crypto-port.ts";
 import { FifoSet } from "./fifo-set.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
+import { ReplayWindow } from "./replay-window.ts";
 import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
-import { ReplayWindow } from "./session-crypto.ts";
 import { TableLog } from "./table-log.ts";
 import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
 

@@ -26,8 +26,6 @@ export interface KeyPairs {
 /** A MAC on the wire: the first 16 bytes of HMAC-SHA256, base64url (22 characters). */
 export const MAC_WIRE_BYTES = 16;
 export const NONCE_WIRE_BYTES = 16;
-/** Ids per session and direction that count as seen below the highest (IPsec, WireGuard). */
-export const REPLAY_WINDOW = 1024;
 
 const encoder = new TextEncoder();
 
@@ -306,39 +304,4 @@ export function hasValidMac(port: CryptoPort, key: Uint8Array, message: Message)
 
 export function publicKeyText(pair: { readonly publicKey: Uint8Array }): string {
   return encodeBase64url(pair.publicKey);
-}
-
-export type ReplayVerdict = "new" | "seen" | "too-old";
-
-/**
- * The ids one session has used in one direction: the highest and the REPLAY_WINDOW below
- * it. A new id is taken; one already taken is a retransmission or a replay; one below
- * the window cannot be told apart from a replay and is refused.
- */
-export class ReplayWindow {
-  // Plain fields, not #private ones: a state snapshot (and a deep copy of it) sees them.
-  private highest: number | undefined;
-  private readonly taken = new Set<number>();
-
-  check(id: number): ReplayVerdict {
-    if (this.highest !== undefined && id <= this.highest - REPLAY_WINDOW) return "too-old";
-    return this.taken.has(id) ? "seen" : "new";
-  }
-
-  /** Records `id` (checked "new"). */
-  take(id: number): void {
-    this.taken.add(id);
-    if (this.highest === undefined || id > this.highest) {
-      this.highest = id;
-      const floor = id - REPLAY_WINDOW;
-      if (this.taken.size > REPLAY_WINDOW * 2) {
-        for (const taken of this.taken) if (taken <= floor) this.taken.delete(taken);
-      }
-    }
-  }
-
-  /** Gives an id back, as when the work it asked for was undone (the store refused it). */
-  release(id: number): void {
-    this.taken.delete(id);
-  }
 }

@@ -307,7 +307,8 @@ function deepCopy<T>(value: T, memo = new Map<unknown, unknown>()): T {
     for (const item of value) copy.add(deepCopy(item, memo));
     return copy as T;
   }
-  if (value instanceof Uint8Array) return value.slice() as T;
+  // Session keys, and replay windows' bitmaps.
+  if (value instanceof Uint8Array || value instanceof Uint32Array) return value.slice() as T;
   if (Array.isArray(value)) {
     const copy: unknown[] = [];
     memo.set(value, copy);
