@@ -11,13 +11,14 @@ export type ReplayVerdict = "new" | "seen" | "too-old";
  * below the window cannot be told apart from a replay and is refused.
  *
  * One bit per id in the window, on a ring indexed by id (RFC 6479): 128 bytes a session
- * whatever it sends. A Set of the ids taken cost 131 KB for a session that had sent
+ * whatever it sends, none before its first request. A Set of the ids taken cost 131 KB for a session that had sent
  * 2,000 requests, and JavaScriptCore kept the space after the old ids were deleted.
  */
 export class ReplayWindow {
   // Plain fields, not #private ones: a state snapshot (and a deep copy of it) sees them.
   private highest: number | undefined;
-  private readonly taken = new Uint32Array(REPLAY_WINDOW / BITS_PER_WORD);
+  /** Made with the first id: most sessions of a crowd only register, and so take none. */
+  private taken: Uint32Array | undefined;
 
   check(id: number): ReplayVerdict {
     if (this.highest === undefined || id > this.highest) return "new";
@@ -43,17 +44,18 @@ export class ReplayWindow {
   private forgetUpTo(id: number): void {
     const from = this.highest === undefined ? id : this.highest + 1;
     if (id - from >= REPLAY_WINDOW) {
-      this.taken.fill(0);
+      this.taken?.fill(0);
       return;
     }
     for (let slot = from; slot <= id; slot++) this.mark(slot, false);
   }
 
   private isTaken(id: number): boolean {
-    return ((this.taken[wordOf(id)] ?? 0) & bitOf(id)) !== 0;
+    return ((this.taken?.[wordOf(id)] ?? 0) & bitOf(id)) !== 0;
   }
 
   private mark(id: number, taken: boolean): void {
+    this.taken ??= new Uint32Array(REPLAY_WINDOW / BITS_PER_WORD);
     const word = this.taken[wordOf(id)] ?? 0;
     this.taken[wordOf(id)] = taken ? word | bitOf(id) : word & ~bitOf(id);
   }
