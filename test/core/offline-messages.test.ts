@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MAILBOX_LIMIT } from "../../src/core/timing.ts";
+import { MAILBOX_LIMIT, timing } from "../../src/core/timing.ts";
 import { MAX_TEXT_LENGTH } from "../../src/protocol/messages.ts";
 import { notices } from "../../src/text/notices.ts";
 import { formatTimestamp } from "../../src/text/timestamp.ts";
@@ -376,6 +376,32 @@ describe("limits", () => {
     expect(y.shown().filter((line) => line.startsWith("[Channel_Message x: "))).toHaveLength(
       widest.length,
     );
+  });
+});
+
+describe("the server's remembered answers", () => {
+  test("outlast the sender's retries three times over, then are let go", () => {
+    const retrySpan = timing.ackWaitMs * (timing.serverRequestRetries + 1);
+    expect(timing.replyCacheMs).toBeGreaterThanOrEqual(3 * retrySpan);
+    const network = registeredNetwork(["x", "y"]);
+    const x = network.client("x");
+    network.client("y").type("dereg y");
+    network.settle();
+    // Every ack but the last try's is lost: the retries are answered from what was kept.
+    const heal = network.drop(
+      (d) => d.from === "server" && d.to === "x" && d.message.type === "ack",
+    );
+    x.type("send y once, acked late");
+    network.advance(retrySpan - timing.ackWaitMs - 1);
+    heal();
+    network.advance(timing.ackWaitMs);
+    expect(x.shown().at(-1)).toBe(SAVED);
+    expect(network.store.load().messages).toHaveLength(1);
+    const kept = network.server.replies.size;
+    expect(kept).toBeGreaterThan(0);
+    network.advance(timing.replyCacheMs);
+    network.tickServer();
+    expect(network.server.replies.size).toBeLessThan(kept);
   });
 });
 
