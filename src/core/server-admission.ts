@@ -127,25 +127,15 @@ function registrationKey(request: RegisterMessage, cookie: string): string {
   return `${nameKey(request.name)}#${cookie}#${request.id}`;
 }
 
-/** Kept while the cookie is valid (this period and the one before), and never more than this many. */
-const USED_REGISTRATIONS_LIMIT = 100_000;
-
 export function rememberRegistration(step: Step, request: RegisterMessage): void {
   const used = step.state.usedRegistrations;
-  if (used.size >= USED_REGISTRATIONS_LIMIT) {
-    const oldest = used.keys().next().value;
-    if (oldest !== undefined) used.delete(oldest);
-  }
   const key = registrationKey(request, request.cookie ?? "");
   used.delete(key);
   used.set(key, step.now + 2 * timing.cookiePeriodMs);
 }
 
 export function forgetUsedRegistrations(state: ServerState, now: number): void {
-  for (const [key, expiresAt] of state.usedRegistrations) {
-    if (expiresAt > now) break;
-    state.usedRegistrations.delete(key);
-  }
+  state.usedRegistrations.forgetExpired(now);
 }
 
 export function registerFields(state: ServerState, request: RegisterMessage, cookie: string) {
@@ -228,12 +218,7 @@ function repeatAnswered(step: Step, requester: Requester): boolean {
 
 /** The request is being worked on: a repeat meanwhile gets no answer yet. */
 function startWork(step: Step, requester: Requester): void {
-  const { replies } = step.state;
-  if (replies.size >= REPLY_CACHE_LIMIT) {
-    const oldest = replies.keys().next().value;
-    if (oldest !== undefined) replies.delete(oldest);
-  }
-  replies.set(requester.replyKey, {
+  step.state.replies.set(requester.replyKey, {
     reply: undefined,
     from: requester.from,
     expiresAt: step.now + timing.replyCacheMs,
@@ -242,8 +227,6 @@ function startWork(step: Step, requester: Requester): void {
 
 /** A flood from one address is dropped before it costs more than a map lookup. */
 export const RATE_TABLE_LIMIT = 100_000;
-/** Answers kept for retransmissions; past this the oldest goes first (normally they expire). */
-const REPLY_CACHE_LIMIT = 100_000;
 
 function withinRateLimit(state: ServerState, source: string, now: number): boolean {
   let bucket = state.rates.get(source);
@@ -291,8 +274,5 @@ function hasValidCookie(step: Step, from: Address, cookie: string | undefined): 
 }
 
 export function forgetOldReplies(state: ServerState, now: number): void {
-  for (const [key, cached] of state.replies) {
-    if (cached.expiresAt > now) break;
-    state.replies.delete(key);
-  }
+  state.replies.forgetExpired(now);
 }

@@ -4,13 +4,20 @@ import type { Address, Message, RegisterMessage } from "../protocol/messages.ts"
 import { nameKey } from "../protocol/names.ts";
 import type { ServerSnapshot, StoredMessage, StoredSummary } from "../store/offline-store.ts";
 import { SEAL_KEY_BYTES } from "./crypto-port.ts";
+import { ExpiringMap } from "./expiring-map.ts";
 import { FifoSet } from "./fifo-set.ts";
 import type { Datagram } from "./outbound-requests.ts";
 import { OutboundRequests } from "./outbound-requests.ts";
 import { ReplayWindow } from "./replay-window.ts";
 import type { ActivityCounts, DropCounts, LogLevel, ServerDeps } from "./server-effects.ts";
 import { TableLog } from "./table-log.ts";
-import { DEFAULT_RETENTION_MS, DEFAULT_STORE_QUOTA, SERVER_LANES } from "./timing.ts";
+import {
+  DEFAULT_RETENTION_MS,
+  DEFAULT_STORE_QUOTA,
+  REPLY_CACHE_LIMIT,
+  SERVER_LANES,
+  USED_REGISTRATIONS_LIMIT,
+} from "./timing.ts";
 
 export interface ServerClient {
   readonly key: string;
@@ -203,13 +210,13 @@ export interface ServerState {
   readonly retentionMs: number;
   readonly storeQuota: { readonly messages: number; readonly textBytes: number };
   nextForgetCheckAt: number | undefined;
-  readonly replies: Map<string, CachedReply>;
+  readonly replies: ExpiringMap<string, CachedReply>;
   /**
    * Signed registrations that opened a session, by name, cookie and id, until their
    * cookie expires: the same datagram again, from anywhere, opens nothing. (After that
    * its cookie is refused anyway; a restarted server has a new cookie secret.)
    */
-  readonly usedRegistrations: Map<string, number>;
+  readonly usedRegistrations: ExpiringMap<string, number>;
   readonly drops: DropCounts;
   readonly activity: ActivityCounts;
   /**
@@ -361,8 +368,8 @@ export function createServerState(snapshot: ServerSnapshot, deps: ServerDeps): S
     retentionMs,
     storeQuota: deps.storeQuota ?? DEFAULT_STORE_QUOTA,
     nextForgetCheckAt,
-    replies: new Map(),
-    usedRegistrations: new Map(),
+    replies: new ExpiringMap((cached) => cached.expiresAt, REPLY_CACHE_LIMIT),
+    usedRegistrations: new ExpiringMap((expiresAt) => expiresAt, USED_REGISTRATIONS_LIMIT),
     drops: { malformed: 0, unauthenticated: 0, unexpected: 0, rateLimited: 0, replayed: 0 },
     activity: {
       saved: 0,

@@ -88,6 +88,10 @@ export const TABLE_PART_BYTES = 56_000;
  */
 export const TABLE_SMALL_PART_BYTES = 8_000;
 export const STORED_BATCH_BYTES = 8_000;
+/** Answers kept for retransmissions; past this the oldest goes first (normally they expire). */
+export const REPLY_CACHE_LIMIT = 100_000;
+/** Used registrations kept while their cookie is valid (this period and the one before), at most. */
+export const USED_REGISTRATIONS_LIMIT = 100_000;
 /** Stored messages one recipient may have waiting. */
 export const MAILBOX_LIMIT = 1_000;
 
