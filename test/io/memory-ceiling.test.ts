@@ -73,4 +73,38 @@ describe("memory ceiling", () => {
     // Quiet at seconds 1, then not before 5 checks later: 1, 7, 13, 19.
     expect(collections).toBe(4);
   });
+
+  test("once quiet for settledAfter checks in a row, it collects once more, and not again until busy", () => {
+    const collections: number[] = [];
+    let check = 0;
+    const ceiling = memoryCeiling(
+      () => 100,
+      (quiet) => {
+        if (quiet) collections.push(check);
+      },
+      50,
+      5,
+      8,
+    );
+    const run = (quiet: boolean, checks: number) => {
+      for (let i = 0; i < checks; i++) {
+        check++;
+        ceiling.check(quiet);
+      }
+    };
+    run(true, 20);
+    expect(collections).toEqual([]);
+    run(false, 3);
+    run(true, 20);
+    // Busy at checks 21-23: turned quiet at 24, quiet 8 checks in a row at 31.
+    expect(collections).toEqual([24, 31]);
+    run(true, 12);
+    expect(collections).toEqual([24, 31]);
+    // Busy at 56 and 60: quiet at 57, again at 62 (5 checks after 57), settled at 68.
+    run(false, 1);
+    run(true, 3);
+    run(false, 1);
+    run(true, 10);
+    expect(collections).toEqual([24, 31, 57, 62, 68]);
+  });
 });
