@@ -9,6 +9,7 @@
  * finish within its generous bound, registrations that failed), after printing what it has.
  */
 
+import { MEMORY_CHECK_EVERY_MS, SETTLED_AFTER_QUIET_CHECKS } from "../../src/io/memory-ceiling.ts";
 import type { Sealed } from "../../src/protocol/messages.ts";
 import { runBenchAlone } from "./bench-script.ts";
 import { commitRate } from "./commit-baseline.ts";
@@ -51,6 +52,9 @@ export interface ScaleOptions {
   readonly savesPerSender: number;
   /** Saves each sender has outstanding at once. */
   readonly saveWindow: number;
+  /** Clients that keep sending requests, and how many each, for the server under a steady load. */
+  readonly sustainedSenders: number;
+  readonly sustainedPerSender: number;
 }
 
 export function scaleOptions(
@@ -67,6 +71,8 @@ export function scaleOptions(
     saveSenders: 50,
     savesPerSender: quick ? 100 : 400,
     saveWindow: 8,
+    sustainedSenders: 500,
+    sustainedPerSender: quick ? 40 : 1_000,
   };
 }
 
@@ -80,6 +86,10 @@ export function convergeBoundMs(size: number): number {
 }
 const CHANGE_BOUND_MS = 30_000;
 const SETTLE_BEFORE_RSS_MS = 3_000;
+/** Long enough for the server's collection once its kept answers have expired. */
+const SETTLED_AFTER_LOAD_MS = (SETTLED_AFTER_QUIET_CHECKS + 2) * MEMORY_CHECK_EVERY_MS;
+/** A name no one registers: a save to it is answered at once with an error, nothing stored. */
+const NO_ONE = "no-one-by-this-name";
 
 export class Problems {
   readonly list: string[] = [];
@@ -300,6 +310,48 @@ function optionalMs(value: number | undefined): Cell {
   return value === undefined ? "did not finish" : ms(value);
 }
 
+interface Sustained {
+  readonly perSecond: number;
+  readonly unanswered: number;
+}
+
+/**
+ * A steady load: each sender keeps `window` requests out until it has sent `perSender`.
+ * Saves to a name no one has are answered at once with an error and store nothing, so
+ * what is measured is the server's per-request work, with its answers kept for retries.
+ */
+async function sustainedRequests(
+  swarm: Swarm,
+  senders: readonly SimClient[],
+  perSender: number,
+  window: number,
+): Promise<Sustained> {
+  let answered = 0;
+  let unanswered = 0;
+  const started = performance.now();
+  await Promise.all(
+    senders.map(async (sender) => {
+      const sealed = sender.identity.seal(NO_ONE, sender.identity.ak, sender.nextId, "steady");
+      let next = 0;
+      const worker = async () => {
+        while (next < perSender) {
+          next++;
+          const answer = await swarm.request(sender, {
+            type: "save",
+            sid: sender.token,
+            to: NO_ONE,
+            ...sealed,
+          });
+          if (answer) answered++;
+          else unanswered++;
+        }
+      };
+      await Promise.all(Array.from({ length: window }, worker));
+    }),
+  );
+  return { perSecond: (answered / (performance.now() - started)) * 1000, unanswered };
+}
+
 async function benchSize(
   group: ProcessGroup,
   program: Program,
@@ -424,6 +476,21 @@ async function benchSize(
     // What the server keeps once the work is done (10,000 clients online, the saves stored).
     await Bun.sleep(SETTLE_BEFORE_RSS_MS);
     const settled = processUsage(pid);
+
+    // A steady load of requests, then what the server keeps once it has been quiet a while.
+    const steadySenders = swarm.online.slice(0, Math.min(options.sustainedSenders, size / 2));
+    const sustained = await sustainedRequests(
+      swarm,
+      steadySenders,
+      options.sustainedPerSender,
+      options.saveWindow,
+    );
+    if (sustained.unanswered > 0) {
+      problems.add(`${sustained.unanswered} request(s) of the steady load were not answered`);
+    }
+    const afterLoad = processUsage(pid);
+    await Bun.sleep(SETTLED_AFTER_LOAD_MS);
+    const afterQuiet = processUsage(pid);
     await group.stop(server.process);
     const swarmCpu = process.cpuUsage(swarmCpuStart);
 
@@ -556,6 +623,21 @@ async function benchSize(
         baseline: NONE,
       },
       {
+        what: `steady load: ${steadySenders.length} senders × ${options.sustainedPerSender} requests, answered/s`,
+        chatapp: perSecond(sustained.perSecond),
+        baseline: NONE,
+      },
+      {
+        what: "steady load: requests not answered (must be 0)",
+        chatapp: count(sustained.unanswered),
+        baseline: NONE,
+      },
+      {
+        what: `server RSS right after the steady load / quiet ${SETTLED_AFTER_LOAD_MS / 1000} s`,
+        chatapp: `${formatMb(afterLoad)} / ${formatMb(afterQuiet)}`,
+        baseline: NONE,
+      },
+      {
         what: "server RSS after registration",
         chatapp: usageCell(registered, (usage) => usage.rssBytes),
         baseline: NONE,
@@ -598,6 +680,7 @@ async function benchSize(
       `chatapp: ${program.label} -s, ${size} clients simulated in this process (one socket each, opened in ${(openMs / 1000).toFixed(1)} s).`,
       "Per client per change: divided by (clients − 1) × changes; a change is one dereg or one reg of one client.",
       "Baselines: bun:sqlite in this process, WAL, synchronous=FULL, rows like stored messages.",
+      `Steady load: saves to a name no one has (an error each, nothing stored), ${options.saveWindow} outstanding per sender; the server keeps each answer for retries.`,
       "The swarm's longest stall: the longest its event loop went without turning (a 1 ms timer's gap); a member's copy is read no sooner, so reach times include it.",
       "Issue #8 targets at 10,000: convergence ≤ 2 s, ≤ 1 datagram and ≤ 200 B per client per change, fan-out ≤ 1 s with 0 wrongly offline, RSS ≤ 150 MB, ≥ 20,000 saves/s.",
       `swarm: ${counters.requestsSent} requests (${counters.challenges} challenges), ${counters.acksSent} acks, ${counters.fromServer} datagrams from the server, ${counters.pushesApplied} pushes applied, ${counters.lateAnswers} repeated or late answers, ${counters.sendFailures} failed sends, ${counters.strays} strays.`,
