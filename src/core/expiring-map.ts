@@ -1,6 +1,6 @@
 /**
  * A map whose entries expire in the order they were set, and which holds at most `limit`
- * of them (the oldest goes first). Expired entries are found from the front of a queue
+ * of them (the oldest goes first); its queue holds at most twice as many slots, plus 1,024. Expired entries are found from the front of a queue
  * of its own, never by iterating the Map: JavaScriptCore keeps a Map's deleted slots
  * until it rehashes, and every iteration from the start skips them all again. Forgetting
  * the server's expired answers that way made a request cost 100 µs instead of 20 once
@@ -32,13 +32,14 @@ export class ExpiringMap<K, V> {
 
   /**
    * Sets `key` as the newest entry: a key set again expires with its new value (set again
-   * to the same value, as a number can be, it keeps its earlier place).
+   * to the same value, as a number can be, it may keep its earlier place).
    */
   set(key: K, value: V): void {
     if (!this.entries.has(key) && this.entries.size >= this.limit) this.dropOldest();
     this.entries.set(key, value);
     this.queuedKeys.push(key);
     this.queuedValues.push(value);
+    if (this.queuedKeys.length - this.head > 2 * this.entries.size + 1024) this.dropStaleSlots();
   }
 
   delete(key: K): boolean {
@@ -48,6 +49,11 @@ export class ExpiringMap<K, V> {
 
   values(): MapIterator<V> {
     return this.entries.values();
+  }
+
+  /** Slots in the queue, live or stale: what the bound above is about. */
+  get queued(): number {
+    return this.queuedKeys.length - this.head;
   }
 
   /** Forgets the entries expired at `now`, from the oldest; stops at the first that is not. */
@@ -76,6 +82,27 @@ export class ExpiringMap<K, V> {
       this.advance();
     }
     return undefined;
+  }
+
+  /**
+   * Keeps each live key's last slot only. A key set again and again (a replayed datagram's
+   * id) would otherwise add a slot each time, freed only when it reached the front.
+   */
+  private dropStaleSlots(): void {
+    const keys: K[] = [];
+    const values: V[] = [];
+    const placed = new Set<K>();
+    for (let slot = this.queuedKeys.length - 1; slot >= this.head; slot--) {
+      const key = this.queuedKeys[slot] as K;
+      const value = this.queuedValues[slot] as V;
+      if (placed.has(key) || !this.entries.has(key) || this.entries.get(key) !== value) continue;
+      placed.add(key);
+      keys.push(key);
+      values.push(value);
+    }
+    this.queuedKeys = keys.reverse();
+    this.queuedValues = values.reverse();
+    this.head = 0;
   }
 
   private advance(): void {

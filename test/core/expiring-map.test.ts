@@ -54,22 +54,37 @@ describe("expiring map", () => {
     expect(entries.get("d")?.expiresAt).toBe(13);
   });
 
+  test("a key set again and again does not grow its queue past twice the entries, plus 1,024", () => {
+    const entries = map(100_000);
+    entries.set("other", kept(1));
+    for (let copy = 0; copy < 100_000; copy++) {
+      entries.set("replayed", kept(2 + copy));
+      expect(entries.queued).toBeLessThanOrEqual(2 * entries.size + 1024 + 1);
+    }
+    expect(entries.size).toBe(2);
+    // The compaction kept each key's latest value, in order: "other" still expires first.
+    entries.forgetExpired(1);
+    expect(entries.has("other")).toBe(false);
+    expect(entries.get("replayed")?.expiresAt).toBe(100_001);
+  });
+
   test("answers like a plain map over 50,000 random steps", () => {
     let seed = 7;
     const random = () => {
       seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
       return seed / 2_147_483_648;
     };
-    const entries = map(500);
+    const entries = map(50);
     const reference = new Map<string, Kept>();
     let now = 0;
+    let fullSteps = 0;
     for (let step = 0; step < 50_000; step++) {
       now += random() * 2;
-      const key = `k${Math.floor(random() * 800)}`;
+      const key = `k${Math.floor(random() * 80)}`;
       const draw = random();
       if (draw < 0.6) {
         const value = kept(now + 100);
-        if (!reference.has(key) && reference.size >= 500) {
+        if (!reference.has(key) && reference.size >= 50) {
           const oldest = reference.keys().next().value;
           if (oldest !== undefined) reference.delete(oldest);
         }
@@ -87,6 +102,12 @@ describe("expiring map", () => {
       }
       expect(entries.size).toBe(reference.size);
       expect(entries.get(key)).toBe(reference.get(key));
+      expect(entries.queued).toBeLessThanOrEqual(2 * entries.size + 1025);
+      if (reference.size === 50) fullSteps++;
     }
+    const times = (values: Iterable<Kept>) =>
+      [...values].map((value) => value.expiresAt).sort((a, b) => a - b);
+    expect(times(entries.values())).toEqual(times(reference.values()));
+    expect(fullSteps).toBeGreaterThan(1000);
   });
 });
