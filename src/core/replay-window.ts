@@ -10,9 +10,10 @@ export type ReplayVerdict = "new" | "seen" | "too-old";
  * below it. A new id is taken; one already taken is a retransmission or a replay; one
  * below the window cannot be told apart from a replay and is refused.
  *
- * One bit per id in the window, on a ring indexed by id (RFC 6479): 128 bytes a session
- * whatever it sends, none before its first request. A Set of the ids taken cost 131 KB for a session that had sent
- * 2,000 requests, and JavaScriptCore kept the space after the old ids were deleted.
+ * One bit per id in the window, on a ring indexed by id (RFC 6479): a 128-byte bitmap a
+ * session whatever it sends, none before its first request. A Set of the ids taken cost
+ * 131 KB for a session that had sent 2,000 requests, and JavaScriptCore kept the space
+ * after the old ids were deleted.
  */
 export class ReplayWindow {
   // Plain fields, not #private ones: a state snapshot (and a deep copy of it) sees them.

@@ -85,6 +85,33 @@ describe("replay window", () => {
     expect(window.check(top - REPLAY_WINDOW)).toBe("too-old");
   });
 
+  test("answers like a set of every id taken when nearly every id is taken, over 20,000 steps", () => {
+    // Dense: ids mostly one or a few above the highest, so a slot left uncleared shows.
+    const random = seededRandom(20261202);
+    const window = new ReplayWindow();
+    const reference = new ReferenceWindow();
+    let highest = 5;
+    for (let step = 0; step < 20_000; step++) {
+      const draw = random();
+      const id =
+        draw < 0.8
+          ? highest + 1 + Math.floor(random() * 3)
+          : draw < 0.97
+            ? highest - Math.floor(random() * (REPLAY_WINDOW + 2))
+            : highest + REPLAY_WINDOW - 2 + Math.floor(random() * 5);
+      const verdict = reference.check(id);
+      expect(window.check(id)).toBe(verdict);
+      if (verdict === "new") {
+        window.take(id);
+        reference.take(id);
+        highest = Math.max(highest, id);
+      }
+    }
+    for (let id = highest - 2 * REPLAY_WINDOW; id <= highest + 2; id++) {
+      expect(window.check(id)).toBe(reference.check(id));
+    }
+  });
+
   test("answers like a set of every id taken, over 20,000 random steps", () => {
     const random = seededRandom(20261201);
     const window = new ReplayWindow();
