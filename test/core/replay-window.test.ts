@@ -22,6 +22,37 @@ class ReferenceWindow {
   }
 }
 
+/**
+ * 20,000 ids from `nextId` through the window and the reference, a share of them released
+ * instead of taken: every verdict must agree, and so must every id around the end.
+ */
+function agreesWithReference(
+  seed: number,
+  releaseShare: number,
+  nextId: (random: () => number, highest: number) => number,
+): void {
+  const random = seededRandom(seed);
+  const window = new ReplayWindow();
+  const reference = new ReferenceWindow();
+  let highest = 5;
+  for (let step = 0; step < 20_000; step++) {
+    const id = nextId(random, highest);
+    const verdict = reference.check(id);
+    expect(window.check(id)).toBe(verdict);
+    if (random() < releaseShare) {
+      window.release(id);
+      reference.release(id);
+    } else if (verdict === "new") {
+      window.take(id);
+      reference.take(id);
+      highest = Math.max(highest, id);
+    }
+  }
+  for (let id = Math.max(0, highest - 2 * REPLAY_WINDOW); id <= highest + 2; id++) {
+    expect(window.check(id)).toBe(reference.check(id));
+  }
+}
+
 describe("replay window", () => {
   test("an id is new until taken, then seen", () => {
     const window = new ReplayWindow();
@@ -87,56 +118,20 @@ describe("replay window", () => {
 
   test("answers like a set of every id taken when nearly every id is taken, over 20,000 steps", () => {
     // Dense: ids mostly one or a few above the highest, so a slot left uncleared shows.
-    const random = seededRandom(20261202);
-    const window = new ReplayWindow();
-    const reference = new ReferenceWindow();
-    let highest = 5;
-    for (let step = 0; step < 20_000; step++) {
+    agreesWithReference(20261202, 0, (random, highest) => {
       const draw = random();
-      const id =
-        draw < 0.8
-          ? highest + 1 + Math.floor(random() * 3)
-          : draw < 0.97
-            ? highest - Math.floor(random() * (REPLAY_WINDOW + 2))
-            : highest + REPLAY_WINDOW - 2 + Math.floor(random() * 5);
-      const verdict = reference.check(id);
-      expect(window.check(id)).toBe(verdict);
-      if (verdict === "new") {
-        window.take(id);
-        reference.take(id);
-        highest = Math.max(highest, id);
-      }
-    }
-    for (let id = highest - 2 * REPLAY_WINDOW; id <= highest + 2; id++) {
-      expect(window.check(id)).toBe(reference.check(id));
-    }
+      if (draw < 0.8) return highest + 1 + Math.floor(random() * 3);
+      if (draw < 0.97) return highest - Math.floor(random() * (REPLAY_WINDOW + 2));
+      return highest + REPLAY_WINDOW - 2 + Math.floor(random() * 5);
+    });
   });
 
   test("answers like a set of every id taken, over 20,000 random steps", () => {
-    const random = seededRandom(20261201);
-    const window = new ReplayWindow();
-    const reference = new ReferenceWindow();
-    let highest = 0;
-    for (let step = 0; step < 20_000; step++) {
-      const draw = random();
-      // Mostly near the highest, as retransmissions and reordering are; sometimes far ahead.
-      const id =
-        draw < 0.05
-          ? highest + Math.floor(random() * 3 * REPLAY_WINDOW)
-          : Math.max(0, highest - Math.floor(random() * 1.2 * REPLAY_WINDOW) + 4);
-      const verdict = reference.check(id);
-      expect(window.check(id)).toBe(verdict);
-      if (random() < 0.1) {
-        window.release(id);
-        reference.release(id);
-      } else if (verdict === "new") {
-        window.take(id);
-        reference.take(id);
-        highest = Math.max(highest, id);
-      }
-    }
-    for (let id = Math.max(0, highest - 2 * REPLAY_WINDOW); id <= highest + 2; id++) {
-      expect(window.check(id)).toBe(reference.check(id));
-    }
+    // Mostly near the highest, as retransmissions and reordering are; sometimes far ahead.
+    agreesWithReference(20261201, 0.1, (random, highest) =>
+      random() < 0.05
+        ? highest + Math.floor(random() * 3 * REPLAY_WINDOW)
+        : Math.max(0, highest - Math.floor(random() * 1.2 * REPLAY_WINDOW) + 4),
+    );
   });
 });
