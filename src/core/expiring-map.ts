@@ -4,8 +4,9 @@
  * its own, never by iterating the Map: JavaScriptCore keeps a Map's deleted slots until it
  * rehashes, and every iteration from the start skips them all again. Forgetting the
  * server's expired answers that way made a request cost up to 100 µs instead of 15-20
- * once 100,000 answers were kept. The queue holds at most twice as many slots as there
- * are entries, plus 1,024.
+ * once 100,000 answers were kept. After each `set`, the queue holds at most twice as many
+ * slots as there are entries, plus 1,024 (deletions leave theirs until the front or the
+ * next compaction).
  */
 export class ExpiringMap<K, V> {
   private readonly entries = new Map<K, V>();
