@@ -80,7 +80,7 @@ export class ExpiringMap<K, V> {
     while (this.head < this.queuedKeys.length) {
       const key = this.queuedKeys[this.head] as K;
       const value = this.queuedValues[this.head];
-      if (this.entries.has(key) && this.entries.get(key) === value) return key;
+      if (this.isLive(key, value)) return key;
       this.advance();
     }
     return undefined;
@@ -97,7 +97,7 @@ export class ExpiringMap<K, V> {
     for (let slot = this.queuedKeys.length - 1; slot >= this.head; slot--) {
       const key = this.queuedKeys[slot] as K;
       const value = this.queuedValues[slot] as V;
-      if (placed.has(key) || !this.entries.has(key) || this.entries.get(key) !== value) continue;
+      if (placed.has(key) || !this.isLive(key, value)) continue;
       placed.add(key);
       keys.push(key);
       values.push(value);
@@ -105,6 +105,12 @@ export class ExpiringMap<K, V> {
     this.queuedKeys = keys.reverse();
     this.queuedValues = values.reverse();
     this.head = 0;
+  }
+
+  /** Whether a slot still stands for its key: the key is there, set to this very value. */
+  private isLive(key: K, value: V | undefined): boolean {
+    const current = this.entries.get(key);
+    return current === value && (current !== undefined || this.entries.has(key));
   }
 
   private advance(): void {
