@@ -111,6 +111,13 @@ export class SimClient {
   }
 }
 
+/** A request with its id and MAC, as it will leave: see Swarm.prepare. */
+export interface PreparedRequest {
+  readonly id: number;
+  readonly type: string;
+  readonly datagram: Buffer;
+}
+
 export interface Answer {
   readonly type: string;
   readonly fields: Fields;
@@ -253,14 +260,14 @@ export class Swarm {
     return this.clients.filter((client) => client.online);
   }
 
-  private send(client: SimClient, text: string): void {
-    this.counters.bytesToServer += text.length;
+  private send(client: SimClient, datagram: string | Buffer): void {
+    this.counters.bytesToServer += datagram.length;
     try {
-      client.socket.send(text, client.serverPort, LOOPBACK);
+      client.socket.send(datagram, client.serverPort, LOOPBACK);
     } catch {
       // BUN-NOTES: a stale ICMP error poisons the next send; one more try goes through.
       try {
-        client.socket.send(text, client.serverPort, LOOPBACK);
+        client.socket.send(datagram, client.serverPort, LOOPBACK);
       } catch {
         this.counters.sendFailures++;
       }
@@ -381,18 +388,50 @@ export class Swarm {
    * same `register` with its cookie, same id, as PROTOCOL.md's handshake says.
    */
   request(client: SimClient, fields: Fields): Promise<Answer | undefined> {
+    if (fields.type !== "register") return this.sendPrepared(client, this.prepare(client, fields));
     const id = client.nextId++;
+    let message: Fields = { ...fields, id };
+    return this.exchange(client, id, "register", encodeRegister(message), (answer) => {
+      if (typeof answer.cookie !== "string" || message.cookie === answer.cookie) return undefined;
+      const signed = client.identity.answerChallenge(message, answer);
+      if (!signed) return undefined;
+      this.counters.challenges++;
+      message = signed;
+      return encodeRegister(message);
+    });
+  }
+
+  /**
+   * A request written now, its id taken and its MAC made, to be sent later with
+   * sendPrepared: what a sender's own machine does before the datagram leaves it.
+   */
+  prepare(client: SimClient, fields: Fields): PreparedRequest {
+    const id = client.nextId++;
+    const text = JSON.stringify({
+      v: PROTOCOL_VERSION,
+      ...client.identity.withMac({ ...fields, id }),
+    });
+    return { id, type: String(fields.type), datagram: Buffer.from(text) };
+  }
+
+  /** Sends a prepared request (retried as `request` does) and resolves to its answer. */
+  sendPrepared(client: SimClient, prepared: PreparedRequest): Promise<Answer | undefined> {
+    return this.exchange(client, prepared.id, prepared.type, prepared.datagram);
+  }
+
+  /** `answerChallenge` gives the datagram to send instead, tries counted anew; undefined ignores the challenge. */
+  private exchange(
+    client: SimClient,
+    id: number,
+    requestType: string,
+    first: string | Buffer,
+    answerChallenge?: (challenge: Fields) => string | undefined,
+  ): Promise<Answer | undefined> {
     const started = performance.now();
-    const isRegister = fields.type === "register";
-    let message: Fields = isRegister
-      ? { ...fields, id }
-      : client.identity.withMac({ ...fields, id });
-    const encode = () =>
-      isRegister ? encodeRegister(message) : JSON.stringify({ v: PROTOCOL_VERSION, ...message });
     return new Promise((resolve) => {
       let tries = 0;
       let timer: Timer | undefined;
-      let text = encode();
+      let datagram = first;
       const attempt = () => {
         if (tries >= REQUEST_TRIES) {
           this.pending.delete(answerKey(client, id));
@@ -401,17 +440,14 @@ export class Swarm {
         }
         tries++;
         this.counters.requestsSent++;
-        this.send(client, text);
+        this.send(client, datagram);
         timer = setTimeout(attempt, REQUEST_RESEND_MS);
       };
       this.pending.set(answerKey(client, id), (type, answer) => {
-        if (type === "challenge" && isRegister) {
-          if (typeof answer.cookie !== "string" || message.cookie === answer.cookie) return;
-          const signed = client.identity.answerChallenge(message, answer);
-          if (!signed) return;
-          this.counters.challenges++;
-          message = signed;
-          text = encode();
+        if (type === "challenge" && answerChallenge) {
+          const answered = answerChallenge(answer);
+          if (answered === undefined) return;
+          datagram = answered;
           clearTimeout(timer);
           tries = 0;
           attempt();
@@ -420,7 +456,7 @@ export class Swarm {
         clearTimeout(timer);
         this.pending.delete(answerKey(client, id));
         if (type === "error") {
-          const code = `${String(fields.type)}: ${String(answer.code)}`;
+          const code = `${requestType}: ${String(answer.code)}`;
           this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
         }
         resolve({ type, fields: answer, ms: performance.now() - started });
