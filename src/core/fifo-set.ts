@@ -19,14 +19,20 @@ export class FifoSet<T> {
     return this.members.has(item);
   }
 
+  /** Slots still in the queue, stale ones included: after each add, at most twice the size plus 1,024. */
+  get queued(): number {
+    return this.items.length - this.head;
+  }
+
   add(item: T): void {
     if (this.members.has(item)) return;
     this.members.set(item, this.dropped + this.items.length);
     this.items.push(item);
+    if (this.items.length - this.head > 2 * this.members.size + 1024) this.dropStaleSlots();
   }
 
   delete(item: T): void {
-    // Its slot stays behind and is skipped when it reaches the front.
+    // Its slot stays behind and is skipped when it reaches the front, or dropped sooner.
     this.members.delete(item);
   }
 
@@ -47,6 +53,19 @@ export class FifoSet<T> {
     this.items = [];
     this.head = 0;
     return undefined;
+  }
+
+  /** A key deleted and added again before it reaches the front leaves a stale slot each time. */
+  private dropStaleSlots(): void {
+    const live: T[] = [];
+    for (let index = this.head; index < this.items.length; index++) {
+      const item = this.items[index];
+      if (item !== undefined && this.members.get(item) === this.dropped + index) live.push(item);
+    }
+    this.dropped += this.items.length;
+    this.items = live;
+    this.head = 0;
+    for (const [index, item] of live.entries()) this.members.set(item, this.dropped + index);
   }
 
   private compact(): void {

@@ -44,3 +44,52 @@ test("through many rounds of adds and shifts, every key comes out once, in order
   expect(out).toEqual(expected);
   expect(queue.size).toBe(0);
 });
+
+test("a key deleted and added again before it reaches the front does not grow the queue without bound", () => {
+  const queue = new FifoSet<string>();
+  queue.add("first");
+  for (let round = 0; round < 100_000; round++) {
+    queue.add("again");
+    queue.delete("again");
+  }
+  queue.add("again");
+  expect(queue.size).toBe(2);
+  expect(queue.queued).toBeLessThanOrEqual(2 * queue.size + 1024 + 1);
+  expect([queue.shift(), queue.shift(), queue.shift()]).toEqual(["first", "again", undefined]);
+});
+
+test("against a plain array over random adds, deletes and shifts, the same keys come out in the same order", () => {
+  let seed = 7;
+  const random = (below: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return Math.floor((seed / 2_147_483_648) * below);
+  };
+  // Few shifts among many deletes and adds again: stale slots pile up and are dropped.
+  const queue = new FifoSet<number>();
+  let reference: number[] = [];
+  const shifted: (number | undefined)[] = [];
+  const expected: (number | undefined)[] = [];
+  let largestQueued = 0;
+  let largestAllowed = 0;
+  for (let step = 0; step < 200_000; step++) {
+    const key = random(16);
+    const action = random(100_000);
+    if (action < 50_000) {
+      queue.add(key);
+      if (!reference.includes(key)) reference.push(key);
+    } else if (action < 99_990) {
+      queue.delete(key);
+      reference = reference.filter((kept) => kept !== key);
+    } else {
+      shifted.push(queue.shift());
+      expected.push(reference.shift());
+    }
+    if (queue.size !== reference.length) throw new Error(`size ${queue.size} at step ${step}`);
+    largestQueued = Math.max(largestQueued, queue.queued);
+    largestAllowed = Math.max(largestAllowed, 2 * queue.size + 1024 + 1);
+  }
+  expect(shifted).toEqual(expected);
+  expect(shifted.length).toBeGreaterThan(10);
+  expect(largestQueued).toBeLessThanOrEqual(largestAllowed);
+  expect(largestQueued).toBeGreaterThan(1024); // the stale slots did pile up to the bound
+});
