@@ -13,7 +13,7 @@ import { onChannel } from "./server-channel.ts";
 import { onSave } from "./server-mailboxes.ts";
 import { hasNameGrantLeft, onDeregister, onRegister } from "./server-registry.ts";
 import type { Requester, ServerState } from "./server-state.ts";
-import { type Step, sessionOf } from "./server-step.ts";
+import { keptAnswer, type Step, sessionOf } from "./server-step.ts";
 import { hasValidMac, macOf, registerTranscript, verifyText } from "./session-crypto.ts";
 import { onAck } from "./step-server.ts";
 import { SOURCE_BURST, SOURCE_RATE_PER_SECOND, timing } from "./timing.ts";
@@ -185,7 +185,8 @@ function answerInSession(step: Step, from: Address, request: SessionRequest): vo
   if (verdict !== "new") {
     const cached = state.replies.get(requester.replyKey);
     if (verdict === "seen" && cached && sameAddress(cached.from, from)) {
-      if (cached.reply) step.send(from, cached.reply);
+      const answer = keptAnswer(state, requester, cached);
+      if (answer) step.send(from, answer);
       return;
     }
     state.drops.replayed++;
@@ -212,7 +213,8 @@ function answerInSession(step: Step, from: Address, request: SessionRequest): vo
 function repeatAnswered(step: Step, requester: Requester): boolean {
   const cached = step.state.replies.get(requester.replyKey);
   if (!cached) return false;
-  if (cached.reply) step.send(requester.from, cached.reply);
+  const answer = keptAnswer(step.state, requester, cached);
+  if (answer) step.send(requester.from, answer);
   return true;
 }
 

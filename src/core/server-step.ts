@@ -2,12 +2,14 @@ import type { Address, ErrorCode, Message } from "../protocol/messages.ts";
 import type { StoreChange, StoredMessage } from "../store/offline-store.ts";
 import type { Datagram, RetryPolicy } from "./outbound-requests.ts";
 import type { LogLevel, NodeNote, ServerEffect } from "./server-effects.ts";
-import type {
-  AwaitingCommit,
-  FanOut,
-  Requester,
-  ServerClient,
-  ServerState,
+import {
+  type AwaitingCommit,
+  type CachedReply,
+  type FanOut,
+  PLAIN_ACK,
+  type Requester,
+  type ServerClient,
+  type ServerState,
 } from "./server-state.ts";
 import { withMac } from "./session-crypto.ts";
 import { timing } from "./timing.ts";
@@ -133,15 +135,33 @@ export function rememberReply(
   requester: Requester,
   now: number,
 ): void {
+  const reply = isPlainAck(datagram.message, requester) ? PLAIN_ACK : datagram.message;
   const cached = state.replies.get(requester.replyKey);
-  if (cached) cached.reply = datagram.message;
+  if (cached) cached.reply = reply;
   else {
     state.replies.set(requester.replyKey, {
-      reply: datagram.message,
+      reply,
       from: requester.from,
       expiresAt: now + timing.replyCacheMs,
     });
   }
+}
+
+function isPlainAck(message: Message, requester: Requester): boolean {
+  if (message.type !== "ack" || message.id !== requester.id || !requester.session) return false;
+  let fields = 0;
+  for (const _field in message) fields++;
+  return fields === 3; // type, id and mac
+}
+
+/** What to send again for a repeat of an answered request; undefined while it is worked on. */
+export function keptAnswer(
+  state: ServerState,
+  requester: Requester,
+  cached: CachedReply,
+): Message | undefined {
+  if (cached.reply !== PLAIN_ACK) return cached.reply;
+  return authenticated(state, requester, { type: "ack", id: requester.id });
 }
 
 export function sessionOf(state: ServerState, sid: string): ServerClient | undefined {

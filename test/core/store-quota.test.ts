@@ -1,6 +1,8 @@
 import { expect, test } from "bun:test";
+import { withMac } from "../../src/core/session-crypto.ts";
+import { testCrypto } from "../helpers/identities.ts";
 import { readByRecipient } from "../helpers/sealed.ts";
-import { registeredNetwork } from "../helpers/simulated-network.ts";
+import { registeredNetwork, SERVER_ADDRESS } from "../helpers/simulated-network.ts";
 
 test("saves beyond the store quota are refused store-full; a channel post says how many it could not keep", () => {
   const network = registeredNetwork(["x", "y", "z", "w"]);
@@ -31,4 +33,28 @@ test("saves beyond the store quota are refused store-full; a channel post says h
   ]);
   expect(network.server.storeUse.messages).toBe(2);
   expect(network.store.load().messages.map(readByRecipient)).toEqual(["one", "two"]);
+});
+
+test("a retransmitted post whose ack says how many could not be kept gets that same ack each time", () => {
+  const network = registeredNetwork(["x", "y", "z"]);
+  const x = network.client("x");
+  for (const name of ["y", "z"]) network.client(name).type(`dereg ${name}`);
+  network.settle();
+  const server = network.server as { storeQuota: { messages: number; textBytes: number } };
+  server.storeQuota = { messages: 1, textBytes: 1_000_000 };
+  const key = x.state.sessionKey;
+  if (!key) throw new Error("x has no session");
+  const post = withMac(testCrypto, key, {
+    type: "channel",
+    id: 91,
+    sid: x.state.token ?? "",
+    text: "for whoever has room",
+  });
+  const sentMark = network.sent.length;
+  for (let copy = 0; copy < 3; copy++) network.inject(x.address, SERVER_ADDRESS, post);
+  network.settle();
+  const ack = withMac(testCrypto, key, { type: "ack", id: 91, unstored: 1 });
+  const acks = network.sent.slice(sentMark).filter((d) => d.message.type === "ack");
+  expect(acks.map((d) => d.message)).toEqual([ack, ack, ack]);
+  expect(network.server.storeUse.messages).toBe(1);
 });
