@@ -1,8 +1,9 @@
 /**
  * A queue of distinct keys: add at the back (once), take from the front, remove
- * anywhere, all O(1). A Set iterated from its start after many deletions at the front
- * skips every deleted slot again on each pass (JavaScriptCore keeps them until a
- * rehash), which made the table-push queue quadratic at 10,000 clients.
+ * anywhere, all O(1) (amortised: now and then an add drops the slots that deleted
+ * keys left). A Set iterated from its start after many deletions at the front skips
+ * every deleted slot again on each pass (JavaScriptCore keeps them until a rehash),
+ * which made the table-push queue quadratic at 10,000 clients.
  */
 export class FifoSet<T> {
   private items: (T | undefined)[] = [];
@@ -19,7 +20,7 @@ export class FifoSet<T> {
     return this.members.has(item);
   }
 
-  /** Slots still in the queue, stale ones included: after each add, at most twice the size plus 1,024. */
+  /** Slots still in the queue, stale ones included: after each add of a new key, at most twice the size plus 1,024. */
   get queued(): number {
     return this.items.length - this.head;
   }

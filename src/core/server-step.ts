@@ -147,11 +147,15 @@ export function rememberReply(
   }
 }
 
+/** An ack of the request in a session with nothing but its id (and MAC): not one that says `unstored`. */
 function isPlainAck(message: Message, requester: Requester): boolean {
-  if (message.type !== "ack" || message.id !== requester.id || !requester.session) return false;
-  let fields = 0;
-  for (const _field in message) fields++;
-  return fields === 3; // type, id and mac
+  return (
+    message.type === "ack" &&
+    message.id === requester.id &&
+    message.have === undefined &&
+    message.unstored === undefined &&
+    requester.session !== undefined
+  );
 }
 
 /** What to send again for a repeat of an answered request; undefined while it is worked on. */
