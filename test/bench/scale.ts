@@ -246,6 +246,8 @@ export async function durableSaves(
   recipients: readonly SimClient[],
   perSender: number,
   window: number,
+  /** Called as the timed span starts, once the datagrams are written. */
+  onStart?: () => void,
 ): Promise<Saves> {
   let acked = 0;
   let failed = 0;
@@ -272,6 +274,7 @@ export async function durableSaves(
       });
     });
   });
+  onStart?.();
   const started = performance.now();
   const cpuAtStart = process.cpuUsage();
   let lastAck = started;
@@ -465,13 +468,16 @@ async function benchSize(
       problems.add(`${failedAnswers(left, "ack")} deregistration(s) of save recipients failed`);
     }
     await settle(swarm, CHANGE_BOUND_MS, "recipients going offline", problems);
-    const beforeSaves = processUsage(pid);
+    let beforeSaves: ProcessUsage | undefined;
     const saves = await durableSaves(
       swarm,
       senders,
       recipients,
       options.savesPerSender,
       options.saveWindow,
+      () => {
+        beforeSaves = processUsage(pid);
+      },
     );
     if (saves.failed > 0) problems.add(`${saves.failed} save(s) were not acknowledged`);
     const atEnd = processUsage(pid);

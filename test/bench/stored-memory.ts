@@ -114,7 +114,7 @@ async function residentWithClientsOnline(
     return {
       settled: settled.rssBytes,
       quiet: quiet.rssBytes,
-      peak: quiet.peakRssBytes,
+      peak: settled.peakRssBytes,
       problems: problems.list,
     };
   } finally {
