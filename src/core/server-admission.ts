@@ -128,10 +128,8 @@ function registrationKey(request: RegisterMessage, cookie: string): string {
 }
 
 export function rememberRegistration(step: Step, request: RegisterMessage): void {
-  const used = step.state.usedRegistrations;
   const key = registrationKey(request, request.cookie ?? "");
-  used.delete(key);
-  used.set(key, step.now + 2 * timing.cookiePeriodMs);
+  step.state.usedRegistrations.set(key, step.now + 2 * timing.cookiePeriodMs);
 }
 
 export function forgetUsedRegistrations(state: ServerState, now: number): void {
